@@ -1,0 +1,55 @@
+// Package fs is the FUSE filesystem of bucketfs: go-fuse nodes and handles
+// over an s3backend.ObjectStore, write staging in local files, and the
+// mapping of store errors to errno values.
+//
+// This file is the package's contract with cmd/bucketfs: Config, New, Mount
+// and FlushAll.
+package fs
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/novitalabs/bucketfs/s3backend"
+)
+
+// Config configures a filesystem.
+type Config struct {
+	Store s3backend.ObjectStore
+
+	ReadOnly     bool          // every change fails with EROFS
+	StatCacheTTL time.Duration // how long metadata and listings are trusted
+
+	// Attributes for objects that carry no metadata.
+	UID, GID uint32
+	FileMode uint32 // permission bits, e.g. 0644
+	DirMode  uint32 // permission bits, e.g. 0755
+
+	// StagingDir holds the local copies of files being written. It must
+	// exist; files in it are private to this process.
+	StagingDir string
+	// RecoveryDir receives the staged data of files whose upload failed for
+	// good (at release or shutdown), so that nothing acknowledged to a
+	// writer is lost. Created on demand.
+	RecoveryDir string
+
+	// UploadTimeout bounds one upload (PUT or whole multipart upload). It
+	// runs on its own context, so a FUSE interrupt cannot cancel it.
+	UploadTimeout time.Duration
+
+	Logger *slog.Logger
+}
+
+// MountConfig is how the filesystem is presented to the kernel.
+type MountConfig struct {
+	FsName     string // shown in /proc/mounts, e.g. "bucketfs:mybucket"
+	AllowOther bool
+	ReadOnly   bool
+	Debug      bool // log every FUSE request (very verbose)
+}
+
+// The rest of the contract, implemented in fs.go:
+//
+//	func New(cfg Config) (*FS, error)
+//	func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error)
+//	func (f *FS) FlushAll(ctx context.Context) error // upload every dirty file; failures go to RecoveryDir
