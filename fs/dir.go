@@ -1,0 +1,561 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/novitalabs/bucketfs/s3backend"
+)
+
+// listEntry is one child of a directory as the store last described it.
+type listEntry struct {
+	kind    kind
+	info    s3backend.ObjectInfo // files and symlinks: the object; dirs: the marker, if any
+	hasMeta bool                 // info carries metadata (from a HEAD)
+	marker  bool                 // dirs: a marker object exists
+	// needStat: the name exists (we made it) but info is not the store's
+	// word; a lookup asks the store. Lets our own creates keep the listing
+	// fresh for the negative lookups that matter (the next create).
+	needStat bool
+}
+
+// headConcurrency bounds the HEAD requests a listing sends to fetch its
+// entries' metadata (S3 listings carry none).
+const headConcurrency = 32
+
+// maxNameLen is the longest name the kernel will pass; longer keys are
+// skipped in listings rather than breaking readdir.
+const maxNameLen = 255
+
+// lookupChild resolves name in directory n: from an existing node, from a
+// fresh listing, or from the store.
+func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	key := n.childKey(name)
+
+	ent, found, fresh := n.cachedEntry(name)
+	existing := n.GetChild(name)
+	if existing != nil {
+		child := existing.Operations().(*Node)
+		child.mu.Lock()
+		local := child.staging != nil || child.dirty || (child.kind == kindFile && child.etag == "")
+		valid := time.Now().Before(child.validUntil)
+		child.mu.Unlock()
+		if local || valid {
+			return child.entry(existing, out), 0
+		}
+	}
+	if !fresh || (found && ent.needStat) {
+		var errno syscall.Errno
+		ent, found, errno = n.fsys.statRemote(ctx, key)
+		if errno != 0 {
+			return nil, errno
+		}
+	}
+	if !found {
+		return nil, syscall.ENOENT
+	}
+	if existing != nil {
+		child := existing.Operations().(*Node)
+		if child.kind == ent.kind {
+			child.mu.Lock()
+			child.applyEntryLocked(ent)
+			child.mu.Unlock()
+			return child.entry(existing, out), 0
+		}
+	}
+	child := n.fsys.newNode(ent.kind, key)
+	child.mu.Lock()
+	child.applyEntryLocked(ent)
+	child.mu.Unlock()
+	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: ent.kind.typeBits(), Ino: n.fsys.newIno()})
+	return child.entry(inode, out), 0
+}
+
+func (f *FS) newNode(k kind, key string) *Node {
+	return &Node{fsys: f, kind: k, key: key}
+}
+
+// applyEntryLocked sets attributes from a listing or stat result. n.mu held.
+func (n *Node) applyEntryLocked(ent listEntry) {
+	if n.kind == kindDir {
+		n.hasMarker = ent.marker
+		if !ent.marker && !ent.hasMeta {
+			if n.attrs.mtime.IsZero() {
+				n.attrs = defaultAttrs(&n.fsys.cfg, kindDir, time.Time{})
+			}
+			n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+			return
+		}
+	}
+	if n.etag != "" && n.etag != ent.info.ETag && n.kind == kindSymlink {
+		n.linkTarget = ""
+	}
+	n.applyInfoLocked(ent.info, ent.hasMeta)
+}
+
+// entry fills out for inode (n's inode) and returns it.
+func (n *Node) entry(inode *gofs.Inode, out *fuse.EntryOut) *gofs.Inode {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fillAttrLocked(&out.Attr)
+	ttl := n.fsys.cfg.StatCacheTTL
+	out.SetEntryTimeout(ttl)
+	out.SetAttrTimeout(ttl)
+	return inode
+}
+
+// cachedEntry answers from n's listing while it is fresh: fresh reports
+// whether the answer (found or not) can be trusted.
+func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.listing == nil || time.Now().After(n.listingUntil) {
+		return listEntry{}, false, false
+	}
+	ent, found = n.listing[name]
+	return ent, found, true
+}
+
+func (n *Node) invalidateListing() {
+	n.mu.Lock()
+	n.listing = nil
+	n.mu.Unlock()
+}
+
+// listingAdd records in n's cached listing (if any) a child we made.
+func (n *Node) listingAdd(name string, k kind) {
+	n.mu.Lock()
+	if n.listing != nil {
+		n.listing[name] = listEntry{kind: k, needStat: true}
+	}
+	n.mu.Unlock()
+}
+
+// listingRemove drops a child we removed from n's cached listing (if any).
+func (n *Node) listingRemove(name string) {
+	n.mu.Lock()
+	if n.listing != nil {
+		delete(n.listing, name)
+	}
+	n.mu.Unlock()
+}
+
+// statRemote finds what key is: an object (file, symlink), a directory
+// marker "key/", or a prefix with objects under it (an implicit directory).
+// The three requests run in parallel; the first that answers decides.
+func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, syscall.Errno) {
+	mctx, cancel := f.metaContext(ctx)
+	defer cancel()
+	var (
+		obj, marker       s3backend.ObjectInfo
+		objErr, markerErr error
+		list              s3backend.ListResult
+		listErr           error
+		wg                sync.WaitGroup
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); obj, objErr = f.store.Head(mctx, key) }()
+	go func() { defer wg.Done(); marker, markerErr = f.store.Head(mctx, key+"/") }()
+	go func() { defer wg.Done(); list, listErr = f.store.List(mctx, key+"/", "", "", 1) }()
+	wg.Wait()
+
+	switch {
+	case objErr == nil:
+		k := kindOf(obj)
+		return listEntry{kind: k, info: obj, hasMeta: true, marker: k == kindDir}, true, 0
+	case markerErr == nil:
+		return listEntry{kind: kindDir, info: marker, hasMeta: true, marker: true}, true, 0
+	case listErr == nil && len(list.Objects)+len(list.CommonPrefixes) > 0:
+		return listEntry{kind: kindDir}, true, 0
+	}
+	for _, err := range []error{objErr, markerErr, listErr} {
+		if err != nil && !errors.Is(err, s3backend.ErrNotFound) {
+			errno := toErrno(err)
+			f.logFailure("lookup", key, err, errno)
+			return listEntry{}, false, errno
+		}
+	}
+	return listEntry{}, false, 0
+}
+
+// Readdir lists the directory: the store's listing (every page), with each
+// entry's metadata fetched in parallel so that the lookups READDIRPLUS makes
+// next are answered from memory, merged with files created here that are
+// not uploaded yet.
+func (n *Node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	listing, errno := n.loadListing(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	names := make(map[string]kind, len(listing))
+	for name, ent := range listing {
+		names[name] = ent.kind
+	}
+	// Children created here but not yet in the bucket (or not yet in a
+	// listing, which is eventually consistent on some stores).
+	for name, ch := range n.Children() {
+		child := ch.Operations().(*Node)
+		child.mu.Lock()
+		pending := !child.unlinked && (child.etag == "" || child.dirty) && child.kind != kindDir
+		child.mu.Unlock()
+		if _, ok := names[name]; !ok && pending {
+			names[name] = child.kind
+		}
+	}
+	entries := make([]fuse.DirEntry, 0, len(names))
+	for name, k := range names {
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: k.typeBits()})
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	return gofs.NewListDirStream(entries), 0
+}
+
+// loadListing returns n's listing, from cache while fresh.
+func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.Errno) {
+	n.mu.Lock()
+	if n.listing != nil && time.Now().Before(n.listingUntil) {
+		l := n.listing
+		n.mu.Unlock()
+		return l, 0
+	}
+	prefix := n.key
+	n.mu.Unlock()
+	if prefix != "" {
+		prefix += "/"
+	}
+
+	mctx, cancel := n.fsys.metaContext(ctx)
+	defer cancel()
+	listing := make(map[string]listEntry)
+	token := ""
+	for {
+		page, err := n.fsys.store.List(mctx, prefix, "/", token, 0)
+		if err != nil {
+			errno := toErrno(err)
+			n.fsys.logFailure("readdir", prefix, err, errno)
+			return nil, errno
+		}
+		for _, obj := range page.Objects {
+			name := obj.Key[len(prefix):]
+			if !validName(name) {
+				continue // the directory's own marker, or a key no kernel can name
+			}
+			if _, isDir := listing[name]; isDir {
+				continue // "a/" prefix already seen: MinIO forbids both, S3 allows; the dir wins
+			}
+			listing[name] = listEntry{kind: kindFile, info: obj}
+		}
+		for _, p := range page.CommonPrefixes {
+			name := strings.TrimSuffix(p[len(prefix):], "/")
+			if !validName(name) {
+				continue
+			}
+			listing[name] = listEntry{kind: kindDir}
+		}
+		if page.NextToken == "" {
+			break
+		}
+		token = page.NextToken
+	}
+	if errno := n.fsys.headAll(mctx, prefix, listing); errno != 0 {
+		return nil, errno
+	}
+	n.mu.Lock()
+	n.listing = listing
+	n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	n.mu.Unlock()
+	return listing, 0
+}
+
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= maxNameLen && !strings.Contains(name, "/")
+}
+
+// headAll fetches the metadata of every entry of a listing in parallel:
+// objects for mode, owner, mtime and symlink type; directories for their
+// marker's metadata.
+func (f *FS) headAll(ctx context.Context, prefix string, listing map[string]listEntry) syscall.Errno {
+	type result struct {
+		name string
+		ent  listEntry
+	}
+	names := make([]string, 0, len(listing))
+	for name := range listing {
+		names = append(names, name)
+	}
+	results := make([]result, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(headConcurrency)
+	for i, name := range names {
+		ent := listing[name]
+		g.Go(func() error {
+			key := prefix + name
+			if ent.kind == kindDir {
+				key += "/"
+			}
+			info, err := f.store.Head(gctx, key)
+			switch {
+			case errors.Is(err, s3backend.ErrNotFound):
+				results[i] = result{name, ent} // implicit directory, or deleted since the listing
+				return nil
+			case err != nil:
+				return err
+			}
+			if ent.kind == kindDir {
+				ent.info, ent.hasMeta, ent.marker = info, true, true
+			} else {
+				ent.info, ent.hasMeta = info, true
+				ent.kind = kindOf(info)
+			}
+			results[i] = result{name, ent}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		errno := toErrno(err)
+		f.logFailure("readdir-head", prefix, err, errno)
+		return errno
+	}
+	for _, r := range results {
+		listing[r.name] = r.ent
+	}
+	return 0
+}
+
+// Mkdir writes the directory's marker object, as s3fs does.
+func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.fsys.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	if n.GetChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	key := n.childKey(name)
+	child := n.fsys.newNode(kindDir, key)
+	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	opts := s3backend.PutOptions{ContentType: dirContentType, Metadata: buildMeta(kindDir, child.attrs, nil)}
+	uctx, cancel := n.fsys.uploadContext()
+	defer cancel()
+	if _, err := n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts); err != nil {
+		errno := toErrno(err)
+		n.fsys.logFailure("mkdir", key, err, errno)
+		return nil, errno
+	}
+	child.hasMarker = true
+	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	// A new directory is empty: creates in it need not ask the store.
+	child.listing = make(map[string]listEntry)
+	child.listingUntil = child.validUntil
+	n.listingAdd(name, kindDir)
+	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: n.fsys.newIno()})
+	return child.entry(inode, out), 0
+}
+
+// callerAttrs are the attributes of a new node made by the calling process.
+func (f *FS) callerAttrs(ctx context.Context, mode uint32) posixAttrs {
+	a := posixAttrs{perm: mode & 07777, uid: f.cfg.UID, gid: f.cfg.GID, mtime: time.Now()}
+	if caller, ok := fuse.FromContext(ctx); ok {
+		a.uid, a.gid = caller.Uid, caller.Gid
+	}
+	return a
+}
+
+// Rmdir removes an empty directory's marker. A directory is empty when no
+// key other than its marker has its prefix and no file is being created in
+// it.
+func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if ch := n.GetChild(name); ch != nil {
+		for _, gc := range ch.Children() {
+			if gc.Operations().(*Node).isPendingCreate() {
+				return syscall.ENOTEMPTY
+			}
+		}
+	}
+	key := n.childKey(name)
+	empty, errno := n.fsys.isEmptyDir(ctx, key)
+	if errno != 0 {
+		return errno
+	}
+	if !empty {
+		return syscall.ENOTEMPTY
+	}
+	uctx, cancel := n.fsys.uploadContext()
+	defer cancel()
+	if err := n.fsys.store.Delete(uctx, key+"/"); err != nil {
+		errno := toErrno(err)
+		n.fsys.logFailure("rmdir", key, err, errno)
+		return errno
+	}
+	n.listingRemove(name)
+	return 0
+}
+
+func (f *FS) isEmptyDir(ctx context.Context, key string) (bool, syscall.Errno) {
+	mctx, cancel := f.metaContext(ctx)
+	defer cancel()
+	page, err := f.store.List(mctx, key+"/", "", "", 2)
+	if err != nil {
+		errno := toErrno(err)
+		f.logFailure("rmdir-list", key, err, errno)
+		return false, errno
+	}
+	for _, obj := range page.Objects {
+		if obj.Key != key+"/" {
+			return false, 0
+		}
+	}
+	return len(page.CommonPrefixes) == 0, 0
+}
+
+func (n *Node) isPendingCreate() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.unlinked && n.kind == kindFile && (n.etag == "" || n.dirty)
+}
+
+// Create makes a new, empty, staged file. Nothing is sent to the store until
+// the first flush (close or fsync), which uploads it even if it was never
+// written: an empty file must exist as an empty object.
+func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if n.fsys.cfg.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	if len(name) > maxNameLen {
+		return nil, nil, 0, syscall.ENAMETOOLONG
+	}
+	if old := n.GetChild(name); old != nil {
+		// The kernel's view was stale (another writer removed it, or the
+		// negative cache lied): the old node no longer owns the name.
+		old.Operations().(*Node).markUnlinked()
+	}
+	child := n.fsys.newNode(kindFile, n.childKey(name))
+	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	if errno := child.stageEmpty(); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	child.mu.Lock()
+	child.dirty = true
+	child.openCount++
+	child.mu.Unlock()
+	n.listingAdd(name, kindFile)
+	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: n.fsys.newIno()})
+	return child.entry(inode, out), newHandle(child, flags), 0, 0
+}
+
+func (n *Node) markUnlinked() {
+	n.mu.Lock()
+	n.unlinked = true
+	n.mu.Unlock()
+}
+
+// Unlink deletes the object. An open file stays usable through its open
+// descriptors (its staging file), but is never uploaded again.
+func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	key := n.childKey(name)
+	var child *Node
+	if ch := n.GetChild(name); ch != nil {
+		child = ch.Operations().(*Node)
+		// Take the upload lock so that no upload of this file is
+		// half-way through when the object is deleted.
+		child.uploadMu.Lock()
+		defer child.uploadMu.Unlock()
+	}
+	uctx, cancel := n.fsys.uploadContext()
+	defer cancel()
+	if err := n.fsys.store.Delete(uctx, key); err != nil {
+		errno := toErrno(err)
+		n.fsys.logFailure("unlink", key, err, errno)
+		return errno
+	}
+	if child != nil {
+		child.markUnlinked()
+	}
+	n.listingRemove(name)
+	return 0
+}
+
+// Symlink stores the link as an object whose body is the target and whose
+// mode carries S_IFLNK, as s3fs does.
+func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.fsys.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	key := n.childKey(name)
+	child := n.fsys.newNode(kindSymlink, key)
+	child.attrs = n.fsys.callerAttrs(ctx, 0o777)
+	child.linkTarget = target
+	uctx, cancel := n.fsys.uploadContext()
+	defer cancel()
+	etag, err := n.fsys.store.Upload(uctx, key, strings.NewReader(target), int64(len(target)),
+		s3backend.PutOptions{Metadata: buildMeta(kindSymlink, child.attrs, nil)})
+	if err != nil {
+		errno := toErrno(err)
+		n.fsys.logFailure("symlink", key, err, errno)
+		return nil, errno
+	}
+	child.etag = etag
+	child.size = int64(len(target))
+	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	n.listingAdd(name, kindSymlink)
+	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFLNK, Ino: n.fsys.newIno()})
+	return child.entry(inode, out), 0
+}
+
+// maxLinkTarget is PATH_MAX: a longer body is not a symlink we wrote.
+const maxLinkTarget = 4096
+
+// Readlink returns the target, reading the object's body once.
+func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	n.mu.Lock()
+	target, key, etag := n.linkTarget, n.key, n.etag
+	n.mu.Unlock()
+	if target != "" {
+		return []byte(target), 0
+	}
+	mctx, cancel := n.fsys.metaContext(ctx)
+	defer cancel()
+	body, err := n.fsys.store.GetRange(mctx, key, 0, -1, etag)
+	if err == nil {
+		var b []byte
+		b, err = io.ReadAll(io.LimitReader(body, maxLinkTarget+1))
+		body.Close()
+		if err == nil && len(b) > maxLinkTarget {
+			return nil, syscall.ENAMETOOLONG
+		}
+		target = string(b)
+	}
+	if err != nil {
+		errno := toErrno(err)
+		n.fsys.logFailure("readlink", key, err, errno)
+		return nil, errno
+	}
+	n.mu.Lock()
+	n.linkTarget = target
+	n.mu.Unlock()
+	return []byte(target), 0
+}

@@ -1,0 +1,516 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/novitalabs/bucketfs/s3backend"
+)
+
+var errEOF = io.EOF
+
+// handle is one open file description.
+type handle struct {
+	n        *Node
+	writable bool
+	append   bool
+
+	// mu guards the read stream below. Reads on one handle arrive in
+	// order (SyncRead), so a sequential reader keeps one GET open.
+	mu         sync.Mutex
+	body       io.ReadCloser // open GET positioned at bodyOff, or nil
+	bodyOff    int64
+	bodyETag   string
+	nextOff    int64 // where a sequential reader reads next
+	bodyCancel context.CancelFunc
+}
+
+func newHandle(n *Node, flags uint32) *handle {
+	acc := flags & syscall.O_ACCMODE
+	return &handle{
+		n:        n,
+		writable: acc == syscall.O_WRONLY || acc == syscall.O_RDWR,
+		append:   flags&syscall.O_APPEND != 0,
+	}
+}
+
+// Open opens a file. A stale file is re-checked first so that a reader sees
+// another writer's replacement once the stat cache has expired.
+func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if n.kind != kindFile {
+		return nil, 0, syscall.EISDIR
+	}
+	h := newHandle(n, flags)
+	if h.writable && n.fsys.cfg.ReadOnly {
+		return nil, 0, syscall.EROFS
+	}
+	if errno := n.refreshIfStale(ctx); errno != 0 {
+		return nil, 0, errno
+	}
+	if h.writable && flags&syscall.O_TRUNC != 0 {
+		if errno := n.truncate(ctx, 0); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	n.mu.Lock()
+	n.openCount++
+	n.mu.Unlock()
+	return h, 0, 0
+}
+
+// Read serves from the staging file when the node has one, else from the
+// store with a GET pinned to the ETag seen at lookup.
+func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h, _ := f.(*handle)
+	n.dataMu.RLock()
+	n.mu.Lock()
+	staging, size, key, etag := n.staging, n.size, n.key, n.etag
+	n.mu.Unlock()
+	if staging != nil {
+		defer n.dataMu.RUnlock()
+		if off >= size {
+			return fuse.ReadResultData(nil), 0
+		}
+		want := min(int64(len(dest)), size-off)
+		got, err := staging.ReadAt(dest[:want], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, toErrno(err)
+		}
+		// The staging file may be shorter than size after an extending
+		// truncate that wrote no data: the rest reads as zeros.
+		clear(dest[got:want])
+		return fuse.ReadResultData(dest[:want]), 0
+	}
+	n.dataMu.RUnlock()
+	if off >= size || etag == "" {
+		return fuse.ReadResultData(nil), 0
+	}
+	want := min(int64(len(dest)), size-off)
+	if h == nil {
+		h = &handle{n: n}
+		defer h.closeStream()
+	}
+	got, err := h.readRemote(ctx, key, etag, dest[:want], off)
+	if err != nil {
+		errno := toErrno(err)
+		if errno == syscall.ESTALE {
+			n.expire()
+		}
+		n.fsys.logFailure("read", key, err, errno)
+		return nil, errno
+	}
+	return fuse.ReadResultData(dest[:got]), 0
+}
+
+// readRemote fills dest from the object at off. A reader that continues
+// where it stopped reuses the open stream; any other read opens a new one.
+// A broken stream is retried once from where it broke.
+func (h *handle) readRemote(ctx context.Context, key, etag string, dest []byte, off int64) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sequential := off == h.nextOff
+	got := 0
+	for attempt := 0; got < len(dest); attempt++ {
+		pos := off + int64(got)
+		if h.body == nil || h.bodyOff != pos || h.bodyETag != etag {
+			h.closeStreamLocked()
+			var err error
+			if sequential {
+				// Stream to the end: one GET serves the whole file.
+				sctx, cancel := context.WithCancel(context.Background())
+				h.body, err = h.n.fsys.store.GetRange(sctx, key, pos, -1, etag)
+				h.bodyCancel = cancel
+			} else {
+				h.body, err = h.n.fsys.store.GetRange(ctx, key, pos, int64(len(dest)-got), etag)
+			}
+			if err != nil {
+				h.closeStreamLocked()
+				return got, err
+			}
+			h.bodyOff, h.bodyETag = pos, etag
+		}
+		k, err := io.ReadFull(h.body, dest[got:])
+		got += k
+		h.bodyOff += int64(k)
+		if err == nil {
+			break
+		}
+		h.closeStreamLocked()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if k > 0 || attempt == 0 {
+				// The object ended early (it shrank) or the
+				// connection dropped mid-body: try once more.
+				if attempt < 2 {
+					continue
+				}
+			}
+			break
+		}
+		if attempt >= 1 {
+			return got, fmt.Errorf("read %q at %d: %w", key, pos, err)
+		}
+	}
+	if !sequential {
+		h.closeStreamLocked() // a one-shot ranged GET
+	}
+	h.nextOff = off + int64(got)
+	return got, nil
+}
+
+func (h *handle) closeStream() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closeStreamLocked()
+}
+
+func (h *handle) closeStreamLocked() {
+	if h.body != nil {
+		h.body.Close()
+		h.body = nil
+	}
+	if h.bodyCancel != nil {
+		h.bodyCancel()
+		h.bodyCancel = nil
+	}
+}
+
+// expire makes the next stat re-read the object.
+func (n *Node) expire() {
+	n.mu.Lock()
+	n.validUntil = time.Time{}
+	n.mu.Unlock()
+}
+
+// Write stages data locally; the upload happens at flush or fsync.
+func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if n.fsys.cfg.ReadOnly {
+		return 0, syscall.EROFS
+	}
+	n.dataMu.Lock()
+	defer n.dataMu.Unlock()
+	if errno := n.ensureStagedLocked(ctx); errno != 0 {
+		return 0, errno
+	}
+	n.mu.Lock()
+	staging := n.staging
+	if h, ok := f.(*handle); ok && h.append {
+		off = n.size // O_APPEND: always at the end we know, whatever the kernel thinks
+	}
+	n.mu.Unlock()
+	written, err := staging.WriteAt(data, off)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if end := off + int64(written); end > n.size {
+		n.size = end
+	}
+	if written > 0 {
+		n.dirty = true
+		n.gen++
+		n.attrs.mtime = time.Now()
+	}
+	if err != nil {
+		errno := toErrno(err)
+		n.fsys.log.Warn("staging write failed", "key", n.key, "errno", errno.Error(), "err", err)
+		return uint32(written), errno
+	}
+	return uint32(written), 0
+}
+
+// truncate sets the size of a file, staging it first. An extension adds
+// zeros; a shrink drops the tail.
+func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
+	n.dataMu.Lock()
+	defer n.dataMu.Unlock()
+	n.mu.Lock()
+	same := n.size == size
+	staged := n.staging != nil
+	n.mu.Unlock()
+	if same && staged {
+		return 0
+	}
+	if size == 0 && !staged {
+		if errno := n.stageEmptyLocked(); errno != 0 {
+			return errno
+		}
+	} else if errno := n.ensureStagedLocked(ctx); errno != 0 {
+		return errno
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.staging.Truncate(size); err != nil {
+		return toErrno(err)
+	}
+	n.size = size
+	n.dirty = true
+	n.gen++
+	n.attrs.mtime = time.Now()
+	return 0
+}
+
+// stageEmpty gives a new file an empty staging file.
+func (n *Node) stageEmpty() syscall.Errno {
+	n.dataMu.Lock()
+	defer n.dataMu.Unlock()
+	return n.stageEmptyLocked()
+}
+
+// stageEmptyLocked replaces any content with an empty staging file. dataMu held.
+func (n *Node) stageEmptyLocked() syscall.Errno {
+	f, err := os.CreateTemp(n.fsys.cfg.StagingDir, "stage-")
+	if err != nil {
+		n.fsys.log.Warn("cannot create staging file", "dir", n.fsys.cfg.StagingDir, "err", err)
+		return toErrno(err)
+	}
+	os.Remove(f.Name()) // nameless: nothing to clean up after a crash but what FlushAll saves
+	n.mu.Lock()
+	old := n.staging
+	n.staging = f
+	n.size = 0
+	n.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	n.fsys.trackStaged(n, true)
+	return 0
+}
+
+// ensureStagedLocked makes sure n has a staging file holding its current
+// content, downloading the object if need be. dataMu held for writing.
+func (n *Node) ensureStagedLocked(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	if n.staging != nil {
+		n.mu.Unlock()
+		return 0
+	}
+	key, etag, size := n.key, n.etag, n.size
+	n.mu.Unlock()
+
+	f, err := os.CreateTemp(n.fsys.cfg.StagingDir, "stage-")
+	if err != nil {
+		n.fsys.log.Warn("cannot create staging file", "dir", n.fsys.cfg.StagingDir, "err", err)
+		return toErrno(err)
+	}
+	os.Remove(f.Name())
+	if size > 0 && etag != "" {
+		// The download runs on its own context: an interrupted write
+		// must not leave a half-filled staging file behind.
+		dctx, cancel := n.fsys.uploadContext()
+		err := downloadInto(dctx, n.fsys.store, key, etag, size, f)
+		cancel()
+		if err != nil {
+			f.Close()
+			errno := toErrno(err)
+			if errno == syscall.ESTALE {
+				n.expire()
+			}
+			n.fsys.logFailure("stage", key, err, errno)
+			return errno
+		}
+	}
+	n.mu.Lock()
+	n.staging = f
+	n.mu.Unlock()
+	n.fsys.trackStaged(n, true)
+	return 0
+}
+
+func downloadInto(ctx context.Context, store s3backend.ObjectStore, key, etag string, size int64, f *os.File) error {
+	body, err := store.GetRange(ctx, key, 0, -1, etag)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	copied, err := io.Copy(f, body)
+	if err != nil {
+		return fmt.Errorf("download %q: %w", key, err)
+	}
+	if copied != size {
+		return fmt.Errorf("download %q: got %d bytes, expected %d: %w", key, copied, size, s3backend.ErrPreconditionFailed)
+	}
+	return nil
+}
+
+// Flush runs at every close of a descriptor: upload if there is anything
+// new. The upload's error is close()'s error.
+func (n *Node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
+	if h, ok := f.(*handle); ok && !h.writable {
+		return 0
+	}
+	return n.upload(ctx, "close")
+}
+
+// Fsync uploads dirty data and reports the result.
+func (n *Node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	if n.kind != kindFile {
+		return 0
+	}
+	return n.upload(ctx, "fsync")
+}
+
+// Release drops a handle. When the last one goes, a clean staging file is
+// freed; a dirty one (its upload failed at close, or it changed after the
+// last flush) is uploaded in the background, with a few retries, and goes to
+// the recovery directory if they all fail.
+func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
+	if h, ok := f.(*handle); ok {
+		h.closeStream()
+	}
+	n.mu.Lock()
+	n.openCount--
+	last := n.openCount == 0
+	dirty := n.dirty && !n.unlinked
+	n.mu.Unlock()
+	if !last {
+		return 0
+	}
+	if dirty {
+		n.fsys.retryStarted()
+		go n.retryThenRecover()
+		return 0
+	}
+	n.dropStagingIfIdle()
+	return 0
+}
+
+func (n *Node) retryThenRecover() {
+	defer n.fsys.retryDone()
+	delay := time.Second
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			time.Sleep(delay)
+			delay *= 2
+		}
+		if !n.isDirty() {
+			n.dropStagingIfIdle()
+			return
+		}
+		if n.upload(context.Background(), "retry") == 0 {
+			n.dropStagingIfIdle()
+			return
+		}
+	}
+	n.recover("release")
+}
+
+// dropStagingIfIdle frees the staging file of a clean node nobody has open.
+func (n *Node) dropStagingIfIdle() {
+	n.dataMu.Lock()
+	defer n.dataMu.Unlock()
+	n.mu.Lock()
+	if n.openCount > 0 || (n.dirty && !n.unlinked) || n.staging == nil {
+		n.mu.Unlock()
+		return
+	}
+	f := n.staging
+	n.staging = nil
+	n.dirty = false
+	n.mu.Unlock()
+	f.Close()
+	n.fsys.trackStaged(n, false)
+}
+
+func (n *Node) isDirty() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dirty && !n.unlinked
+}
+
+// upload sends the staging file as the whole object when it is dirty. It
+// runs on its own context with a deadline: a FUSE interrupt must not abort
+// it half-way. Only this function and renames hold uploadMu.
+func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
+	n.uploadMu.Lock()
+	defer n.uploadMu.Unlock()
+	n.fsys.renameMu.RLock()
+	defer n.fsys.renameMu.RUnlock()
+
+	n.mu.Lock()
+	if !n.dirty || n.unlinked || n.staging == nil {
+		n.mu.Unlock()
+		return 0
+	}
+	key, gen, size, staging := n.key, n.gen, n.size, n.staging
+	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
+	n.mu.Unlock()
+
+	uctx, cancel := n.fsys.uploadContext()
+	defer cancel()
+	n.dataMu.RLock()
+	etag, err := n.fsys.store.Upload(uctx, key, zeroPadded{staging, size}, size, opts)
+	n.dataMu.RUnlock()
+	if err != nil {
+		errno := toErrno(err)
+		n.fsys.logFailure("upload ("+why+")", key, err, errno)
+		return errno
+	}
+	n.mu.Lock()
+	n.etag = etag
+	if n.gen == gen {
+		n.dirty = false
+	}
+	n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	n.mu.Unlock()
+	return 0
+}
+
+// recover saves a dirty node's data in the recovery directory and stops
+// trying to upload it. The returned error names the file.
+func (n *Node) recover(why string) error {
+	n.dataMu.Lock()
+	defer n.dataMu.Unlock()
+	n.mu.Lock()
+	key, size, staging := n.key, n.size, n.staging
+	if !n.dirty || staging == nil {
+		n.mu.Unlock()
+		return nil
+	}
+	n.mu.Unlock()
+	path, err := n.fsys.copyToRecovery(key, zeroPadded{staging, size}, size)
+	if err != nil {
+		n.fsys.log.Error("data could not be uploaded NOR saved for recovery", "key", key, "why", why, "err", err)
+		err = fmt.Errorf("%s: upload failed and recovery copy failed: %w", key, err)
+		n.fsys.noteRecovered(err)
+		return err
+	}
+	n.fsys.log.Error("upload failed for good; data saved for recovery", "key", key, "why", why, "recovery_file", path, "bytes", size)
+	n.mu.Lock()
+	n.dirty = false
+	n.mu.Unlock()
+	err = fmt.Errorf("%s: not uploaded, saved to %s", key, path)
+	n.fsys.noteRecovered(err)
+	return err
+}
+
+// zeroPadded reads a staging file as size bytes: past the file's end (an
+// extending truncate that wrote nothing there) it reads zeros.
+type zeroPadded struct {
+	f    *os.File
+	size int64
+}
+
+func (z zeroPadded) ReadAt(p []byte, off int64) (int, error) {
+	if off >= z.size {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > z.size-off {
+		p = p[:z.size-off]
+	}
+	n, err := z.f.ReadAt(p, off)
+	if errors.Is(err, io.EOF) {
+		clear(p[n:])
+		n, err = len(p), nil
+	}
+	if err == nil && off+int64(n) == z.size {
+		return n, io.EOF
+	}
+	return n, err
+}

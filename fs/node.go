@@ -1,0 +1,379 @@
+package fs
+
+import (
+	"context"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/novitalabs/bucketfs/s3backend"
+)
+
+// Node is a file, directory or symlink. One type serves all three so that
+// the kernel's view (one inode per name) maps onto one struct; kind never
+// changes after creation.
+type Node struct {
+	gofs.Inode
+
+	fsys   *FS
+	kind   kind
+	isRoot bool
+
+	uploadMu sync.Mutex   // see the lock order in fs.go
+	dataMu   sync.RWMutex // see the lock order in fs.go
+
+	mu sync.Mutex // guards every field below
+
+	// key is the object key (relative to the mount prefix) without a
+	// trailing slash; "" for the root. Renames update it.
+	key string
+
+	attrs      posixAttrs
+	size       int64
+	etag       string            // of the object as last seen or written; "" if none yet
+	hasMarker  bool              // directories: a "key/" marker object exists
+	foreign    map[string]string // metadata keys of other tools, kept on rewrite
+	validUntil time.Time         // attributes trusted until then (stat cache)
+	unlinked   bool              // removed from the namespace: never upload again
+	linkTarget string            // symlinks: cached target, "" until read
+
+	// Write staging (files only).
+	staging   *os.File // local copy of the content, nil when not staged
+	dirty     bool     // staging holds data the bucket does not have
+	gen       uint64   // bumped on every change, so an upload knows if it is still current
+	openCount int      // open file handles
+
+	// Directory listing cache (directories only).
+	listing      map[string]listEntry
+	listingUntil time.Time
+}
+
+var (
+	_ gofs.NodeGetattrer  = (*Node)(nil)
+	_ gofs.NodeSetattrer  = (*Node)(nil)
+	_ gofs.NodeStatfser   = (*Node)(nil)
+	_ gofs.NodeLookuper   = (*Node)(nil)
+	_ gofs.NodeReaddirer  = (*Node)(nil)
+	_ gofs.NodeMkdirer    = (*Node)(nil)
+	_ gofs.NodeRmdirer    = (*Node)(nil)
+	_ gofs.NodeCreater    = (*Node)(nil)
+	_ gofs.NodeUnlinker   = (*Node)(nil)
+	_ gofs.NodeRenamer    = (*Node)(nil)
+	_ gofs.NodeSymlinker  = (*Node)(nil)
+	_ gofs.NodeReadlinker = (*Node)(nil)
+	_ gofs.NodeLinker     = (*Node)(nil)
+	_ gofs.NodeOpener     = (*Node)(nil)
+	_ gofs.NodeReader     = (*Node)(nil)
+	_ gofs.NodeWriter     = (*Node)(nil)
+	_ gofs.NodeFlusher    = (*Node)(nil)
+	_ gofs.NodeFsyncer    = (*Node)(nil)
+	_ gofs.NodeReleaser   = (*Node)(nil)
+)
+
+// childKey is the key of name inside directory n.
+func (n *Node) childKey(name string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.key == "" {
+		return name
+	}
+	return n.key + "/" + name
+}
+
+func (n *Node) currentKey() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.key
+}
+
+// fillAttrLocked writes n's attributes in the kernel's form. n.mu held.
+func (n *Node) fillAttrLocked(out *fuse.Attr) {
+	out.Mode = n.kind.typeBits() | n.attrs.perm&07777
+	out.Size = uint64(n.size)
+	if n.kind == kindSymlink && n.linkTarget != "" {
+		out.Size = uint64(len(n.linkTarget))
+	}
+	out.Blksize = 1 << 20 // a hint: big blocks make cp and friends use big writes
+	out.Blocks = (out.Size + 511) / 512
+	out.Uid, out.Gid = n.attrs.uid, n.attrs.gid
+	out.Nlink = 1
+	if n.kind == kindDir {
+		out.Nlink = 2
+	}
+	mt := n.attrs.mtime
+	out.SetTimes(&mt, &mt, &mt)
+}
+
+// applyInfo sets n's attributes from what the store says about its object.
+// n.mu held. It leaves local state alone when n has data the store does not.
+func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
+	if n.staging != nil || n.dirty {
+		return
+	}
+	cfg := &n.fsys.cfg
+	n.size = info.Size
+	n.etag = info.ETag
+	if n.kind == kindDir {
+		n.size = 0
+	}
+	if !hasMeta {
+		// A listing has no metadata: keep what an earlier HEAD told us
+		// if the object has not changed since.
+		if n.attrs.mtime.IsZero() {
+			n.attrs = defaultAttrs(cfg, n.kind, info.LastModified)
+		}
+		n.validUntil = time.Now().Add(cfg.StatCacheTTL)
+		return
+	}
+	n.attrs = attrsFromInfo(cfg, n.kind, info)
+	n.foreign = foreignMeta(info.Metadata)
+	n.validUntil = time.Now().Add(cfg.StatCacheTTL)
+}
+
+func defaultAttrs(cfg *Config, k kind, mtime time.Time) posixAttrs {
+	perm := cfg.FileMode
+	switch k {
+	case kindDir:
+		perm = cfg.DirMode
+	case kindSymlink:
+		perm = 0o777
+	}
+	if mtime.IsZero() {
+		mtime = time.Now()
+	}
+	return posixAttrs{perm: perm, uid: cfg.UID, gid: cfg.GID, mtime: mtime}
+}
+
+// attrsFromInfo merges an object's metadata over the defaults.
+func attrsFromInfo(cfg *Config, k kind, info s3backend.ObjectInfo) posixAttrs {
+	a := defaultAttrs(cfg, k, info.LastModified)
+	p := parseMeta(info.Metadata)
+	if p.hasMode {
+		a.perm = p.mode & 07777
+		if k == kindSymlink {
+			a.perm = 0o777
+		}
+	}
+	if p.hasUID {
+		a.uid = p.uid
+	}
+	if p.hasGID {
+		a.gid = p.gid
+	}
+	if p.hasMtime {
+		a.mtime = p.mtime
+	}
+	return a
+}
+
+// kindOf tells what an object found under a plain key is: a file, a symlink
+// (S_IFLNK in its mode), or an old-style directory object (S_IFDIR, or the
+// directory content type).
+func kindOf(info s3backend.ObjectInfo) kind {
+	p := parseMeta(info.Metadata)
+	if p.hasTypeInMode {
+		switch p.mode & syscall.S_IFMT {
+		case syscall.S_IFLNK:
+			return kindSymlink
+		case syscall.S_IFDIR:
+			return kindDir
+		}
+	}
+	if info.ContentType == dirContentType && info.Size == 0 {
+		return kindDir
+	}
+	return kindFile
+}
+
+// Getattr answers stat. Attributes older than the stat cache TTL are
+// refreshed from the store, unless the node has local data, which is newer
+// than anything the store has.
+func (n *Node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if errno := n.refreshIfStale(ctx); errno != 0 {
+		return errno
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fillAttrLocked(&out.Attr)
+	out.SetTimeout(n.fsys.cfg.StatCacheTTL)
+	return 0
+}
+
+// refreshIfStale re-reads a file's or symlink's object when its attributes
+// have expired. Directories are refreshed by their parent's lookups.
+func (n *Node) refreshIfStale(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	stale := n.kind != kindDir && !n.isRoot && n.staging == nil && !n.dirty && !n.unlinked &&
+		n.etag != "" && time.Now().After(n.validUntil)
+	key := n.key
+	n.mu.Unlock()
+	if !stale {
+		return 0
+	}
+	mctx, cancel := n.fsys.metaContext(ctx)
+	defer cancel()
+	info, err := n.fsys.store.Head(mctx, key)
+	if err != nil {
+		errno := toErrno(err)
+		if errno != syscall.ENOENT {
+			n.fsys.logFailure("getattr", key, err, errno)
+		}
+		return errno
+	}
+	n.mu.Lock()
+	if info.ETag != n.etag && n.kind == kindSymlink {
+		n.linkTarget = ""
+	}
+	n.applyInfoLocked(info, true)
+	n.mu.Unlock()
+	return 0
+}
+
+// Setattr handles chmod, chown, utimes and truncate. Changes persist before
+// it returns, except on a file with unwritten data, where the upload that
+// close or fsync does carries them.
+func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	size, hasSize := in.GetSize()
+	if hasSize && n.kind != kindFile {
+		return syscall.EISDIR
+	}
+	if hasSize {
+		if errno := n.truncate(ctx, int64(size)); errno != 0 {
+			return errno
+		}
+	}
+
+	n.mu.Lock()
+	metaChanged := false
+	if mode, ok := in.GetMode(); ok && n.kind != kindSymlink {
+		n.attrs.perm = mode & 07777
+		metaChanged = true
+	}
+	if uid, ok := in.GetUID(); ok {
+		n.attrs.uid = uid
+		metaChanged = true
+	}
+	if gid, ok := in.GetGID(); ok {
+		n.attrs.gid = gid
+		metaChanged = true
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		n.attrs.mtime = mtime
+		metaChanged = true
+	}
+	if metaChanged || hasSize {
+		n.gen++
+	}
+	// Through a descriptor (ftruncate, fchmod…) the writer's close will
+	// upload it all. By path (truncate(2), chmod(2), utimensat) there may
+	// be no flush to come: the kernel sends RELEASE asynchronously, so
+	// openCount cannot tell. A dirty file is then uploaded here, with
+	// whatever the open descriptors have written so far.
+	viaHandle := f != nil
+	deferred := n.dirty && viaHandle
+	uploadNow := n.dirty && !viaHandle
+	n.mu.Unlock()
+
+	var errno syscall.Errno
+	switch {
+	case deferred:
+	case uploadNow:
+		// truncate(2) by path, or a retry after a failed upload: nobody
+		// will flush this file, so persist it here.
+		errno = n.upload(ctx, "setattr")
+	case metaChanged:
+		errno = n.persistMeta(ctx)
+	}
+	if errno != 0 {
+		return errno
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fillAttrLocked(&out.Attr)
+	out.SetTimeout(n.fsys.cfg.StatCacheTTL)
+	return 0
+}
+
+// persistMeta rewrites the metadata of a clean object: a server-side copy
+// onto itself for files and symlinks, a new marker for directories.
+func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
+	if n.isRoot {
+		return 0 // the bucket root has no object to carry metadata
+	}
+	n.uploadMu.Lock()
+	defer n.uploadMu.Unlock()
+	n.fsys.renameMu.RLock()
+	defer n.fsys.renameMu.RUnlock()
+
+	n.mu.Lock()
+	if n.unlinked || n.dirty {
+		n.mu.Unlock()
+		return 0 // nothing to persist, or the pending upload carries it
+	}
+	key, etag, k := n.key, n.etag, n.kind
+	opts := s3backend.PutOptions{Metadata: buildMeta(k, n.attrs, n.foreign)}
+	n.mu.Unlock()
+
+	uctx, cancel := n.fsys.uploadContext()
+	defer cancel()
+	var newETag string
+	var err error
+	switch {
+	case k == kindDir:
+		opts.ContentType = dirContentType
+		newETag, err = n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts)
+	case etag == "":
+		return 0 // not in the bucket yet: the first upload carries it
+	default:
+		newETag, err = n.fsys.store.Copy(uctx, key, key, etag, &opts)
+	}
+	if err != nil {
+		errno := toErrno(err)
+		n.fsys.logFailure("setattr", key, err, errno)
+		return errno
+	}
+	n.mu.Lock()
+	if k == kindDir {
+		n.hasMarker = true
+	} else {
+		n.etag = newETag
+	}
+	n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	n.mu.Unlock()
+	return 0
+}
+
+// Statfs reports a large, mostly free filesystem: buckets have no fixed
+// size, and tools such as df and installers refuse to write to a full one.
+func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	const blockSize = 4096
+	const total = 1 << 50 / blockSize // 1 PiB
+	out.Bsize = blockSize
+	out.Frsize = blockSize
+	out.Blocks = total
+	out.Bfree = total
+	out.Bavail = total
+	out.Files = 1 << 40
+	out.Ffree = 1 << 40
+	out.NameLen = 255
+	return 0
+}
+
+// Link refuses hard links: an object store has no way for two keys to share
+// one object's content and metadata. EPERM is what POSIX specifies for a
+// filesystem without hard links (and what `ln` reports).
+func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+// emptyReader is a zero-length io.ReaderAt.
+type emptyReader struct{}
+
+func (emptyReader) ReadAt(p []byte, off int64) (int, error) { return 0, errEOF }
