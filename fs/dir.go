@@ -231,7 +231,7 @@ func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.E
 		n.mu.Unlock()
 		return l, 0
 	}
-	prefix := n.key
+	prefix, previous := n.key, n.listing
 	n.mu.Unlock()
 	if prefix != "" {
 		prefix += "/"
@@ -270,6 +270,7 @@ func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.E
 		}
 		token = page.NextToken
 	}
+	reuseMetadata(listing, previous)
 	if errno := n.fsys.headAll(mctx, prefix, listing); errno != 0 {
 		return nil, errno
 	}
@@ -284,6 +285,23 @@ func validName(name string) bool {
 	return name != "" && name != "." && name != ".." && len(name) <= maxNameLen && !strings.Contains(name, "/")
 }
 
+// reuseMetadata copies metadata from the previous listing for objects that
+// have not changed since (same ETag and LastModified: a metadata rewrite by
+// copy keeps the ETag but not the time), so a re-listing HEADs only what is
+// new or changed.
+func reuseMetadata(listing, previous map[string]listEntry) {
+	for name, ent := range listing {
+		old, ok := previous[name]
+		if !ok || !old.hasMeta || old.needStat || ent.kind != kindFile {
+			continue
+		}
+		if old.info.ETag == ent.info.ETag && old.info.LastModified.Equal(ent.info.LastModified) && old.info.Size == ent.info.Size {
+			old.info.Key = ent.info.Key
+			listing[name] = old
+		}
+	}
+}
+
 // headAll fetches the metadata of every entry of a listing in parallel:
 // objects for mode, owner, mtime and symlink type; directories for their
 // marker's metadata.
@@ -293,8 +311,10 @@ func (f *FS) headAll(ctx context.Context, prefix string, listing map[string]list
 		ent  listEntry
 	}
 	names := make([]string, 0, len(listing))
-	for name := range listing {
-		names = append(names, name)
+	for name, ent := range listing {
+		if !ent.hasMeta {
+			names = append(names, name)
+		}
 	}
 	results := make([]result, len(names))
 	g, gctx := errgroup.WithContext(ctx)

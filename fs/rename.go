@@ -15,11 +15,8 @@ import (
 // renameConcurrency bounds the copies and deletes of a directory rename.
 const renameConcurrency = 16
 
-// RENAME_NOREPLACE and RENAME_EXCHANGE from renameat2(2).
-const (
-	renameNoReplace = 1
-	renameExchange  = 2
-)
+// RENAME_NOREPLACE from renameat2(2).
+const renameNoReplace = 1
 
 // Rename moves a file, symlink or directory. S3 has no rename: a file is
 // copied server-side (or uploaded from its staging file when it has local
@@ -30,8 +27,8 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if n.fsys.cfg.ReadOnly {
 		return syscall.EROFS
 	}
-	if flags&renameExchange != 0 {
-		return syscall.EINVAL // cannot swap two keys atomically
+	if flags&^renameNoReplace != 0 {
+		return syscall.EINVAL // RENAME_EXCHANGE, RENAME_WHITEOUT: no atomic swap of two keys
 	}
 	if len(newName) > maxNameLen {
 		return syscall.ENAMETOOLONG
