@@ -1,0 +1,409 @@
+package s3backend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// Transport and retry tuning. These are deliberately conservative bounds
+// rather than flags: they decide how long a stuck request can hold a FUSE
+// operation, which the user cannot reason about per request anyway.
+const (
+	// maxAttempts bounds the SDK's attempts per request (first try
+	// included). Five attempts with exponential, jittered backoff capped at
+	// maxBackoff ride out a MinIO restart or a burst of SlowDown (a few
+	// seconds) without turning a dead endpoint into a minute-long hang.
+	maxAttempts = 5
+	maxBackoff  = 5 * time.Second
+
+	dialTimeout           = 10 * time.Second
+	tlsHandshakeTimeout   = 10 * time.Second
+	responseHeaderTimeout = 60 * time.Second // after the request body is sent; S3/MinIO answer slow completes with early headers + whitespace
+	idleConnTimeout       = 90 * time.Second
+	maxIdleConnsPerHost   = 128 // parallel part uploads × open files + prefetch would otherwise churn connections
+	maxIdleConns          = 256
+
+	// checkTimeout bounds CheckBucket as a whole, and checkAttempts its
+	// retries, so that a mount against a dead endpoint fails fast.
+	checkTimeout  = 12 * time.Second
+	checkAttempts = 2
+
+	// abortTimeout bounds the AbortMultipartUpload sent after a failed
+	// upload; it runs on a fresh context because the caller's may be done.
+	abortTimeout = 30 * time.Second
+
+	// maxSingleCopy is S3's limit for CopyObject; larger sources are copied
+	// with UploadPartCopy.
+	maxSingleCopy = 5 << 30
+	// copyPartSize is the part size of multipart copies: server-side, so
+	// large parts cost nothing but save requests.
+	copyPartSize = 512 << 20
+	// maxParts is S3's limit on the number of parts of an upload.
+	maxParts = 10000
+	// minPartSize is S3's minimum size of every part but the last.
+	minPartSize = 5 << 20
+)
+
+// Store is the aws-sdk-go-v2 implementation of ObjectStore.
+type Store struct {
+	client *s3.Client
+	bucket string
+	prefix string // "" or ending with "/"
+	log    *slog.Logger
+
+	partSize       int64
+	concurrency    int
+	multipartAbove int64
+
+	// Multipart-copy tuning; fields so tests can exercise the >5 GiB path
+	// with small objects.
+	copyMultipartAbove int64
+	copyPartSize       int64
+}
+
+var _ ObjectStore = (*Store)(nil)
+
+// New builds a Store from cfg. It loads the AWS configuration (region,
+// credentials chain, AWS_CA_BUNDLE …) but sends no request: use
+// CheckBucket to verify that the bucket is reachable.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("s3backend: no bucket configured")
+	}
+	prefix := strings.TrimLeft(cfg.Prefix, "/")
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	st := &Store{
+		bucket:             cfg.Bucket,
+		prefix:             prefix,
+		log:                cfg.Logger,
+		partSize:           cfg.PartSize,
+		concurrency:        cfg.UploadConcurrency,
+		multipartAbove:     cfg.MultipartAbove,
+		copyMultipartAbove: maxSingleCopy,
+		copyPartSize:       copyPartSize,
+	}
+	if st.log == nil {
+		st.log = slog.Default()
+	}
+	if st.partSize <= 0 {
+		st.partSize = DefaultPartSize
+	}
+	if st.partSize < minPartSize {
+		return nil, fmt.Errorf("s3backend: part size %d is below S3's minimum of %d bytes", st.partSize, minPartSize)
+	}
+	if st.concurrency <= 0 {
+		st.concurrency = DefaultUploadConcurrency
+	}
+	if st.multipartAbove <= 0 {
+		st.multipartAbove = st.partSize
+	}
+
+	// Start from the SDK's buildable client and only adjust it, so that
+	// LoadDefaultConfig can still install AWS_CA_BUNDLE into its transport
+	// (it can only do that for a *BuildableClient).
+	httpClient := awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) {
+			d.Timeout = dialTimeout
+			d.KeepAlive = 30 * time.Second
+		}).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxIdleConns = maxIdleConns
+			tr.MaxIdleConnsPerHost = maxIdleConnsPerHost
+			tr.IdleConnTimeout = idleConnTimeout
+			tr.TLSHandshakeTimeout = tlsHandshakeTimeout
+			tr.ResponseHeaderTimeout = responseHeaderTimeout
+			if cfg.InsecureSkipVerify {
+				if tr.TLSClientConfig == nil {
+					tr.TLSClientConfig = &tls.Config{}
+				}
+				tr.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // explicit opt-in by the user
+			}
+		})
+
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = maxAttempts
+				o.MaxBackoff = maxBackoff
+				// The default client-wide retry quota turns a burst of
+				// failures (an endpoint restart with dozens of requests in
+				// flight) into immediate "quota exceeded" errors for every
+				// later request. A filesystem prefers each request to get
+				// its bounded retries.
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+	}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.Credentials == nil && cfg.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3backend: load AWS config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	// Credentials are set here rather than through LoadDefaultConfig, which
+	// would wrap aws.AnonymousCredentials in a cache: the S3 client skips
+	// signing only when it sees that exact type.
+	if cfg.Credentials != nil {
+		awsCfg.Credentials = cfg.Credentials
+	}
+	switch awsCfg.Credentials.(type) {
+	case nil, aws.AnonymousCredentials:
+	default:
+		awsCfg.Credentials = aws.NewCredentialsCache(taggedCredentials{awsCfg.Credentials})
+	}
+
+	st.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		o.UsePathStyle = cfg.PathStyle
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+			// S3-compatible stores often reject or mishandle the CRC
+			// checksums recent SDKs send by default.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+	})
+	return st, nil
+}
+
+// taggedCredentials marks credential-retrieval failures with a type so that
+// classify can report them as ErrBadCredentials without reading messages.
+type taggedCredentials struct{ p aws.CredentialsProvider }
+
+func (t taggedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := t.p.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return c, &credentialsError{err: err}
+	}
+	return c, err
+}
+
+// full turns a relative key into a bucket key.
+func (s *Store) full(key string) string { return s.prefix + key }
+
+// rel turns a bucket key into a key relative to the mount prefix.
+func (s *Store) rel(key string) string { return strings.TrimPrefix(key, s.prefix) }
+
+// CheckBucket sends one cheap authenticated request (ListObjectsV2 of the
+// mount prefix, one key) and tells apart a missing bucket
+// (ErrNoSuchBucket), rejected credentials (ErrBadCredentials), missing
+// permission (ErrAccessDenied) and an unreachable endpoint (ErrUnreachable).
+// A GET is used rather than HeadBucket because HEAD error responses carry
+// no body, hence no error code. It returns within about checkTimeout.
+func (s *Store) CheckBucket(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	_, err := s.client.ListObjectsV2(cctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(s.bucket),
+		Prefix:  aws.String(s.prefix),
+		MaxKeys: aws.Int32(1),
+	}, func(o *s3.Options) {
+		o.Retryer = retry.AddWithMaxAttempts(o.Retryer, checkAttempts)
+	})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		// Our own deadline, not the caller's: nothing answered in time.
+		return &OpError{Op: "ListObjectsV2", Key: s.prefix, Err: ErrUnreachable, Cause: err}
+	}
+	return wrapErr("ListObjectsV2", s.prefix, err)
+}
+
+// Head implements ObjectStore.
+func (s *Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.full(key)),
+	})
+	if err != nil {
+		return ObjectInfo{}, wrapErr("HeadObject", key, err)
+	}
+	return ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+		ContentType:  aws.ToString(out.ContentType),
+		Metadata:     lowerKeys(out.Metadata),
+	}, nil
+}
+
+// List implements ObjectStore. Keys and common prefixes are returned
+// relative to the mount prefix. The one key skipped is the mount prefix's
+// own directory marker (bucket key == mount prefix, i.e. relative key ""):
+// it names the mount root, which has no name in its own listing. Markers of
+// subdirectories ("dir/" when listing "dir/") are returned: the caller
+// decides, since the marker carries the directory's metadata.
+func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKeys int) (ListResult, error) {
+	in := &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(s.full(prefix)),
+	}
+	if delimiter != "" {
+		in.Delimiter = aws.String(delimiter)
+	}
+	if token != "" {
+		in.ContinuationToken = aws.String(token)
+	}
+	if maxKeys > 0 {
+		in.MaxKeys = aws.Int32(int32(min(maxKeys, 1000)))
+	}
+	out, err := s.client.ListObjectsV2(ctx, in)
+	if err != nil {
+		return ListResult{}, wrapErr("ListObjectsV2", prefix, err)
+	}
+	res := ListResult{
+		Objects:        make([]ObjectInfo, 0, len(out.Contents)),
+		CommonPrefixes: make([]string, 0, len(out.CommonPrefixes)),
+	}
+	for _, o := range out.Contents {
+		k := aws.ToString(o.Key)
+		if k == s.prefix {
+			continue
+		}
+		res.Objects = append(res.Objects, ObjectInfo{
+			Key:          s.rel(k),
+			Size:         aws.ToInt64(o.Size),
+			ETag:         aws.ToString(o.ETag),
+			LastModified: aws.ToTime(o.LastModified),
+		})
+	}
+	for _, p := range out.CommonPrefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, s.rel(aws.ToString(p.Prefix)))
+	}
+	if aws.ToBool(out.IsTruncated) {
+		res.NextToken = aws.ToString(out.NextContinuationToken)
+	}
+	return res, nil
+}
+
+// GetRange implements ObjectStore. n == 0 returns an empty body without a
+// request (so no existence or If-Match check). A read from offset 0 to the
+// end is sent without a Range header, because "bytes=0-" on an empty object
+// is an invalid range for S3; likewise any read at offset 0 of an empty
+// object returns an empty body. A range starting at or past the end of a
+// non-empty object fails with ErrInvalidRange; a range running past the end
+// is clamped by the store (the body is shorter than n).
+func (s *Store) GetRange(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error) {
+	if off < 0 {
+		return nil, errorf("GetObject", key, "negative offset %d", off)
+	}
+	if n == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	in := &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.full(key)),
+	}
+	switch {
+	case n > 0:
+		in.Range = aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10))
+	case off > 0:
+		in.Range = aws.String("bytes=" + strconv.FormatInt(off, 10) + "-")
+	}
+	if ifMatch != "" {
+		in.IfMatch = aws.String(ifMatch)
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		err = wrapErr("GetObject", key, err)
+		if in.Range != nil && off == 0 && errors.Is(err, ErrInvalidRange) {
+			// Only an empty object makes a range starting at 0
+			// unsatisfiable. Ask again without a Range: that reads the
+			// empty body and still checks If-Match (MinIO evaluates the
+			// range before the precondition, so the 416 proves nothing
+			// about the ETag). The limit guards against the object having
+			// grown in between.
+			in.Range = nil
+			out, err = s.client.GetObject(ctx, in)
+			if err != nil {
+				return nil, wrapErr("GetObject", key, err)
+			}
+			return limitedBody{io.LimitReader(out.Body, n), out.Body}, nil
+		}
+		return nil, err
+	}
+	return out.Body, nil
+}
+
+// limitedBody reads through a limit but closes the underlying body.
+type limitedBody struct {
+	io.Reader
+	io.Closer
+}
+
+// Delete implements ObjectStore. A missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.full(key)),
+	})
+	err = wrapErr("DeleteObject", key, err)
+	if errors.Is(err, ErrNotFound) {
+		// S3 answers 204 for a missing key; some stores say NoSuchKey.
+		return nil
+	}
+	return err
+}
+
+// lowerKeys returns m with lower-cased keys (the SDK already strips
+// x-amz-meta-; stores differ in the case they return).
+func lowerKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}
+
+// putHeaders returns the metadata map to send: keys lower-cased and without
+// an x-amz-meta- prefix the caller may have left on.
+func putHeaders(opts PutOptions) (contentType *string, meta map[string]string) {
+	if opts.ContentType != "" {
+		contentType = aws.String(opts.ContentType)
+	}
+	if len(opts.Metadata) > 0 {
+		meta = make(map[string]string, len(opts.Metadata))
+		for k, v := range opts.Metadata {
+			k = strings.ToLower(k)
+			meta[strings.TrimPrefix(k, "x-amz-meta-")] = v
+		}
+	}
+	return contentType, meta
+}
+
+// completedParts converts parts to the SDK's type, in the order given.
+func completedParts(parts []CompletedPart) []types.CompletedPart {
+	out := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		out[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+	}
+	return out
+}
