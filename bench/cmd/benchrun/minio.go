@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/novitalabs/bucketfs/internal/miniotest"
+)
+
+// minioServer is the one MinIO of a run, on loopback, started through
+// internal/miniotest. Its data lives on tmpfs when there is one, so that
+// dropping the page cache for a "cold" client read does not also turn the
+// server cold: the figures measure the clients, not the disk.
+type minioServer struct {
+	srv     *miniotest.Server
+	root    string
+	dataDir string
+	target  s3Target
+	Version string
+}
+
+// startMinio starts MinIO with its files under root (removed by Stop). A
+// non-empty bin is used as the binary, else miniotest finds or builds one.
+func startMinio(ctx context.Context, bin, root string) (*minioServer, error) {
+	if bin != "" {
+		os.Setenv("MINIO_BIN", bin)
+	}
+	_ = os.RemoveAll(root)
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	srv, err := miniotest.Start(ctx, miniotest.Options{
+		DataDir: filepath.Join(root, "data"),
+		Env:     []string{"CI=true"},
+	})
+	if err != nil {
+		_ = os.RemoveAll(root)
+		return nil, err
+	}
+	m := &minioServer{srv: srv, root: root, dataDir: srv.DataDir, target: s3Target{
+		Endpoint:  srv.Endpoint,
+		AccessKey: srv.AccessKey,
+		SecretKey: srv.SecretKey,
+		Bucket:    "bench",
+	}}
+	if b, err := miniotest.Binary(ctx); err == nil {
+		if out, err := exec.Command(b, "--version").Output(); err == nil {
+			m.Version = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+		}
+	}
+	return m, nil
+}
+
+// LogPath is MinIO's log.
+func (m *minioServer) LogPath() string { return m.srv.LogPath }
+
+// Stop ends MinIO, keeps a copy of its log at saveLog and removes its files.
+func (m *minioServer) Stop(saveLog string) {
+	if m == nil {
+		return
+	}
+	_ = m.srv.Close()
+	if b, err := os.ReadFile(m.srv.LogPath); err == nil {
+		_ = os.WriteFile(saveLog, b, 0o644)
+	}
+	_ = os.RemoveAll(m.root)
+}
+
+// cleanEnv is the runner's environment without AWS or proxy settings that
+// could point a client elsewhere; loopback never goes through a proxy.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		uk := strings.ToUpper(k)
+		switch {
+		case uk == "AWS_CA_BUNDLE":
+			// kept: bucketfs must cope with it, as in the sandboxes
+		case strings.HasPrefix(uk, "AWS_"), strings.HasPrefix(uk, "RCLONE_"),
+			uk == "HTTP_PROXY", uk == "HTTPS_PROXY", uk == "ALL_PROXY", uk == "NO_PROXY":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+}

@@ -1,0 +1,532 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+func (r *runner) wants(w string) bool {
+	for _, x := range r.cfg.Workloads {
+		if x == w {
+			return true
+		}
+	}
+	return false
+}
+
+// prepare fills the bucket through the SDK: the big object, the flat
+// directory and the nested tree; and builds the source tarball.
+func (r *runner) prepare(ctx context.Context) error {
+	bucket := r.target.Bucket
+	if _, err := r.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	do := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			err := f()
+			r.logf("prepared %s in %.1fs", name, time.Since(t0).Seconds())
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("%s: %w", name, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	if r.wants("seqread") || r.wants("write") || r.wants("fio") {
+		do("big object", func() error {
+			gen := dataGen{bigSeed}
+			r.bigSHA = gen.sha256Of(r.cfg.Size)
+			if !(r.wants("seqread") || r.wants("fio")) {
+				return nil
+			}
+			if err := sdkWrite(ctx, r.client, bucket, bigKey, gen, r.cfg.Size, r.cfg.PartSize, r.cfg.Concurrency); err != nil {
+				return err
+			}
+			sum, size, err := objectSHA256(ctx, r.client, bucket, bigKey, r.cfg.PartSize, r.cfg.Concurrency)
+			if err != nil {
+				return err
+			}
+			if sum != r.bigSHA || size != r.cfg.Size {
+				return fmt.Errorf("uploaded object reads back wrong (%s, %d bytes)", sum, size)
+			}
+			return nil
+		})
+	}
+	if r.wants("list") {
+		do(fmt.Sprintf("%d-object directory", r.cfg.FlatObjects), func() error {
+			return putMany(ctx, r.client, bucket, r.cfg.FlatObjects, 32, func(i int) (string, []byte) {
+				return fmt.Sprintf("%s/obj%05d.txt", flatDir, i), listBody(i)
+			})
+		})
+		dirs := map[string]bool{treeDir: true}
+		for i := 0; i < r.cfg.TreeObjects; i++ {
+			a, b := treePath(i)
+			dirs[a] = true
+			dirs[b] = true
+		}
+		r.treeDirs = len(dirs)
+		do(fmt.Sprintf("%d-object tree", r.cfg.TreeObjects), func() error {
+			return putMany(ctx, r.client, bucket, r.cfg.TreeObjects, 32, func(i int) (string, []byte) {
+				_, b := treePath(i)
+				return fmt.Sprintf("%s/obj%05d.txt", b, i), listBody(i)
+			})
+		})
+	}
+	if r.wants("devday") {
+		do("source tarball", func() error {
+			var err error
+			r.dev, err = makeDevTree(r.cfg.WorkDir, r.cfg.DevFiles)
+			if err == nil {
+				r.logf("source tree: %d files, %d dirs, %.1f MiB, %d files match %q",
+					r.dev.Files, r.dev.Dirs, float64(r.dev.Bytes)/mib, r.dev.Matches, devNeedle)
+			}
+			return err
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// treePath places object i of the nested tree: tree/dA/eB/.
+func treePath(i int) (string, string) {
+	a := fmt.Sprintf("%s/d%d", treeDir, i%10)
+	return a, fmt.Sprintf("%s/e%d", a, (i/10)%10)
+}
+
+func listBody(i int) []byte {
+	return bytes.Repeat([]byte(fmt.Sprintf("object %d\n", i)), 64)[:512]
+}
+
+// ---- 1, 2, 8a ----
+
+func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
+	size := r.cfg.Size
+	if c.tool == "sdk" {
+		res, err := r.worker(ctx, seqTimeout(size), job{Op: "sdkread", Key: bigKey, Size: size, SHA256: r.bigSHA,
+			PartSize: r.cfg.PartSize, Conc: r.cfg.Concurrency})
+		if err != nil {
+			return err
+		}
+		c.ok("read_cold", mbps(size, res.Seconds), nil)
+		c.ok("rss_read", float64(res.HWM)/mib, nil)
+		return nil
+	}
+	m, err := r.mount(ctx, c.tool)
+	if err != nil {
+		return err
+	}
+	defer r.unmount(m)
+	if err := r.dropCaches(ctx); err != nil {
+		return err
+	}
+	path := filepath.Join(m.Dir, bigKey)
+	res, err := r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, SHA256: r.bigSHA})
+	if err != nil {
+		c.bad("read_cold", err)
+		if classify(err) == stTimeout {
+			return err
+		}
+	} else {
+		c.ok("read_cold", mbps(size, res.Seconds), nil)
+	}
+	r.peakRSS(c, "rss_read", m)
+	res, err = r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, SHA256: r.bigSHA})
+	if err != nil {
+		return err
+	}
+	c.ok("read_warm", mbps(size, res.Seconds), nil)
+	return nil
+}
+
+// ---- 3, 8b ----
+
+func (r *runner) wWrite(ctx context.Context, c *cellRun) error {
+	size := r.cfg.Size
+	key := fmt.Sprintf("wr-%s-%d.bin", c.tool, c.run)
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		_ = deletePrefix(dctx, r.client, r.target.Bucket, key)
+	}()
+	var res jobResult
+	var err error
+	if c.tool == "sdk" {
+		res, err = r.worker(ctx, seqTimeout(size), job{Op: "sdkwrite", Key: key, Size: size, Seed: bigSeed,
+			PartSize: r.cfg.PartSize, Conc: r.cfg.Concurrency})
+		if err != nil {
+			return err
+		}
+		c.ok("rss_write", float64(res.HWM)/mib, nil)
+	} else {
+		m, merr := r.mount(ctx, c.tool)
+		if merr != nil {
+			return merr
+		}
+		res, err = r.worker(ctx, seqTimeout(size), job{Op: "seqwrite", Path: filepath.Join(m.Dir, key), Key: key, Size: size, Seed: bigSeed})
+		r.peakRSS(c, "rss_write", m)
+		r.unmount(m)
+		if err != nil {
+			return err
+		}
+	}
+	vctx, cancel := context.WithTimeout(ctx, seqTimeout(size))
+	defer cancel()
+	sum, got, verr := objectSHA256(vctx, r.client, r.target.Bucket, key, r.cfg.PartSize, r.cfg.Concurrency)
+	switch {
+	case verr != nil:
+		return fmt.Errorf("reading back the written object: %w", verr)
+	case got != size || sum != r.bigSHA:
+		return fmt.Errorf("%w: object in the bucket has %d bytes, sha256 %s", errWrong, got, sum)
+	}
+	c.ok("write", mbps(size, res.Seconds), map[string]float64{"close_seconds": res.Close, "seconds": res.Seconds})
+	return nil
+}
+
+// ---- 4 ----
+
+func (r *runner) wSmall(ctx context.Context, c *cellRun) error {
+	n := r.cfg.SmallFiles
+	name := fmt.Sprintf("%s-%d", c.tool, c.run)
+	prefix := "small/" + name + "/"
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		_ = deletePrefix(dctx, r.client, r.target.Bucket, prefix)
+		_ = deletePrefix(dctx, r.client, r.target.Bucket, "small/")
+	}()
+	stepT := 60*time.Second + time.Duration(n)*100*time.Millisecond
+	base := job{N: n, FileSize: r.cfg.SmallSize, Seed: smlSeed, Prefix: prefix}
+
+	// Create on a fresh mount.
+	m, err := r.mount(ctx, c.tool)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(m.Dir, "small", name)
+	if _, _, err := r.command(ctx, time.Minute, "mkdir", "-p", dir); err != nil {
+		r.unmount(m)
+		return err
+	}
+	j := base
+	j.Op, j.Path = "smallcreate", dir
+	res, err := r.worker(ctx, stepT, j)
+	r.unmount(m)
+	if err != nil {
+		return err
+	}
+	if err := r.checkSmall(ctx, prefix); err != nil {
+		c.bad("small_create", err)
+		return err
+	}
+	c.ok("small_create", float64(n)/res.Seconds, map[string]float64{"close_seconds": res.Close})
+
+	// ls -l, read and delete on a cold mount.
+	m, err = r.mount(ctx, c.tool)
+	if err != nil {
+		return err
+	}
+	defer r.unmount(m)
+	if err := r.dropCaches(ctx); err != nil {
+		return err
+	}
+	out, sec, err := r.command(ctx, stepT, "ls", "-l", dir)
+	if err != nil {
+		return err
+	}
+	if got := countPrefixed(out, "-"); got != n {
+		c.bad("small_ls", fmt.Errorf("%w: ls -l shows %d files, want %d", errWrong, got, n))
+	} else {
+		c.ok("small_ls", float64(n)/sec, nil)
+	}
+	j.Op = "smallread"
+	res, err = r.worker(ctx, stepT, j)
+	if err != nil {
+		c.bad("small_read", err)
+		if classify(err) == stTimeout {
+			return err
+		}
+	} else {
+		c.ok("small_read", float64(n)/res.Seconds, nil)
+	}
+	j.Op = "smalldelete"
+	res, err = r.worker(ctx, stepT, j)
+	if err != nil {
+		return err
+	}
+	c.ok("small_delete", float64(n)/res.Seconds, map[string]float64{"unlink_seconds": res.Close})
+	return nil
+}
+
+// checkSmall fetches the small files back through the SDK.
+func (r *runner) checkSmall(ctx context.Context, prefix string) error {
+	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	keys, err := listKeys(vctx, r.client, r.target.Bucket, prefix)
+	if err != nil {
+		return err
+	}
+	if len(keys) != r.cfg.SmallFiles {
+		return fmt.Errorf("%w: %d objects in the bucket, want %d", errWrong, len(keys), r.cfg.SmallFiles)
+	}
+	var list []string
+	for k := range keys {
+		list = append(list, k)
+	}
+	return getMany(vctx, r.client, r.target.Bucket, list, 16, func(key string, body []byte) error {
+		var i int
+		if _, err := fmt.Sscanf(strings.TrimPrefix(key, prefix), "f%05d.dat", &i); err != nil {
+			return fmt.Errorf("%w: unexpected key %s", errWrong, key)
+		}
+		if !bytes.Equal(body, smallContent(smlSeed, i, r.cfg.SmallSize)) {
+			return fmt.Errorf("%w: content differs", errWrong)
+		}
+		return nil
+	})
+}
+
+func countPrefixed(out []byte, p string) int {
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, p) {
+			n++
+		}
+	}
+	return n
+}
+
+func countLines(out []byte) int {
+	return len(strings.Split(strings.TrimRight(string(out), "\n"), "\n"))
+}
+
+// ---- 5 ----
+
+func (r *runner) wList(ctx context.Context, c *cellRun) error {
+	var firstErr error
+	step := func(id string, n int, argv func(dir string) []string, check func(out []byte) error) {
+		m, err := r.mount(ctx, c.tool)
+		if err != nil {
+			c.bad(id, err)
+			firstErr = errors.Join(firstErr, err)
+			return
+		}
+		defer r.unmount(m)
+		if err := r.dropCaches(ctx); err != nil {
+			c.bad(id, err)
+			return
+		}
+		out, sec, err := r.command(ctx, 30*time.Second+time.Duration(n)*10*time.Millisecond, argv(m.Dir)...)
+		if err == nil {
+			err = check(out)
+		}
+		if err != nil {
+			c.bad(id, err)
+			if classify(err) == stTimeout {
+				firstErr = errors.Join(firstErr, err)
+			}
+			return
+		}
+		c.ok(id, sec, nil)
+	}
+	step("list_flat", r.cfg.FlatObjects, func(d string) []string { return []string{"ls", "-l", filepath.Join(d, flatDir)} },
+		func(out []byte) error {
+			if got := countPrefixed(out, "-"); got != r.cfg.FlatObjects {
+				return fmt.Errorf("%w: ls -l shows %d files, want %d", errWrong, got, r.cfg.FlatObjects)
+			}
+			return nil
+		})
+	step("list_tree", r.cfg.TreeObjects, func(d string) []string { return []string{"find", filepath.Join(d, treeDir)} },
+		func(out []byte) error {
+			if got, want := countLines(out), r.cfg.TreeObjects+r.treeDirs; got != want {
+				return fmt.Errorf("%w: find prints %d entries, want %d", errWrong, got, want)
+			}
+			return nil
+		})
+	return firstErr
+}
+
+// ---- 6 ----
+
+func (r *runner) wFio(ctx context.Context, c *cellRun) error {
+	m, err := r.mount(ctx, c.tool)
+	if err != nil {
+		return err
+	}
+	defer r.unmount(m)
+	if err := r.dropCaches(ctx); err != nil {
+		return err
+	}
+	path := filepath.Join(m.Dir, bigKey)
+	out, _, err := r.command(ctx, r.cfg.FioRuntime+90*time.Second, "fio",
+		"--name=randread", "--filename="+path, "--readonly", "--rw=randread", "--bs=4k",
+		"--ioengine=psync", fmt.Sprintf("--numjobs=%d", r.cfg.FioJobs),
+		fmt.Sprintf("--runtime=%d", int(r.cfg.FioRuntime.Seconds())), "--time_based",
+		"--group_reporting", "--output-format=json")
+	if err != nil {
+		return err
+	}
+	iops, lat, err := parseFio(out)
+	if err != nil {
+		return err
+	}
+	// fio does not check what it reads: spot-check the same mount.
+	if _, err := r.worker(ctx, 2*time.Minute, job{Op: "spotcheck", Path: path, Size: r.cfg.Size, Seed: bigSeed, N: 1000}); err != nil {
+		return err
+	}
+	c.ok("fio_iops", iops, map[string]float64{"clat_mean_us": lat})
+	return nil
+}
+
+func parseFio(out []byte) (iops, latUS float64, err error) {
+	i := bytes.IndexByte(out, '{')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("fio printed no JSON: %.200s", out)
+	}
+	var v struct {
+		Jobs []struct {
+			Error int `json:"error"`
+			Read  struct {
+				IOPS  float64 `json:"iops"`
+				ClatN struct {
+					Mean float64 `json:"mean"`
+				} `json:"clat_ns"`
+			} `json:"read"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(out[i:], &v); err != nil {
+		return 0, 0, fmt.Errorf("fio JSON: %w", err)
+	}
+	if len(v.Jobs) == 0 {
+		return 0, 0, errors.New("fio JSON has no jobs")
+	}
+	if v.Jobs[0].Error != 0 {
+		return 0, 0, fmt.Errorf("fio job error %d", v.Jobs[0].Error)
+	}
+	return v.Jobs[0].Read.IOPS, v.Jobs[0].Read.ClatN.Mean / 1000, nil
+}
+
+// ---- 7 ----
+
+func (r *runner) wDevDay(ctx context.Context, c *cellRun) error {
+	d := r.dev
+	name := fmt.Sprintf("%s-%d", c.tool, c.run)
+	prefix := "dev/" + name + "/"
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		_ = deletePrefix(dctx, r.client, r.target.Bucket, prefix)
+		_ = deletePrefix(dctx, r.client, r.target.Bucket, "dev/")
+	}()
+	m, err := r.mount(ctx, c.tool)
+	if err != nil {
+		return err
+	}
+	defer r.unmount(m)
+	dir := filepath.Join(m.Dir, "dev", name)
+	if _, _, err := r.command(ctx, time.Minute, "mkdir", "-p", dir); err != nil {
+		return err
+	}
+	stepT := 60*time.Second + time.Duration(d.Files)*100*time.Millisecond
+
+	// 7a: untar, timed until every file is in the bucket.
+	t0 := time.Now()
+	_, tarSec, err := r.command(ctx, stepT, "tar", "-x", "--no-same-owner", "-f", d.Tarball, "-C", dir)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, stepT)
+	err = waitCount(wctx, r.client, r.target.Bucket, prefix+d.Root+"/", d.Files, 250*time.Millisecond)
+	cancel()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %v", errTimeout, err)
+		}
+		return err
+	}
+	untar := time.Since(t0).Seconds()
+	if err := r.checkDevTree(ctx, prefix); err != nil {
+		c.bad("dev_untar", err)
+	} else {
+		c.ok("dev_untar", untar, map[string]float64{"tar_exit_seconds": tarSec})
+	}
+
+	// 7b: du -s
+	out, sec, err := r.command(ctx, stepT, "du", "-s", dir)
+	if err != nil {
+		return err
+	}
+	if len(bytes.Fields(out)) < 1 {
+		c.bad("dev_du", fmt.Errorf("du printed nothing"))
+	} else {
+		c.ok("dev_du", sec, nil)
+	}
+
+	// 7c: grep -r, then check every byte through the mount.
+	out, sec, err = r.command(ctx, stepT, "grep", "-rl", devNeedle, dir)
+	if err != nil && len(out) == 0 {
+		return err
+	}
+	if got := countLines(out); got != d.Matches {
+		c.bad("dev_grep", fmt.Errorf("%w: grep -r found %d files, want %d", errWrong, got, d.Matches))
+		return nil
+	}
+	if _, err := r.worker(ctx, stepT, job{Op: "treeverify", Path: dir, Manifest: d.Manifest}); err != nil {
+		c.bad("dev_grep", err)
+		return nil
+	}
+	c.ok("dev_grep", sec, nil)
+	return nil
+}
+
+// checkDevTree compares the untarred objects in the bucket with the manifest.
+func (r *runner) checkDevTree(ctx context.Context, prefix string) error {
+	vctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	man, err := readManifest(r.dev.Manifest)
+	if err != nil {
+		return err
+	}
+	keys, err := listKeys(vctx, r.client, r.target.Bucket, prefix)
+	if err != nil {
+		return err
+	}
+	var list []string
+	for k, size := range keys {
+		e, ok := man[strings.TrimPrefix(k, prefix)]
+		if !ok {
+			return fmt.Errorf("%w: unexpected object %s", errWrong, k)
+		}
+		if e.Size != size {
+			return fmt.Errorf("%w: %s has %d bytes, want %d", errWrong, k, size, e.Size)
+		}
+		list = append(list, k)
+	}
+	if len(list) != len(man) {
+		return fmt.Errorf("%w: %d objects in the bucket, want %d", errWrong, len(list), len(man))
+	}
+	return getMany(vctx, r.client, r.target.Bucket, list, 16, func(key string, body []byte) error {
+		sum := sha256.Sum256(body)
+		if hex.EncodeToString(sum[:]) != man[strings.TrimPrefix(key, prefix)].SHA256 {
+			return fmt.Errorf("%w: content differs", errWrong)
+		}
+		return nil
+	})
+}
