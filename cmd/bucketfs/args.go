@@ -1,0 +1,313 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// errHelp and errVersion are returned by parseArgs when --help or
+// --version was asked for; the caller prints and exits 0.
+var (
+	errHelp    = errors.New("help requested")
+	errVersion = errors.New("version requested")
+)
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, a ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, a...)}
+}
+
+const usageHeader = `Usage: bucketfs [flags] BUCKET[:PREFIX] MOUNTPOINT [-o OPTIONS]
+
+Mounts an S3 bucket (or the PREFIX inside it) on MOUNTPOINT. Without -f the
+command returns once the mount answers and the daemon keeps running in the
+background; it exits after "umount MOUNTPOINT" or SIGTERM, uploading
+pending writes first.
+
+Flags:
+`
+
+const usageFooter = `
+-o OPTIONS (s3fs-compatible, comma-separated, repeatable; flags win over -o):
+  url=URL                  endpoint URL (https://s3.amazonaws.com means AWS)
+  endpoint=REGION          signing region (s3fs's name for it)
+  use_path_request_style   path-style addressing (default with any url=)
+  passwd_file=PATH         s3fs password file (ACCESS:SECRET or BUCKET:ACCESS:SECRET)
+  profile=NAME             AWS shared-config profile
+  allow_other, ro, nonempty, uid=N, gid=N, umask=OCTAL
+  stat_cache_expire=SECS   same as --stat-cache-ttl
+  no_check_certificate     do not verify TLS certificates (insecure)
+  public_bucket=1          anonymous, unsigned requests
+  Other s3fs options (use_cache, retries, multipart_size, ...) are accepted
+  with a warning and ignored; mount(8) options (rw, _netdev, noatime, ...)
+  are accepted silently.
+
+Credentials, first that applies: passwd_file=; AWS_ACCESS_KEY_ID in the
+environment (AWS SDK chain); AWSACCESSKEYID/AWSSECRETACCESSKEY (s3fs); a
+--profile, AWS_PROFILE or ~/.aws/{credentials,config} (AWS SDK chain);
+$HOME/.passwd-s3fs; /etc/passwd-s3fs; else the full AWS SDK chain
+(container and instance roles). Password files must not be readable by
+others (group may read /etc/passwd-s3fs only).
+
+Logging: with -f, to stderr unless --log-file. In the background, to
+--log-file, else /var/log/bucketfs.log for root and
+$XDG_STATE_HOME/bucketfs/bucketfs.log (~/.local/state/...) for others.
+Uploads that fail for good are saved under --recovery-dir and named there.
+`
+
+// octalValue is a pflag.Value for permission bits written in octal.
+type octalValue struct{ v *uint32 }
+
+func (o octalValue) String() string {
+	if o.v == nil {
+		return "0"
+	}
+	return fmt.Sprintf("%04o", *o.v)
+}
+func (o octalValue) Set(s string) error {
+	m, err := parseOctalMode(s)
+	if err != nil {
+		return err
+	}
+	*o.v = m
+	return nil
+}
+func (o octalValue) Type() string { return "mode" }
+
+// flagValues holds what pflag parses into before it is merged with -o.
+type flagValues struct {
+	foreground, pathStyle, readOnly, allowOther, debugFUSE bool
+	showVersion, showHelp                                  bool
+	endpoint, region, profile, logLevel, logFile           string
+	stagingDir, recoveryDir                                string
+	statTTL, uploadTimeout, shutdownTimeout                time.Duration
+	uid, gid, fileMode, dirMode                            uint32
+	options                                                []string
+}
+
+func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("bucketfs", pflag.ContinueOnError)
+	fs.SetInterspersed(true)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard) // errors are returned, usage printed by the caller
+
+	fs.BoolVarP(&fv.foreground, "foreground", "f", false, "stay in the foreground (default: return once the mount answers)")
+	fs.StringVar(&fv.endpoint, "endpoint", "", "S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS for the region)")
+	fs.StringVar(&fv.region, "region", "", "signing region (default: AWS config, else us-east-1)")
+	fs.BoolVar(&fv.pathStyle, "path-style", false, "path-style addressing (default: on whenever an endpoint is given)")
+	fs.BoolVar(&fv.readOnly, "read-only", false, "mount read-only: every change fails with EROFS")
+	fs.DurationVar(&fv.statTTL, "stat-cache-ttl", defaultStatCacheTTL, "how long metadata and listings are trusted")
+	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata")
+	fs.Uint32Var(&fv.gid, "gid", uint32(env.GID), "group of objects that carry no metadata")
+	fv.fileMode, fv.dirMode = defaultFileMode, defaultDirMode
+	fs.Var(octalValue{&fv.fileMode}, "file-mode", "permissions of files that carry no metadata (octal)")
+	fs.Var(octalValue{&fv.dirMode}, "dir-mode", "permissions of directories that carry no metadata (octal)")
+	fs.BoolVar(&fv.allowOther, "allow-other", false, "let other users see the mount")
+	fs.StringVar(&fv.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&fv.logFile, "log-file", "", "log to this file (appended)")
+	fs.StringVar(&fv.profile, "profile", "", "AWS shared-config profile")
+	fs.StringVar(&fv.stagingDir, "staging-dir", "", "local copies of files being written (default: a fresh private dir under $TMPDIR, removed at exit when empty)")
+	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload failed for good is saved here")
+	fs.DurationVar(&fv.uploadTimeout, "upload-timeout", defaultUploadTimeout, "bound on one upload (PUT or whole multipart upload)")
+	fs.DurationVar(&fv.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "bound on uploading pending writes at exit")
+	fs.BoolVar(&fv.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+	fs.StringArrayVarP(&fv.options, "options", "o", nil, "s3fs-compatible mount options, comma-separated (see below)")
+	fs.BoolVar(&fv.showVersion, "version", false, "print the version and exit")
+	fs.BoolVarP(&fv.showHelp, "help", "h", false, "print this help and exit")
+	return fs
+}
+
+// usage writes the help text.
+func usage(w io.Writer, env sysEnv) {
+	var fv flagValues
+	fs := newFlagSet(env, &fv)
+	fmt.Fprint(w, usageHeader)
+	fmt.Fprint(w, fs.FlagUsages())
+	fmt.Fprint(w, usageFooter)
+}
+
+// parseArgs turns the command line (without the program name) into a
+// Config. It is pure: it reads no files and touches no mount.
+func parseArgs(args []string, env sysEnv) (*Config, error) {
+	var fv flagValues
+	fs := newFlagSet(env, &fv)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, usageErrorf("%v", err)
+	}
+	if fv.showHelp {
+		return nil, errHelp
+	}
+	if fv.showVersion {
+		return nil, errVersion
+	}
+	pos := fs.Args()
+	if len(pos) != 2 {
+		return nil, usageErrorf("expected BUCKET[:PREFIX] and MOUNTPOINT, got %d argument(s) (see bucketfs --help)", len(pos))
+	}
+	bucket, prefix, err := parseBucketArg(pos[0])
+	if err != nil {
+		return nil, &usageError{msg: err.Error()}
+	}
+	if pos[1] == "" {
+		return nil, usageErrorf("empty MOUNTPOINT")
+	}
+	mo, err := parseMountOptions(fv.options)
+	if err != nil {
+		return nil, &usageError{msg: err.Error()}
+	}
+
+	cfg := &Config{
+		Bucket:          bucket,
+		Prefix:          prefix,
+		Mountpoint:      env.abs(pos[1]),
+		Foreground:      fv.foreground,
+		StatCacheTTL:    fv.statTTL,
+		UID:             fv.uid,
+		GID:             fv.gid,
+		FileMode:        fv.fileMode,
+		DirMode:         fv.dirMode,
+		RecoveryDir:     env.abs(fv.recoveryDir),
+		UploadTimeout:   fv.uploadTimeout,
+		ShutdownTimeout: fv.shutdownTimeout,
+		DebugFUSE:       fv.debugFUSE,
+		env:             env,
+	}
+	if fv.stagingDir != "" {
+		cfg.StagingDir = env.abs(fv.stagingDir)
+	}
+	if fv.logFile != "" {
+		cfg.LogFile = env.abs(fv.logFile)
+	}
+	if cfg.LogLevel, err = parseLogLevel(fv.logLevel); err != nil {
+		return nil, &usageError{msg: err.Error()}
+	}
+
+	// -o first, explicit flags on top.
+	changed := fs.Changed
+	cfg.Endpoint, cfg.Region = mo.Endpoint, mo.Region
+	if changed("endpoint") {
+		ep, region, err := normalizeEndpoint(fv.endpoint)
+		if err != nil {
+			return nil, usageErrorf("--endpoint: %v", err)
+		}
+		cfg.Endpoint = ep
+		if region != "" {
+			cfg.Region = region
+		}
+	}
+	if changed("region") {
+		cfg.Region = fv.region
+	}
+	// Custom endpoints (MinIO, R2, Ceph...) rarely have wildcard DNS for
+	// virtual-hosted buckets, so path style is the default there; an
+	// explicit --path-style=false still wins.
+	cfg.PathStyle = cfg.Endpoint != "" || mo.PathStyle
+	if changed("path-style") {
+		cfg.PathStyle = fv.pathStyle
+	}
+	cfg.Profile = mo.Profile
+	if changed("profile") {
+		cfg.Profile = fv.profile
+	}
+	if mo.PasswdFile != "" {
+		cfg.PasswdFile = env.abs(mo.PasswdFile)
+	}
+	cfg.Anonymous = mo.Anonymous
+	cfg.ReadOnly = mo.ReadOnly || fv.readOnly
+	if changed("read-only") {
+		cfg.ReadOnly = fv.readOnly
+	}
+	cfg.AllowOther = mo.AllowOther || fv.allowOther
+	if changed("allow-other") {
+		cfg.AllowOther = fv.allowOther
+	}
+	cfg.NonEmpty = mo.NonEmpty
+	cfg.InsecureSkipVerify = mo.Insecure
+	if mo.UID != nil && !changed("uid") {
+		cfg.UID = *mo.UID
+	}
+	if mo.GID != nil && !changed("gid") {
+		cfg.GID = *mo.GID
+	}
+	if mo.Umask != nil {
+		if !changed("file-mode") {
+			cfg.FileMode = 0o666 &^ *mo.Umask
+		}
+		if !changed("dir-mode") {
+			cfg.DirMode = 0o777 &^ *mo.Umask
+		}
+	}
+	if mo.StatTTL != nil && !changed("stat-cache-ttl") {
+		cfg.StatCacheTTL = *mo.StatTTL
+	}
+
+	if cfg.StatCacheTTL < 0 || cfg.UploadTimeout <= 0 || cfg.ShutdownTimeout <= 0 {
+		return nil, usageErrorf("--stat-cache-ttl must not be negative, --upload-timeout and --shutdown-timeout must be positive")
+	}
+	if len(mo.Ignored) > 0 {
+		cfg.Warnings = append(cfg.Warnings, "ignoring s3fs options that have no meaning for bucketfs: "+strings.Join(mo.Ignored, ", "))
+	}
+	if cfg.InsecureSkipVerify {
+		cfg.Warnings = append(cfg.Warnings, "no_check_certificate: TLS certificates of the endpoint are NOT verified")
+	}
+	if mo.IAMRole && cfg.PasswdFile == "" {
+		// iam_role means "use the instance role": skip password files.
+		cfg.useSDKChain = true
+	}
+	return cfg, nil
+}
+
+// parseBucketArg splits BUCKET[:PREFIX]. s3fs writes the prefix as
+// "bucket:/path", so a leading slash is dropped; the prefix is normalised
+// to end with "/" ("" means the whole bucket).
+func parseBucketArg(s string) (bucket, prefix string, err error) {
+	bucket, prefix, _ = strings.Cut(s, ":")
+	if bucket == "" {
+		return "", "", fmt.Errorf("empty bucket name in %q", s)
+	}
+	if strings.ContainsAny(bucket, "/ \t\n") {
+		return "", "", fmt.Errorf("invalid bucket name %q", bucket)
+	}
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return bucket, "", nil
+	}
+	for _, seg := range strings.Split(prefix, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", "", fmt.Errorf("invalid prefix %q: empty, \".\" or \"..\" path element", prefix)
+		}
+	}
+	return bucket, prefix + "/", nil
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	// Also accept slog's numeric form, e.g. "-4".
+	if n, err := strconv.Atoi(s); err == nil {
+		return slog.Level(n), nil
+	}
+	return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}

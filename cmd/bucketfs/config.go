@@ -1,0 +1,141 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is everything the command line says, resolved to concrete values.
+// parseArgs builds it without touching the network or the mountpoint, so
+// tests can check the mapping of flags and -o options in isolation; run
+// does the rest.
+type Config struct {
+	Bucket     string
+	Prefix     string // "" or ending with "/", never starting with "/"
+	Mountpoint string // absolute
+
+	Foreground bool
+
+	Endpoint           string // "" means AWS
+	Region             string // "" means AWS config, else us-east-1
+	PathStyle          bool
+	InsecureSkipVerify bool
+	Profile            string
+	PasswdFile         string // explicit passwd_file=; "" means search the usual places
+	Anonymous          bool   // public_bucket=1: send unsigned requests
+	useSDKChain        bool   // iam_role=: skip password files, use the AWS SDK chain
+
+	ReadOnly     bool
+	StatCacheTTL time.Duration
+	UID, GID     uint32
+	FileMode     uint32
+	DirMode      uint32
+	AllowOther   bool
+	NonEmpty     bool
+
+	StagingDir      string // "" means a fresh private directory, removed at exit when empty
+	RecoveryDir     string
+	UploadTimeout   time.Duration
+	ShutdownTimeout time.Duration // bound on draining uploads at exit
+
+	LogLevel  slog.Level
+	LogFile   string // "" means stderr (the default log file is chosen by the daemon parent)
+	DebugFUSE bool
+
+	// Warnings collected while parsing (accepted but meaningless s3fs
+	// options, insecure settings); logged once the logger exists.
+	Warnings []string
+
+	// OnReady, when set, is called once the mount answers. It is not a
+	// flag: the daemon child uses it to tell its parent, tests to proceed.
+	OnReady func()
+	// Logger, when set, is used instead of slog.Default().
+	Logger *slog.Logger
+
+	env sysEnv // the environment parseArgs saw, for credential selection
+}
+
+// Defaults that are not derived from the environment.
+const (
+	defaultStatCacheTTL    = 5 * time.Second
+	defaultFileMode        = 0o644
+	defaultDirMode         = 0o755
+	defaultUploadTimeout   = 10 * time.Minute
+	defaultShutdownTimeout = 2 * time.Minute
+
+	// startupBudget bounds everything between the command and a mounted,
+	// answering filesystem (or a one-line error). Scripts wait on us, so a
+	// hang is worse than a clear failure.
+	startupBudget = 30 * time.Second
+)
+
+// sysEnv is the part of the process environment that parsing and
+// credential selection depend on, injectable for tests.
+type sysEnv struct {
+	Getenv    func(string) string
+	UID, GID  int
+	Home      string // $HOME, or the user's home directory from the passwd database
+	DBHome    string // the effective user's home from the passwd database (differs from $HOME under some sudo setups)
+	EtcPasswd string // the system-wide s3fs password file, /etc/passwd-s3fs
+	Cwd       string // to make relative paths absolute
+}
+
+// realSysEnv describes the running process.
+func realSysEnv() sysEnv {
+	home := os.Getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	cwd, _ := os.Getwd()
+	var dbHome string
+	if u, err := user.LookupId(strconv.Itoa(os.Geteuid())); err == nil {
+		dbHome = u.HomeDir
+	}
+	return sysEnv{
+		DBHome:    dbHome,
+		Getenv:    os.Getenv,
+		UID:       os.Geteuid(),
+		GID:       os.Getegid(),
+		Home:      home,
+		EtcPasswd: "/etc/passwd-s3fs",
+		Cwd:       cwd,
+	}
+}
+
+func (e sysEnv) abs(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(e.Cwd, p)
+}
+
+// defaultRecoveryDir is where data whose upload failed for good is kept:
+// a system directory for root (the usual case in sandboxes, where the
+// mount runs under sudo), otherwise the user's XDG data directory.
+func defaultRecoveryDir(e sysEnv) string {
+	if e.UID == 0 {
+		return "/var/lib/bucketfs/recovery"
+	}
+	if d := e.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "bucketfs", "recovery")
+	}
+	return filepath.Join(e.Home, ".local", "share", "bucketfs", "recovery")
+}
+
+// defaultDaemonLogFile is where a background daemon logs when --log-file
+// is not given. Its stderr goes nowhere once detached, and the log is the
+// only place that names data moved to the recovery directory, so it must
+// not be discarded.
+func defaultDaemonLogFile(e sysEnv) string {
+	if e.UID == 0 {
+		return "/var/log/bucketfs.log"
+	}
+	if d := e.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "bucketfs", "bucketfs.log")
+	}
+	return filepath.Join(e.Home, ".local", "state", "bucketfs", "bucketfs.log")
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	bfs "github.com/novitalabs/bucketfs/fs"
+	"github.com/novitalabs/bucketfs/s3backend"
+)
+
+// bucketStore is what run needs from the backend: the filesystem's
+// ObjectStore plus the start-up check.
+type bucketStore interface {
+	s3backend.ObjectStore
+	CheckBucket(ctx context.Context) error
+}
+
+// openStore builds the backend (set in store_s3.go); a variable so that
+// tests can substitute a fake store.
+var openStore func(ctx context.Context, c s3backend.Config) (bucketStore, error)
+
+// run checks everything, mounts, calls cfg.OnReady once the mount answers,
+// and serves until ctx is cancelled (a shutdown request: SIGTERM/SIGINT in
+// main) or the filesystem is unmounted from outside. Either way it uploads
+// pending writes before returning. An error before OnReady means nothing
+// is left mounted.
+func run(ctx context.Context, cfg *Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+
+	startCtx, cancelStart := context.WithTimeout(ctx, startupBudget-5*time.Second)
+	defer cancelStart()
+
+	if err := checkMountpoint(cfg.Mountpoint, cfg.NonEmpty, readMounts()); err != nil {
+		return err
+	}
+	if err := checkFuseDevice(os.Geteuid()); err != nil {
+		return err
+	}
+	env := cfg.env
+	if env.Getenv == nil {
+		env = realSysEnv()
+	}
+	creds, err := selectCredentials(cfg, env)
+	if err != nil {
+		return err
+	}
+	where := describeEndpoint(cfg)
+	log.Info("starting", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "endpoint", where,
+		"path_style", cfg.PathStyle, "credentials", creds.Source, "mountpoint", cfg.Mountpoint,
+		"read_only", cfg.ReadOnly)
+
+	if openStore == nil {
+		return errors.New("this build has no S3 backend")
+	}
+	store, err := openStore(startCtx, s3backend.Config{
+		Bucket:             cfg.Bucket,
+		Prefix:             cfg.Prefix,
+		Endpoint:           cfg.Endpoint,
+		Region:             cfg.Region,
+		PathStyle:          cfg.PathStyle,
+		Credentials:        creds.Provider,
+		Profile:            cfg.Profile,
+		InsecureSkipVerify: cfg.InsecureSkipVerify,
+		Logger:             log.With("component", "s3"),
+	})
+	if err != nil {
+		return describeStoreError(err, cfg, creds, where)
+	}
+	if err := store.CheckBucket(startCtx); err != nil {
+		return describeStoreError(err, cfg, creds, where)
+	}
+
+	staging, cleanupStaging, err := prepareStaging(cfg.StagingDir)
+	if err != nil {
+		return err
+	}
+	defer cleanupStaging(log)
+
+	fsys, err := bfs.New(bfs.Config{
+		Store:         store,
+		ReadOnly:      cfg.ReadOnly,
+		StatCacheTTL:  cfg.StatCacheTTL,
+		UID:           cfg.UID,
+		GID:           cfg.GID,
+		FileMode:      cfg.FileMode,
+		DirMode:       cfg.DirMode,
+		StagingDir:    staging,
+		RecoveryDir:   cfg.RecoveryDir,
+		UploadTimeout: cfg.UploadTimeout,
+		Logger:        log.With("component", "fs"),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the filesystem: %w", err)
+	}
+	server, err := fsys.Mount(cfg.Mountpoint, bfs.MountConfig{
+		FsName:     "bucketfs:" + cfg.Bucket,
+		AllowOther: cfg.AllowOther,
+		ReadOnly:   cfg.ReadOnly,
+		Debug:      cfg.DebugFUSE,
+	})
+	if err != nil {
+		return describeMountError(err, cfg)
+	}
+	if err := waitAnswering(startCtx, server, cfg.Mountpoint); err != nil {
+		unmount(server, cfg.Mountpoint, log)
+		return err
+	}
+	log.Info("mounted", "mountpoint", cfg.Mountpoint, "bucket", cfg.Bucket, "prefix", cfg.Prefix)
+	if cfg.OnReady != nil {
+		cfg.OnReady()
+	}
+
+	served := make(chan struct{})
+	go func() { server.Wait(); close(served) }()
+	select {
+	case <-served:
+		log.Info("unmounted from outside; uploading pending writes", "mountpoint", cfg.Mountpoint)
+		flushAll(ctx, fsys, cfg, log)
+	case <-ctx.Done():
+		log.Info("shutting down: uploading pending writes, then unmounting", "mountpoint", cfg.Mountpoint)
+		flushAll(ctx, fsys, cfg, log)
+		if lazy := unmount(server, cfg.Mountpoint, log); lazy {
+			// Open files kept the mount busy and it was only detached:
+			// their writers may have written since the first flush.
+			flushAll(ctx, fsys, cfg, log)
+		}
+	}
+	log.Info("stopped", "mountpoint", cfg.Mountpoint)
+	return nil
+}
+
+// flushAll uploads every dirty file within the shutdown deadline. A second
+// SIGINT/SIGTERM cuts the wait short: the fs then moves what is left to
+// the recovery directory, so an impatient operator loses no data either.
+func flushAll(ctx context.Context, fsys *bfs.FS, cfg *Config, log *slog.Logger) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Warn("second signal: giving up on pending uploads (their data goes to the recovery directory)", "signal", s.String())
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	start := time.Now()
+	if err := fsys.FlushAll(fctx); err != nil {
+		log.Error("some writes could not be uploaded; their data is in the recovery directory",
+			"recovery_dir", cfg.RecoveryDir, "err", err)
+		return
+	}
+	log.Debug("pending writes uploaded", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// waitAnswering returns once the kernel has sent INIT and a stat of the
+// mountpoint is answered by us, so that whoever waits on "ready" can use
+// the mount at once.
+func waitAnswering(ctx context.Context, server *fuse.Server, mnt string) error {
+	done := make(chan error, 1)
+	go func() {
+		if err := server.WaitMount(); err != nil {
+			done <- fmt.Errorf("mount %s did not come up: %w", mnt, err)
+			return
+		}
+		if _, err := os.Stat(mnt); err != nil {
+			done <- fmt.Errorf("mount %s does not answer: %w", mnt, err)
+			return
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("mount %s did not answer in time", mnt)
+	}
+}
+
+// unmount takes the filesystem down. If it is busy (open files, a shell
+// inside it), it is detached lazily instead so that we can still exit; it
+// reports whether that happened.
+func unmount(server *fuse.Server, mnt string, log *slog.Logger) (lazy bool) {
+	err := server.Unmount()
+	if err == nil {
+		return false
+	}
+	log.Warn("unmount failed (busy?); detaching lazily", "mountpoint", mnt, "err", err)
+	if err := lazyUnmount(mnt); err != nil {
+		log.Error("lazy unmount failed", "mountpoint", mnt, "err", err)
+	}
+	return true
+}
+
+func lazyUnmount(mnt string) error {
+	if os.Geteuid() == 0 {
+		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("umount -l %s: %w", mnt, err)
+		}
+		return nil
+	}
+	for _, helper := range []string{"fusermount3", "fusermount"} {
+		if path, err := exec.LookPath(helper); err == nil {
+			out, err := exec.Command(path, "-u", "-z", mnt).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s -u -z %s: %w: %s", helper, mnt, err, out)
+			}
+			return nil
+		}
+	}
+	return errors.New("no fusermount3 for a lazy unmount")
+}
+
+// prepareStaging returns the staging directory and a cleanup function.
+// The default is a fresh private directory that is removed at exit if
+// empty; a non-empty one holds data that did not reach the store, so it is
+// kept and named in the log.
+func prepareStaging(dir string) (string, func(*slog.Logger), error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", nil, fmt.Errorf("staging directory: %w", err)
+		}
+		return dir, func(*slog.Logger) {}, nil
+	}
+	d, err := os.MkdirTemp("", "bucketfs-staging-")
+	if err != nil {
+		return "", nil, fmt.Errorf("creating a staging directory: %w", err)
+	}
+	return d, func(log *slog.Logger) {
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("staging directory not removed: it still holds data", "dir", d, "err", err)
+		}
+	}, nil
+}
+
+// describeEndpoint names the endpoint for humans.
+func describeEndpoint(cfg *Config) string {
+	if cfg.Endpoint != "" {
+		return cfg.Endpoint
+	}
+	if cfg.Region != "" {
+		return "AWS S3 (" + cfg.Region + ")"
+	}
+	return "AWS S3"
+}
+
+// describeStoreError turns a backend error into the one line a user needs.
+func describeStoreError(err error, cfg *Config, creds credChoice, where string) error {
+	switch {
+	case errors.Is(err, s3backend.ErrNoSuchBucket):
+		return fmt.Errorf("bucket %q does not exist at %s", cfg.Bucket, where)
+	case errors.Is(err, s3backend.ErrBadCredentials):
+		return fmt.Errorf("credentials rejected by %s for bucket %q (credentials from %s)", where, cfg.Bucket, creds.Source)
+	case errors.Is(err, s3backend.ErrAccessDenied):
+		return fmt.Errorf("access denied to bucket %q at %s (credentials from %s)", cfg.Bucket, where, creds.Source)
+	case errors.Is(err, s3backend.ErrUnreachable):
+		return fmt.Errorf("cannot reach %s: %w", where, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("cannot reach %s: no answer in time", where)
+	}
+	return fmt.Errorf("checking bucket %q at %s: %w", cfg.Bucket, where, err)
+}
+
+// describeMountError adds the usual cause to a failed mount.
+func describeMountError(err error, cfg *Config) error {
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("mount %s: %w (mounting needs root with CAP_SYS_ADMIN, e.g. a privileged container, or a setuid fusermount3; allow_other needs user_allow_other in /etc/fuse.conf for non-root)", cfg.Mountpoint, err)
+	}
+	return fmt.Errorf("mount %s: %w", cfg.Mountpoint, err)
+}
