@@ -253,7 +253,6 @@ func mount(t *testing.T, opts ...mountOpt) *Mount {
 	if res.code != 0 {
 		m.done = true
 		m.checkRace()
-		m.dumpLog()
 		if isMounted(cfg.dir) {
 			_ = exec.Command("fusermount3", "-uz", cfg.dir).Run()
 		}
