@@ -24,9 +24,11 @@ type bucketStore interface {
 	CheckBucket(ctx context.Context) error
 }
 
-// openStore builds the backend (set in store_s3.go); a variable so that
-// tests can substitute a fake store.
-var openStore func(ctx context.Context, c s3backend.Config) (bucketStore, error)
+// openStore builds the backend; a variable so that tests can substitute a
+// fake store.
+var openStore = func(ctx context.Context, c s3backend.Config) (bucketStore, error) {
+	return s3backend.New(ctx, c)
+}
 
 // run checks everything, mounts, calls cfg.OnReady once the mount answers,
 // and serves until ctx is cancelled (a shutdown request: SIGTERM/SIGINT in
@@ -64,9 +66,6 @@ func run(ctx context.Context, cfg *Config) error {
 		"path_style", cfg.PathStyle, "credentials", creds.Source, "mountpoint", cfg.Mountpoint,
 		"read_only", cfg.ReadOnly)
 
-	if openStore == nil {
-		return errors.New("this build has no S3 backend")
-	}
 	store, err := openStore(startCtx, s3backend.Config{
 		Bucket:             cfg.Bucket,
 		Prefix:             cfg.Prefix,
