@@ -682,6 +682,54 @@ func TestCheckBucket(t *testing.T) {
 	}
 }
 
+// TestCheckBucketSilentEndpoint: an endpoint that accepts connections but
+// never answers must not hang the mount; CheckBucket gives up on its own.
+func TestCheckBucketSilentEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes checkTimeout (12 s)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	st, err := New(context.Background(), Config{
+		Bucket: "b", Endpoint: "http://" + l.Addr().String(), PathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = st.CheckBucket(context.Background())
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("CheckBucket took %v", d)
+	}
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("err = %v, want ErrUnreachable", err)
+	}
+}
+
 func TestConcurrentUse(t *testing.T) {
 	st, _ := newStore(t, nil)
 	ctx := testCtx(t)

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Transport and retry tuning. These are deliberately conservative bounds
@@ -167,6 +168,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
+	// The SDK's own warnings (e.g. a body it could not drain) go to our
+	// logger instead of straight to stderr.
+	awsCfg.Logger = sdkLogger{st.log}
 	// Credentials are set here rather than through LoadDefaultConfig, which
 	// would wrap aws.AnonymousCredentials in a cache: the S3 client skips
 	// signing only when it sees that exact type.
@@ -204,6 +208,17 @@ func (t taggedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error
 	return c, err
 }
 
+// sdkLogger adapts slog to the SDK's logging interface.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, "s3backend: aws sdk: "+fmt.Sprintf(format, v...))
+}
+
 // full turns a relative key into a bucket key.
 func (s *Store) full(key string) string { return s.prefix + key }
 
@@ -231,7 +246,8 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 	}
 	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		// Our own deadline, not the caller's: nothing answered in time.
-		return &OpError{Op: "ListObjectsV2", Key: s.prefix, Err: ErrUnreachable, Cause: err}
+		return &OpError{Op: "ListObjectsV2", Key: s.prefix, Err: ErrUnreachable,
+			Cause: fmt.Errorf("no response within %v: %w", checkTimeout, err)}
 	}
 	return wrapErr("ListObjectsV2", s.prefix, err)
 }
