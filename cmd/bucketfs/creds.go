@@ -35,32 +35,32 @@ func selectCredentials(cfg *Config, env sysEnv) (credChoice, error) {
 		return fromPasswdFile(cfg.PasswdFile, cfg.Bucket, cfg.PasswdFile == env.EtcPasswd)
 	}
 	if cfg.useSDKChain {
-		return credChoice{Source: "AWS SDK default chain (iam_role)"}, nil
+		return credChoice{Source: "the AWS SDK chain (iam_role)"}, nil
 	}
 	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE",
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
 		if env.Getenv(v) != "" {
-			return credChoice{Source: "AWS SDK default chain (" + v + " is set)"}, nil
+			return credChoice{Source: v + " in the environment"}, nil
 		}
 	}
 	// s3fs's own environment variables.
 	if id, secret := env.Getenv("AWSACCESSKEYID"), env.Getenv("AWSSECRETACCESSKEY"); id != "" && secret != "" {
 		return credChoice{
 			Provider: credentials.NewStaticCredentialsProvider(id, secret, env.Getenv("AWSSESSIONTOKEN")),
-			Source:   "environment (AWSACCESSKEYID, AWSSECRETACCESSKEY)",
+			Source:   "AWSACCESSKEYID/AWSSECRETACCESSKEY in the environment",
 		}, nil
 	}
 	if f := env.Getenv("AWS_CREDENTIAL_FILE"); f != "" {
 		return fromPasswdFile(env.abs(f), cfg.Bucket, false)
 	}
 	if cfg.Profile != "" {
-		return credChoice{Source: "AWS SDK default chain (profile " + cfg.Profile + ")"}, nil
+		return credChoice{Source: "AWS profile " + cfg.Profile}, nil
 	}
 	if p := env.Getenv("AWS_PROFILE"); p != "" {
-		return credChoice{Source: "AWS SDK default chain (AWS_PROFILE=" + p + ")"}, nil
+		return credChoice{Source: "AWS profile " + p + " (AWS_PROFILE)"}, nil
 	}
 	if f := sharedConfigWithCredentials(env); f != "" {
-		return credChoice{Source: "AWS SDK default chain (" + f + ")"}, nil
+		return credChoice{Source: "AWS shared config " + f}, nil
 	}
 	for _, f := range passwdCandidates(env) {
 		c, err := fromPasswdFile(f, cfg.Bucket, f == env.EtcPasswd)
@@ -71,7 +71,7 @@ func selectCredentials(cfg *Config, env sysEnv) (credChoice, error) {
 		// through silently: s3fs does the same, and the user meant it.
 		return c, err
 	}
-	return credChoice{Source: "AWS SDK default chain"}, nil
+	return credChoice{Source: "the AWS SDK default chain"}, nil
 }
 
 func fromPasswdFile(path, bucket string, systemWide bool) (credChoice, error) {

@@ -76,7 +76,7 @@ func TestSelectCredentials(t *testing.T) {
 		{"env key beats password file", func(fx *credsFixture) {
 			fx.vars["AWS_ACCESS_KEY_ID"] = "envkey"
 			writeFile(fx.t, filepath.Join(fx.home, ".passwd-s3fs"), "HK:HS\n", 0o600)
-		}, nil, "<chain>", "AWS_ACCESS_KEY_ID is set"},
+		}, nil, "<chain>", "AWS_ACCESS_KEY_ID in the environment"},
 		{"web identity uses chain", func(fx *credsFixture) {
 			fx.vars["AWS_WEB_IDENTITY_TOKEN_FILE"] = "/tok"
 		}, nil, "<chain>", "AWS_WEB_IDENTITY_TOKEN_FILE"},
@@ -91,7 +91,7 @@ func TestSelectCredentials(t *testing.T) {
 		{"profile flag beats password file", func(fx *credsFixture) {
 			writeFile(fx.t, filepath.Join(fx.home, ".passwd-s3fs"), "HK:HS\n", 0o600)
 		}, func(c *Config) { c.Profile = "dev" }, "<chain>", "profile dev"},
-		{"AWS_PROFILE", func(fx *credsFixture) { fx.vars["AWS_PROFILE"] = "p" }, nil, "<chain>", "AWS_PROFILE=p"},
+		{"AWS_PROFILE", func(fx *credsFixture) { fx.vars["AWS_PROFILE"] = "p" }, nil, "<chain>", "AWS profile p (AWS_PROFILE)"},
 		{"aws credentials file", func(fx *credsFixture) {
 			writeFile(fx.t, filepath.Join(fx.home, ".aws", "credentials"), "[default]\naws_access_key_id = A\naws_secret_access_key = B\n", 0o600)
 			writeFile(fx.t, filepath.Join(fx.home, ".passwd-s3fs"), "HK:HS\n", 0o600)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -62,7 +64,8 @@ func run(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	where := describeEndpoint(cfg)
-	log.Info("starting", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "endpoint", where,
+	// Debug only: in the foreground a failed start must print one line.
+	log.Debug("starting", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "endpoint", where,
 		"path_style", cfg.PathStyle, "credentials", creds.Source, "mountpoint", cfg.Mountpoint,
 		"read_only", cfg.ReadOnly)
 
@@ -119,7 +122,9 @@ func run(ctx context.Context, cfg *Config) error {
 		unmount(server, cfg.Mountpoint, log)
 		return err
 	}
-	log.Info("mounted", "mountpoint", cfg.Mountpoint, "bucket", cfg.Bucket, "prefix", cfg.Prefix)
+	log.Info("mounted", "mountpoint", cfg.Mountpoint, "bucket", cfg.Bucket, "prefix", cfg.Prefix,
+		"endpoint", where, "credentials", creds.Source, "read_only", cfg.ReadOnly,
+		"staging_dir", staging, "recovery_dir", cfg.RecoveryDir)
 	if cfg.OnReady != nil {
 		cfg.OnReady()
 	}
@@ -262,19 +267,53 @@ func describeEndpoint(cfg *Config) string {
 
 // describeStoreError turns a backend error into the one line a user needs.
 func describeStoreError(err error, cfg *Config, creds credChoice, where string) error {
+	var opErr *s3backend.OpError
+	answered := errors.As(err, &opErr) && opErr.StatusCode != 0
 	switch {
 	case errors.Is(err, s3backend.ErrNoSuchBucket):
 		return fmt.Errorf("bucket %q does not exist at %s", cfg.Bucket, where)
+	case errors.Is(err, s3backend.ErrBadCredentials) && !answered:
+		// The store never saw a request: no provider produced credentials.
+		// The SDK's reason is a long chain about the metadata service; it
+		// goes to the debug log, the fix goes on the one line.
+		slog.Debug("credential retrieval failed", "err", err)
+		return fmt.Errorf("no usable credentials found (tried %s); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, write ~/.passwd-s3fs, or pass -o passwd_file=", creds.Source)
 	case errors.Is(err, s3backend.ErrBadCredentials):
 		return fmt.Errorf("credentials rejected by %s for bucket %q (credentials from %s)", where, cfg.Bucket, creds.Source)
 	case errors.Is(err, s3backend.ErrAccessDenied):
 		return fmt.Errorf("access denied to bucket %q at %s (credentials from %s)", cfg.Bucket, where, creds.Source)
 	case errors.Is(err, s3backend.ErrUnreachable):
-		return fmt.Errorf("cannot reach %s: %w", where, err)
+		return fmt.Errorf("cannot reach %s: %v", where, networkCause(err))
+	case errors.Is(err, s3backend.ErrNotFound):
+		// A 404 without NoSuchBucket: something answered that is not S3,
+		// or a gateway that hides the bucket.
+		return fmt.Errorf("bucket %q not found at %s (%v; is that the S3 endpoint?)", cfg.Bucket, where, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("cannot reach %s: no answer in time", where)
 	}
 	return fmt.Errorf("checking bucket %q at %s: %w", cfg.Bucket, where, err)
+}
+
+// networkCause digs out the part of a backend error that says what went
+// wrong on the wire (DNS, connection, TLS), without the SDK's layers.
+func networkCause(err error) error {
+	var (
+		dnsErr  *net.DNSError
+		netErr  *net.OpError
+		certErr *tls.CertificateVerificationError
+		opErr   *s3backend.OpError
+	)
+	switch {
+	case errors.As(err, &dnsErr):
+		return dnsErr
+	case errors.As(err, &certErr):
+		return certErr
+	case errors.As(err, &netErr):
+		return netErr
+	case errors.As(err, &opErr) && opErr.Cause != nil:
+		return opErr.Cause
+	}
+	return err
 }
 
 // describeMountError adds the usual cause to a failed mount.
