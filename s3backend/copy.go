@@ -87,6 +87,7 @@ func (s *Store) multipartCopy(ctx context.Context, src, dst string, info ObjectI
 		parts[number-1] = CompletedPart{Number: number, ETag: etag}
 		return nil
 	})
+	err = asOpError("UploadPartCopy", dst, err)
 	if err == nil {
 		var etag string
 		if etag, err = s.CompleteMultipart(ctx, dst, uploadID, parts); err == nil {

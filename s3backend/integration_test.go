@@ -444,12 +444,29 @@ func TestMultipartUpload(t *testing.T) {
 		t.Errorf("%d multipart uploads left after a failure", len(ups.Uploads))
 	}
 
-	// A cancelled context stops the upload with a context error.
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	_, err = st.Upload(cctx, "big/cancelled.bin", bytes.NewReader(data), int64(len(data)), PutOptions{})
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled upload: err = %v", err)
+	// A context cancelled before or during the upload stops it with a
+	// context error, and the abort (on a fresh context) still cleans up.
+	for _, delay := range []time.Duration{0, 150 * time.Millisecond} {
+		cctx, cancel := context.WithCancel(ctx)
+		if delay == 0 {
+			cancel()
+		} else {
+			time.AfterFunc(delay, cancel)
+		}
+		slow := &slowReaderAt{r: bytes.NewReader(data), failAt: -1}
+		_, err = st.Upload(cctx, "big/cancelled.bin", slow, int64(len(data)), PutOptions{})
+		cancel()
+		var oe *OpError
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &oe) || errors.Is(err, ErrUnreachable) {
+			t.Errorf("upload cancelled after %v: err = %#v", delay, err)
+		}
+	}
+	ups, err = minio(t).Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left after cancellation", len(ups.Uploads))
 	}
 }
 

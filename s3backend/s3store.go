@@ -50,6 +50,8 @@ const (
 	// upload; it runs on a fresh context because the caller's may be done.
 	abortTimeout = 30 * time.Second
 
+	// maxSinglePut is S3's limit for one PutObject.
+	maxSinglePut = 5 << 30
 	// maxSingleCopy is S3's limit for CopyObject; larger sources are copied
 	// with UploadPartCopy.
 	maxSingleCopy = 5 << 30
@@ -117,6 +119,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if st.multipartAbove <= 0 {
 		st.multipartAbove = st.partSize
 	}
+	// S3 refuses single PUTs above 5 GiB.
+	st.multipartAbove = min(st.multipartAbove, maxSinglePut)
 
 	// Start from the SDK's buildable client and only adjust it, so that
 	// LoadDefaultConfig can still install AWS_CA_BUNDLE into its transport

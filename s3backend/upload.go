@@ -3,6 +3,7 @@ package s3backend
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"strconv"
@@ -71,6 +72,7 @@ func forEachPart(ctx context.Context, n, conc int, fn func(ctx context.Context, 
 		wg       sync.WaitGroup
 	)
 	sem := make(chan struct{}, conc)
+	started := 0
 	for i := 1; i <= n; i++ {
 		select {
 		case sem <- struct{}{}:
@@ -79,6 +81,7 @@ func forEachPart(ctx context.Context, n, conc int, fn func(ctx context.Context, 
 		if ctx.Err() != nil {
 			break
 		}
+		started++
 		wg.Add(1)
 		go func(number int32) {
 			defer wg.Done()
@@ -97,8 +100,11 @@ func forEachPart(ctx context.Context, n, conc int, fn func(ctx context.Context, 
 	if firstErr != nil {
 		return firstErr
 	}
-	// No part failed but we stopped early: the caller's context ended.
-	return ctx.Err()
+	if started < n {
+		// No part failed but we stopped early: the caller's context ended.
+		return ctx.Err()
+	}
+	return nil
 }
 
 func (s *Store) multipartUpload(ctx context.Context, key string, r io.ReaderAt, size int64, opts PutOptions) (string, error) {
@@ -118,6 +124,7 @@ func (s *Store) multipartUpload(ctx context.Context, key string, r io.ReaderAt, 
 		parts[number-1] = CompletedPart{Number: number, ETag: etag} // distinct index per goroutine
 		return nil
 	})
+	err = asOpError("UploadPart", key, err)
 	if err == nil {
 		var etag string
 		if etag, err = s.CompleteMultipart(ctx, key, uploadID, parts); err == nil {
@@ -126,6 +133,16 @@ func (s *Store) multipartUpload(ctx context.Context, key string, r io.ReaderAt, 
 	}
 	s.abortQuietly(ctx, key, uploadID)
 	return "", err
+}
+
+// asOpError wraps err as an *OpError unless it already is one (a bare
+// context error from forEachPart).
+func asOpError(op, key string, err error) error {
+	var oe *OpError
+	if err == nil || errors.As(err, &oe) {
+		return err
+	}
+	return wrapErr(op, key, err)
 }
 
 // abortQuietly aborts a failed upload so its parts do not linger (and cost)
