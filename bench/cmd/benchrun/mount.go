@@ -281,15 +281,18 @@ func procStatusKiB(path, field string) (int64, error) {
 // ---- the tools ----
 
 type bucketfsTool struct {
-	bin    string
-	target s3Target
-	extra  []string
-	ver    string
+	bin     string
+	logFile string
+	target  s3Target
+	extra   []string
+	ver     string
 }
 
 func (t *bucketfsTool) Name() string { return "bucketfs" }
 func (t *bucketfsTool) Command(dir, priv string) ([]string, []string, error) {
-	argv := append([]string{t.bin, "--endpoint", t.target.Endpoint}, t.extra...)
+	argv := []string{t.bin, "--endpoint", t.target.Endpoint,
+		"--log-file", t.logFile, "--recovery-dir", filepath.Join(priv, "recovery")}
+	argv = append(argv, t.extra...)
 	argv = append(argv, t.target.Bucket, dir)
 	return argv, []string{
 		"AWS_ACCESS_KEY_ID=" + t.target.AccessKey,
@@ -298,8 +301,8 @@ func (t *bucketfsTool) Command(dir, priv string) ([]string, []string, error) {
 	}, nil
 }
 func (t *bucketfsTool) Options() string {
-	return strings.Join(append([]string{"bucketfs", "--endpoint", "URL"}, t.extra...), " ") +
-		" BUCKET MOUNTPOINT (credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; defaults otherwise)"
+	return strings.Join(append([]string{"bucketfs", "--endpoint", "URL", "--log-file", "FILE", "--recovery-dir", "DIR"}, t.extra...), " ") +
+		" BUCKET MOUNTPOINT (credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, staging dir under TMPDIR=DIR; all else bucketfs defaults)"
 }
 func (t *bucketfsTool) Version() string { return t.ver }
 

@@ -45,6 +45,7 @@ type runner struct {
 	dev      *devTree
 	started  time.Time
 	deadline time.Time
+	loadAvg  string // /proc/loadavg when the run started
 
 	mu        sync.Mutex
 	metrics   []metric
@@ -115,6 +116,10 @@ func (r *runner) record(id, tool string, s sample) {
 
 func (r *runner) run(ctx context.Context) error {
 	r.started = time.Now()
+	r.loadAvg = loadAvg()
+	if l := r.loadAvg; l != "" {
+		r.logf("load average at start: %s", l)
+	}
 	r.deadline = r.started.Add(r.cfg.Budget)
 	stamp := r.started.Format("2006-01-02_150405")
 	r.resultDir = filepath.Join(r.cfg.OutDir, stamp)
@@ -462,6 +467,25 @@ func machineInfo() map[string]string {
 	return info
 }
 
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func (r *runner) machine() map[string]string {
+	m := machineInfo()
+	m["loadavg_at_start"] = r.loadAvg
+	m["loadavg_now"] = loadAvg()
+	return m
+}
+
 func sdkVersion() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -499,7 +523,7 @@ func (r *runner) configureTools() {
 	if out, err := exec.Command("git", "-C", r.cfg.Repo, "describe", "--always", "--dirty").Output(); err == nil {
 		ver = "git " + strings.TrimSpace(string(out))
 	}
-	r.tools["bucketfs"] = &bucketfsTool{bin: r.cfg.BucketfsBin, target: r.target, extra: strings.Fields(r.cfg.BucketfsArgs), ver: ver}
+	r.tools["bucketfs"] = &bucketfsTool{bin: r.cfg.BucketfsBin, logFile: filepath.Join(r.logDir, "bucketfs-daemon.log"), target: r.target, extra: strings.Fields(r.cfg.BucketfsArgs), ver: ver}
 	r.tools["s3fs"] = &s3fsTool{target: r.target, extra: r.cfg.S3fsOpts, ver: firstLine("s3fs", "--version")}
 	r.tools["rclone"] = &rcloneTool{target: r.target, extra: strings.Fields(r.cfg.RcloneArgs), ver: firstLine("rclone", "version")}
 }
@@ -529,7 +553,7 @@ func (r *runner) notes() []string {
 		"'bucketfs vs best peer' compares with the better of s3fs and rclone; > 1 means bucketfs is better (for seconds and MiB the ratio is inverted).",
 		"Cold = fresh mount, then sync and echo 3 > /proc/sys/vm/drop_caches. Every workload-run gets a fresh mount. MinIO keeps its data on tmpfs, so cold means cold on the client only.",
 		fmt.Sprintf("The bare SDK column is aws-sdk-go-v2 alone: %d parallel ranged GETs / multipart parts of %s (bucketfs's defaults). It has no cache, so no warm figure.", r.cfg.Concurrency, humanSize(r.cfg.PartSize)),
-		"Reads are checked against SHA-256 of what was written; writes are fetched back through the SDK and checked; fio reads are spot-checked with 1000 random 4 KiB preads afterwards.",
+		"Reads are checked against SHA-256 of what was written; writes are fetched back through the SDK and checked; fio reads are spot-checked afterwards with 256 random 4 KiB preads on the same mount.",
 	}
 }
 
@@ -560,7 +584,7 @@ func (r *runner) writeResults() error {
 	res := resultsFile{
 		Date:        r.started.Format(time.RFC3339),
 		Elapsed:     time.Since(r.started).Seconds(),
-		Machine:     machineInfo(),
+		Machine:     r.machine(),
 		Versions:    versions,
 		MountOpts:   mopts,
 		Config:      r.cfg,
@@ -588,8 +612,8 @@ func (r *runner) renderMarkdown(res resultsFile) string {
 	var b strings.Builder
 	m := res.Machine
 	fmt.Fprintf(&b, "### bucketfs benchmark, %s\n\n", r.started.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "Machine: %s, %s cores, %s, %s, kernel %s. MinIO on loopback (tmpfs). Median of %d runs; %.1f min in all.\n\n",
-		m["cpu"], m["cores"], m["memory"], m["os"], m["kernel"], r.cfg.Runs, res.Elapsed/60)
+	fmt.Fprintf(&b, "Machine: %s, %s cores, %s, %s, kernel %s; load average %s at the start. MinIO on loopback (tmpfs). Median of %d runs; %.1f min in all.\n\n",
+		m["cpu"], m["cores"], m["memory"], m["os"], m["kernel"], m["loadavg_at_start"], r.cfg.Runs, res.Elapsed/60)
 	b.WriteString(markdownTable(r.metrics, res.Cells, r.cfg.Tools))
 	b.WriteString("\n")
 	for _, n := range res.Notes {

@@ -216,7 +216,12 @@ func sdkRead(ctx context.Context, c *s3.Client, bucket, key string, size, partSi
 			case <-ctx.Done():
 				return
 			}
-			buf := <-pool
+			var buf []byte
+			select {
+			case buf = <-pool:
+			case <-ctx.Done():
+				return
+			}
 			off := int64(i) * partSize
 			n := min(partSize, size-off)
 			go func() {
