@@ -172,14 +172,18 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 	go func() { defer wg.Done(); list, listErr = f.store.List(mctx, key+"/", "", "", 1) }()
 	wg.Wait()
 
+	// Some stores (S3, and MinIO too) allow both "key" and "key/…". The
+	// directory wins, as it does in listings, so that what is below it
+	// stays reachable.
 	switch {
-	case objErr == nil:
-		k := kindOf(obj)
-		return listEntry{kind: k, info: obj, hasMeta: true, marker: k == kindDir}, true, 0
+	case objErr == nil && kindOf(obj) == kindDir:
+		return listEntry{kind: kindDir, info: obj, hasMeta: true, marker: true}, true, 0
 	case markerErr == nil:
 		return listEntry{kind: kindDir, info: marker, hasMeta: true, marker: true}, true, 0
 	case listErr == nil && len(list.Objects)+len(list.CommonPrefixes) > 0:
 		return listEntry{kind: kindDir}, true, 0
+	case objErr == nil:
+		return listEntry{kind: kindOf(obj), info: obj, hasMeta: true}, true, 0
 	}
 	for _, err := range []error{objErr, markerErr, listErr} {
 		if err != nil && !errors.Is(err, s3backend.ErrNotFound) {

@@ -132,6 +132,9 @@ func (h *handle) readRemote(ctx context.Context, key, etag string, dest []byte, 
 			} else {
 				h.body, err = h.n.fsys.store.GetRange(ctx, key, pos, int64(len(dest)-got), etag)
 			}
+			if errors.Is(err, s3backend.ErrInvalidRange) {
+				break // the object is shorter than we thought: EOF
+			}
 			if err != nil {
 				h.closeStreamLocked()
 				return got, err
