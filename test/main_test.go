@@ -104,6 +104,11 @@ func testMain(m *testing.M) int {
 	code := m.Run()
 	stop()
 	reapAll()
+	if left := mountsUnder(filepath.Join(os.TempDir(), mountRootPattern)); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: mounts left behind by the tests: %v\n", left)
+		cleanStrayMounts()
+		code = 1
+	}
 	return code
 }
 
