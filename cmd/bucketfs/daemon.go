@@ -50,11 +50,14 @@ func daemonize(cfg *Config, args []string, env sysEnv, started time.Time) error 
 		logPath = ""
 	}
 	defer logFile.Close()
-	devNull, err := os.Open(os.DevNull)
+	// stdin is an empty pipe rather than /dev/null, which a container may
+	// lack (the log file is what matters).
+	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", os.DevNull, err)
+		return fmt.Errorf("creating the daemon's stdin: %w", err)
 	}
-	defer devNull.Close()
+	stdinW.Close()
+	defer stdinR.Close()
 
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -66,7 +69,7 @@ func daemonize(cfg *Config, args []string, env sysEnv, started time.Time) error 
 	// ExtraFiles[0] becomes fd 3 in the child.
 	cmd.Env = append(os.Environ(), daemonChildEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
-	cmd.Stdin = devNull
+	cmd.Stdin = stdinR
 	// Never hand the child our own stdout/stderr: a caller that captures
 	// them (subprocess with pipes) would wait for EOF forever.
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -100,7 +103,15 @@ func daemonize(cfg *Config, args []string, env sysEnv, started time.Time) error 
 			_ = cmd.Process.Release()
 			return nil
 		case strings.HasPrefix(line, readyErrPfx):
-			_ = wait()
+			// Let the child finish its cleanup so that no daemon outlives
+			// the failed command, but do not hang on it.
+			exited := make(chan struct{})
+			go func() { _ = wait(); close(exited) }()
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			}
 			return errors.New(strings.TrimPrefix(line, readyErrPfx))
 		}
 		// EOF or garbage: the child died before saying anything.

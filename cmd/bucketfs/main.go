@@ -51,6 +51,13 @@ func realMain(args []string) int {
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(os.Stderr, "bucketfs: warning: %s\n", w)
 		}
+		// The local checks are cheap: failing them here gives the error
+		// without a round trip through a child (and works where the
+		// child could not even be started).
+		if err := localChecks(cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "bucketfs: %s\n", oneLine(err.Error()))
+			return 1
+		}
 		if err := daemonize(cfg, args, env, started); err != nil {
 			fmt.Fprintf(os.Stderr, "bucketfs: %s\n", oneLine(err.Error()))
 			return 1

@@ -49,10 +49,7 @@ func run(ctx context.Context, cfg *Config) error {
 	startCtx, cancelStart := context.WithTimeout(ctx, startupBudget-5*time.Second)
 	defer cancelStart()
 
-	if err := checkMountpoint(cfg.Mountpoint, cfg.NonEmpty, readMounts()); err != nil {
-		return err
-	}
-	if err := checkFuseDevice(os.Geteuid()); err != nil {
+	if err := localChecks(cfg); err != nil {
 		return err
 	}
 	env := cfg.env
@@ -146,6 +143,15 @@ func run(ctx context.Context, cfg *Config) error {
 	}
 	log.Info("stopped", "mountpoint", cfg.Mountpoint)
 	return nil
+}
+
+// localChecks are the start-up checks that need no network: the
+// mountpoint and the FUSE device.
+func localChecks(cfg *Config) error {
+	if err := checkMountpoint(cfg.Mountpoint, cfg.NonEmpty, readMounts()); err != nil {
+		return err
+	}
+	return checkFuseDevice(os.Geteuid())
 }
 
 // flushAll uploads every dirty file within the shutdown deadline. A second
