@@ -117,7 +117,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&fv.logFile, "log-file", "", "log to this file (appended)")
 	fs.StringVar(&fv.profile, "profile", "", "AWS shared-config profile")
-	fs.StringVar(&fv.stagingDir, "staging-dir", "", "local copies of files being written (default: a fresh private dir under $TMPDIR, removed at exit when empty)")
+	fs.StringVar(&fv.stagingDir, "staging-dir", "", "local copies of files being written, in a fresh private subdirectory removed at exit when empty (default $TMPDIR)")
 	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload failed for good is saved here")
 	fs.DurationVar(&fv.uploadTimeout, "upload-timeout", defaultUploadTimeout, "bound on one upload (PUT or whole multipart upload)")
 	fs.DurationVar(&fv.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "bound on uploading pending writes at exit")

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,8 +29,13 @@ func checkMountpoint(path string, nonEmpty bool, mounts []mountEntry) error {
 	case !st.IsDir():
 		return fmt.Errorf("mountpoint %s is not a directory", path)
 	}
+	// The mount table holds resolved paths.
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		real = path
+	}
 	for _, m := range mounts {
-		if m.Mountpoint == path && (m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.")) {
+		if (m.Mountpoint == path || m.Mountpoint == real) && (m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.")) {
 			return fmt.Errorf("mountpoint %s is already a FUSE mount (%s); unmount it first", path, m.Source)
 		}
 	}

@@ -20,6 +20,10 @@ func TestCheckMountpoint(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(full, ".hidden"), "x", 0o644)
 	writeFile(t, file, "x", 0o644)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(empty, link); err != nil {
+		t.Fatal(err)
+	}
 	fuseMounted := []mountEntry{{Mountpoint: empty, FSType: "fuse.bucketfs", Source: "bucketfs:b"}}
 
 	tests := []struct {
@@ -35,6 +39,7 @@ func TestCheckMountpoint(t *testing.T) {
 		{file, false, nil, "is not a directory"},
 		{empty, false, fuseMounted, "is already a FUSE mount (bucketfs:b)"},
 		{empty, false, []mountEntry{{Mountpoint: empty, FSType: "tmpfs", Source: "tmpfs"}}, ""},
+		{link, false, fuseMounted, "is already a FUSE mount"},
 	}
 	for _, tt := range tests {
 		err := checkMountpoint(tt.path, tt.nonEmpty, tt.mounts)

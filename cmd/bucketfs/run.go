@@ -238,18 +238,18 @@ func lazyUnmount(mnt string) error {
 	return errors.New("no fusermount3 for a lazy unmount")
 }
 
-// prepareStaging returns the staging directory and a cleanup function.
-// The default is a fresh private directory that is removed at exit if
-// empty; a non-empty one holds data that did not reach the store, so it is
-// kept and named in the log.
+// prepareStaging returns a fresh private staging directory and a cleanup
+// function. It is created under dir (default os.TempDir()), so that two
+// mounts given the same --staging-dir never share files. At exit it is
+// removed if empty; a non-empty one holds data that did not reach the
+// store, so it is kept and named in the log.
 func prepareStaging(dir string) (string, func(*slog.Logger), error) {
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return "", nil, fmt.Errorf("staging directory: %w", err)
 		}
-		return dir, func(*slog.Logger) {}, nil
 	}
-	d, err := os.MkdirTemp("", "bucketfs-staging-")
+	d, err := os.MkdirTemp(dir, "bucketfs-staging-")
 	if err != nil {
 		return "", nil, fmt.Errorf("creating a staging directory: %w", err)
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -55,5 +58,86 @@ func TestDescribeEndpoint(t *testing.T) {
 		if got := describeEndpoint(&tt.cfg); got != tt.want {
 			t.Errorf("describeEndpoint(%+v) = %q, want %q", tt.cfg, got, tt.want)
 		}
+	}
+}
+
+// fakeStore fails CheckBucket with err; nothing else may be called.
+type fakeStore struct {
+	s3backend.ObjectStore // nil: any other call panics, which is the point
+	err                   error
+}
+
+func (f fakeStore) CheckBucket(context.Context) error { return f.err }
+
+// TestRunFailsCleanly: start-up failures return one-line errors before
+// anything is mounted, and leave no staging directory behind.
+func TestRunFailsCleanly(t *testing.T) {
+	oldOpen, oldDev := openStore, fuseDevice
+	t.Cleanup(func() { openStore, fuseDevice = oldOpen, oldDev })
+	fuseDevice = filepath.Join(t.TempDir(), "fuse")
+	writeFile(t, fuseDevice, "", 0o666) // openable stand-in: the check passes without root
+	var gotCfg s3backend.Config
+	openStore = func(_ context.Context, c s3backend.Config) (bucketStore, error) {
+		gotCfg = c
+		return fakeStore{err: &s3backend.OpError{Op: "ListObjectsV2", Err: s3backend.ErrNoSuchBucket, Code: "NoSuchBucket", StatusCode: 404}}, nil
+	}
+	staging := t.TempDir()
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, ".passwd-s3fs"), "b:K:S\n", 0o600)
+	env := testEnv(nil)
+	env.Home = home
+	mnt := t.TempDir()
+
+	cfg, err := parseArgs([]string{"--staging-dir", staging, "b:pre", mnt, "-o", "url=http://127.0.0.1:1/,endpoint=r1"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), cfg)
+	if err == nil || err.Error() != `bucket "b" does not exist at http://127.0.0.1:1` {
+		t.Fatalf("run = %v", err)
+	}
+	if gotCfg.Bucket != "b" || gotCfg.Prefix != "pre/" || gotCfg.Endpoint != "http://127.0.0.1:1" ||
+		gotCfg.Region != "r1" || !gotCfg.PathStyle || gotCfg.Credentials == nil {
+		t.Errorf("store config %+v", gotCfg)
+	}
+	if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+		t.Errorf("staging dir not clean: %v", ents)
+	}
+
+	// The mountpoint is checked before any network access.
+	writeFile(t, filepath.Join(mnt, "x"), "", 0o644)
+	openStore = func(context.Context, s3backend.Config) (bucketStore, error) {
+		t.Error("store opened despite a bad mountpoint")
+		return nil, errors.New("no")
+	}
+	if err := run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "is not empty (use -o nonempty)") {
+		t.Errorf("run = %v", err)
+	}
+}
+
+func TestPrepareStaging(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "st")
+	d1, clean1, err := prepareStaging(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, clean2, err := prepareStaging(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1 == d2 || filepath.Dir(d1) != parent {
+		t.Errorf("staging dirs %s %s", d1, d2)
+	}
+	if st, err := os.Stat(d1); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("staging dir mode: %v %v", st, err)
+	}
+	writeFile(t, filepath.Join(d2, "data"), "x", 0o600)
+	clean1(slog.Default())
+	clean2(slog.Default())
+	if _, err := os.Stat(d1); !os.IsNotExist(err) {
+		t.Errorf("empty staging dir kept: %v", err)
+	}
+	if _, err := os.Stat(d2); err != nil {
+		t.Errorf("staging dir with data removed: %v", err)
 	}
 }
