@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -95,7 +96,22 @@ func daemonize(cfg *Config, args []string, env sysEnv, started time.Time) error 
 	}
 	timer := time.NewTimer(time.Until(started.Add(startupBudget - time.Second)))
 	defer timer.Stop()
+	// Ctrl-C while waiting must not leave a mount appearing afterwards:
+	// pass the request on to the child, which then gives up (or unmounts).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	select {
+	case s := <-sigs:
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		exited := make(chan struct{})
+		go func() { _ = wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		return fmt.Errorf("interrupted (%v) before the mount was ready; the daemon was stopped", s)
 	case line := <-lines:
 		switch {
 		case line == readyOK:

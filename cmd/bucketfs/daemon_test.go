@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"os"
+	"os/signal"
+	"syscall"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,6 +29,8 @@ func fakeChild(mode string) int {
 		os.Stderr.WriteString("fake child: no readiness fd\n")
 		return 9
 	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM) // before the log line the test waits for
 	// What the child writes to stderr must land in the log file.
 	os.Stderr.WriteString("fake child log line\n")
 	switch mode {
@@ -38,6 +42,10 @@ func fakeChild(mode string) int {
 		return 3
 	case "hang":
 		time.Sleep(time.Minute)
+	case "hang-until-term":
+		<-sigs
+		os.Stderr.WriteString("fake child got SIGTERM\n")
+		return 1
 	}
 	return 0
 }
@@ -99,5 +107,29 @@ func TestDaemonChildMarkerNotInherited(t *testing.T) {
 	nilReporter.report(nil) // must not panic: foreground mode has no reporter
 	if nilReporter.reported() {
 		t.Error("nil reporter reported")
+	}
+}
+
+// TestDaemonizeInterrupted: a signal to the waiting parent stops the child.
+func TestDaemonizeInterrupted(t *testing.T) {
+	t.Setenv(fakeChildVar, "hang-until-term")
+	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
+	cfg := &Config{LogFile: logFile, Mountpoint: t.TempDir()}
+	go func() {
+		// Wait for the child to be running, then interrupt ourselves.
+		for i := 0; i < 200; i++ {
+			if b, _ := os.ReadFile(logFile); strings.Contains(string(b), "fake child log line") {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGINT)
+	}()
+	err := daemonize(cfg, nil, testEnv(nil), time.Now())
+	if err == nil || !strings.HasPrefix(err.Error(), "interrupted (interrupt) before the mount was ready") {
+		t.Fatalf("daemonize = %v", err)
+	}
+	if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), "fake child got SIGTERM") {
+		t.Errorf("child did not get SIGTERM; log %q", b)
 	}
 }
