@@ -64,24 +64,30 @@ var fuseDevice = "/dev/fuse"
 // the usual causes in containers, rather than letting the mount fail with
 // a bare errno.
 func checkFuseDevice(euid int) error {
-	f, err := os.OpenFile(fuseDevice, os.O_RDWR, 0)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s does not exist: load the fuse kernel module (modprobe fuse), or in a container pass --device /dev/fuse --cap-add SYS_ADMIN (or --privileged)", fuseDevice)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("cannot open %s: permission denied: run as root, or in a container allow the device (--device /dev/fuse, or --privileged)", fuseDevice)
-	case err != nil:
-		return fmt.Errorf("cannot open %s: %w (is FUSE available in this container?)", fuseDevice, err)
-	}
-	f.Close()
 	if euid != 0 {
-		// Without root, go-fuse mounts through the setuid helper.
+		// Without root, go-fuse mounts through the setuid fusermount3,
+		// which opens the device itself: we need not (and, where
+		// /dev/fuse is 0600, cannot) open it, only see that it exists.
+		if _, err := os.Stat(fuseDevice); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s does not exist: load the fuse kernel module (modprobe fuse), or in a container pass --device /dev/fuse --cap-add SYS_ADMIN (or --privileged)", fuseDevice)
+		}
 		if _, err := exec.LookPath("fusermount3"); err != nil {
 			if _, err := exec.LookPath("fusermount"); err != nil {
 				return errors.New("fusermount3 not found: install the fuse3 package, or run as root")
 			}
 		}
+		return nil
 	}
+	f, err := os.OpenFile(fuseDevice, os.O_RDWR, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s does not exist: load the fuse kernel module (modprobe fuse), or in a container pass --device /dev/fuse --cap-add SYS_ADMIN (or --privileged)", fuseDevice)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("cannot open %s: permission denied: in a container, allow the device (--device /dev/fuse, or --privileged)", fuseDevice)
+	case err != nil:
+		return fmt.Errorf("cannot open %s: %w (is FUSE available in this container?)", fuseDevice, err)
+	}
+	f.Close()
 	return nil
 }
 

@@ -60,9 +60,17 @@ func TestCheckFuseDevice(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "modprobe fuse") || !strings.Contains(err.Error(), "--device /dev/fuse") {
 		t.Errorf("missing device: %v", err)
 	}
+	if err := checkFuseDevice(1000); err == nil || !strings.Contains(err.Error(), "modprobe fuse") {
+		t.Errorf("missing device, non-root: %v", err)
+	}
 	writeFile(t, fuseDevice, "", 0o666)
 	if err := checkFuseDevice(0); err != nil {
 		t.Errorf("openable device: %v", err)
+	}
+	// Non-root never opens the device (fusermount3 does): mode 0 is fine.
+	writeFile(t, fuseDevice, "", 0)
+	if err := checkFuseDevice(1000); err != nil && !strings.Contains(err.Error(), "fusermount3 not found") {
+		t.Errorf("non-root: %v", err)
 	}
 }
 

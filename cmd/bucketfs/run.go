@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -324,8 +325,32 @@ func networkCause(err error) error {
 
 // describeMountError adds the usual cause to a failed mount.
 func describeMountError(err error, cfg *Config) error {
-	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-		return fmt.Errorf("mount %s: %w (mounting needs root with CAP_SYS_ADMIN, e.g. a privileged container, or a setuid fusermount3; allow_other needs user_allow_other in /etc/fuse.conf for non-root)", cfg.Mountpoint, err)
+	msg := strings.TrimSpace(err.Error())
+	if !strings.Contains(msg, cfg.Mountpoint) {
+		msg = "mount " + cfg.Mountpoint + ": " + msg
 	}
-	return fmt.Errorf("mount %s: %w", cfg.Mountpoint, err)
+	if os.Geteuid() != 0 && !canOpen(fuseDevice) {
+		msg += fmt.Sprintf(" (%s is not accessible to uid %d: run as root, or make the device usable, e.g. mode 0666 and user_allow_other in /etc/fuse.conf)", fuseDevice, os.Geteuid())
+	} else if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		msg += " (mounting needs root with CAP_SYS_ADMIN, e.g. a privileged container, or a setuid fusermount3; allow_other needs user_allow_other in /etc/fuse.conf for non-root)"
+	}
+	return &annotatedError{msg: msg, err: err}
 }
+
+func canOpen(path string) bool {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// annotatedError replaces an error's message while keeping it for errors.Is.
+type annotatedError struct {
+	msg string
+	err error
+}
+
+func (e *annotatedError) Error() string { return e.msg }
+func (e *annotatedError) Unwrap() error { return e.err }
