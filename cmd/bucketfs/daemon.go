@@ -186,6 +186,9 @@ func daemonChild() *readyReporter {
 	if _, err := fmt.Sscanf(v, "%d", &fd); err != nil || fd < 3 {
 		return nil
 	}
+	// Inherited descriptors lack close-on-exec: without it a helper we
+	// start (fusermount3) would hold the pipe open too.
+	syscall.CloseOnExec(int(fd))
 	return &readyReporter{f: os.NewFile(fd, "bucketfs-ready")}
 }
 
