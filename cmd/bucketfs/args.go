@@ -108,8 +108,8 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.BoolVar(&fv.pathStyle, "path-style", false, "path-style addressing (default: on whenever an endpoint is given)")
 	fs.BoolVar(&fv.readOnly, "read-only", false, "mount read-only: every change fails with EROFS")
 	fs.DurationVar(&fv.statTTL, "stat-cache-ttl", defaultStatCacheTTL, "how long metadata and listings are trusted")
-	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata")
-	fs.Uint32Var(&fv.gid, "gid", uint32(env.GID), "group of objects that carry no metadata")
+	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata (default: the daemon's uid)")
+	fs.Uint32Var(&fv.gid, "gid", uint32(env.GID), "group of objects that carry no metadata (default: the daemon's gid)")
 	fv.fileMode, fv.dirMode = defaultFileMode, defaultDirMode
 	fs.Var(octalValue{&fv.fileMode}, "file-mode", "permissions of files that carry no metadata (octal)")
 	fs.Var(octalValue{&fv.dirMode}, "dir-mode", "permissions of directories that carry no metadata (octal)")
