@@ -165,6 +165,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Credentials == nil && cfg.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
 	}
+	// The SDK's own warnings (e.g. a body it could not drain, or the
+	// credential chain falling back to IMDSv1) go to our logger instead of
+	// straight to stderr; the logger must be given here for the chain to
+	// use it.
+	opts = append(opts, config.WithLogger(sdkLogger{st.log}))
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3backend: load AWS config: %w", err)
@@ -172,9 +177,6 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
-	// The SDK's own warnings (e.g. a body it could not drain) go to our
-	// logger instead of straight to stderr.
-	awsCfg.Logger = sdkLogger{st.log}
 	// Credentials are set here rather than through LoadDefaultConfig, which
 	// would wrap aws.AnonymousCredentials in a cache: the S3 client skips
 	// signing only when it sees that exact type.

@@ -129,21 +129,24 @@ func run(ctx context.Context, cfg *Config) error {
 
 	served := make(chan struct{})
 	go func() { server.Wait(); close(served) }()
+	var flushErr error
 	select {
 	case <-served:
 		log.Info("unmounted from outside; uploading pending writes", "mountpoint", cfg.Mountpoint)
-		flushAll(ctx, fsys, cfg, log)
+		flushErr = flushAll(ctx, fsys, cfg, log)
 	case <-ctx.Done():
 		log.Info("shutting down: uploading pending writes, then unmounting", "mountpoint", cfg.Mountpoint)
-		flushAll(ctx, fsys, cfg, log)
+		flushErr = flushAll(ctx, fsys, cfg, log)
 		if lazy := unmount(server, cfg.Mountpoint, log); lazy {
 			// Open files kept the mount busy and it was only detached:
 			// their writers may have written since the first flush.
-			flushAll(ctx, fsys, cfg, log)
+			flushErr = flushAll(ctx, fsys, cfg, log)
 		}
 	}
 	log.Info("stopped", "mountpoint", cfg.Mountpoint)
-	return nil
+	// Data that reached only the recovery directory is not in the bucket:
+	// a supervisor must be able to tell from the exit status.
+	return flushErr
 }
 
 // localChecks are the start-up checks that need no network: the
@@ -158,7 +161,7 @@ func localChecks(cfg *Config) error {
 // flushAll uploads every dirty file within the shutdown deadline. A second
 // SIGINT/SIGTERM cuts the wait short: the fs then moves what is left to
 // the recovery directory, so an impatient operator loses no data either.
-func flushAll(ctx context.Context, fsys *bfs.FS, cfg *Config, log *slog.Logger) {
+func flushAll(ctx context.Context, fsys *bfs.FS, cfg *Config, log *slog.Logger) error {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
@@ -176,9 +179,10 @@ func flushAll(ctx context.Context, fsys *bfs.FS, cfg *Config, log *slog.Logger) 
 	if err := fsys.FlushAll(fctx); err != nil {
 		log.Error("some writes could not be uploaded; their data is in the recovery directory",
 			"recovery_dir", cfg.RecoveryDir, "err", err)
-		return
+		return fmt.Errorf("some writes were not uploaded (saved in %s): %w", cfg.RecoveryDir, err)
 	}
 	log.Debug("pending writes uploaded", "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // waitAnswering returns once the kernel has sent INIT and a stat of the
