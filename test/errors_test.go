@@ -5,6 +5,7 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -191,4 +192,49 @@ func TestUploadErrorReported(t *testing.T) {
 		}
 		return "the data of the failed close is neither in the bucket nor in --recovery-dir"
 	})
+}
+
+// TestPermissionsEnforced: with --allow-other, another user gets EACCES
+// where the mode bits say so (and can read what they allow).
+func TestPermissionsEnforced(t *testing.T) {
+	t.Parallel()
+	needSuite(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	dir := newMountDir(t)
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil { // let others reach the mountpoint
+		t.Fatal(err)
+	}
+	m := mount(t, onDir(dir), withFlags("--allow-other"))
+	writeFile(t, m.Path("secret"), []byte("secret"))
+	if err := os.Chmod(m.Path("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(m.Path("secret"), 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, m.Path("public"), []byte("public"))
+	if err := os.Chmod(m.Path("public"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(m.Path("rootdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nobody := func(script string) (string, error) {
+		return tryRun(m.Dir, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script)
+	}
+	if out, err := nobody("cat public"); err != nil || out != "public" {
+		t.Errorf("other user reading a 0644 file: %q, %v", out, err)
+	}
+	for _, script := range []string{"cat secret", "echo x > public", "echo x > rootdir/new", "mkdir rootdir/sub", "rm public"} {
+		out, err := nobody(script)
+		if err == nil || !strings.Contains(out, "Permission denied") {
+			t.Errorf("other user %q: %v %q; want Permission denied (EACCES)", script, err, out)
+		}
+	}
+	if keys := strings.Join(m.Keys(""), " "); keys != "public rootdir/ secret" {
+		t.Errorf("bucket after denied operations: %s", keys)
+	}
+	sameBytes(t, "public", m.Get("public"), []byte("public"))
 }

@@ -95,6 +95,13 @@ func TestCreateWriteClose(t *testing.T) {
 	if st, err := f.Stat(); err != nil || st.Size() != int64(len(data)) {
 		t.Errorf("fstat while open: %v, %v; want size %d", st, err, len(data))
 	}
+	// A file being written shows in listings before its upload.
+	if ents, err := os.ReadDir(m.Dir); err != nil || len(ents) != 1 || ents[0].Name() != "new.bin" {
+		t.Errorf("readdir while new.bin is open = %v, %v; want [new.bin]", ents, err)
+	}
+	if st := lstat(t, m.Path("new.bin")); st.Size != int64(len(data)) {
+		t.Errorf("stat while open: size %d, want %d", st.Size, len(data))
+	}
 	if err := f.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}

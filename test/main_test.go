@@ -203,8 +203,13 @@ var sharedMinio *miniotest.Server
 func startSharedMinio() (stop func(), err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	srv, err := miniotest.Start(ctx, miniotest.Options{})
+	root, err := os.MkdirTemp(minioParentDir(), "bucketfs-it-minio-")
 	if err != nil {
+		return nil, err
+	}
+	srv, err := miniotest.Start(ctx, miniotest.Options{DataDir: filepath.Join(root, "data")})
+	if err != nil {
+		os.RemoveAll(root)
 		return nil, err
 	}
 	sharedMinio = srv
@@ -212,5 +217,22 @@ func startSharedMinio() (stop func(), err error) {
 		if err := srv.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "stop MinIO:", err)
 		}
+		os.RemoveAll(root)
 	}, nil
+}
+
+// minioParentDir picks where the shared MinIO keeps its data: a tmpfs
+// (/dev/shm) when it has room, because MinIO fsyncs every object and the
+// suite writes thousands of them; else the temp dir. $BUCKETFS_IT_MINIO_DIR
+// overrides the choice.
+func minioParentDir() string {
+	if d := os.Getenv("BUCKETFS_IT_MINIO_DIR"); d != "" {
+		return d
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err == nil && st.Type == unix.TMPFS_MAGIC &&
+		st.Bavail*uint64(st.Bsize) > 2<<30 && unix.Access("/dev/shm", unix.W_OK) == nil {
+		return "/dev/shm"
+	}
+	return os.TempDir()
 }
