@@ -128,8 +128,7 @@ Try:
   stat $rel/hello.txt
   df -h $rel
 
-See the objects bucketfs wrote, with their s3fs-style metadata, straight from MinIO:
-  ls $DEMO/data/$BUCKET
+Everything lives in the bucket: after  make demo-stop && make demo  the files are still there.
 
 Stop it with:  make demo-stop   (unmounts, uploading anything unsaved, and stops MinIO)
 MSG
