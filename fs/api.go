@@ -8,6 +8,7 @@ package fs
 
 import (
 	"log/slog"
+	"syscall"
 	"time"
 
 	"github.com/novitalabs/bucketfs/s3backend"
@@ -38,6 +39,12 @@ type Config struct {
 	UploadTimeout time.Duration
 
 	Logger *slog.Logger
+
+	// OnFailure, when set, is called with every failed operation that is
+	// logged (the op as logged, e.g. "upload (close)", and the errno
+	// returned to the kernel), so that the daemon can count errors by errno
+	// without fs depending on a metrics library. It must not block.
+	OnFailure func(op string, errno syscall.Errno)
 }
 
 // MountConfig is how the filesystem is presented to the kernel.

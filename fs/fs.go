@@ -240,6 +240,9 @@ func (f *FS) logFailure(op, key string, err error, errno syscall.Errno) {
 		code = coded.ErrorCode()
 	}
 	f.log.Warn("operation failed", "op", op, "key", key, "s3_code", code, "errno", errno.Error(), "err", err)
+	if f.cfg.OnFailure != nil {
+		f.cfg.OnFailure(op, errno)
+	}
 }
 
 // copyToRecovery saves the staged bytes of key in the recovery directory and
