@@ -263,6 +263,17 @@ func mount(t *testing.T, opts ...mountOpt) *Mount {
 	if !isMounted(cfg.dir) {
 		t.Fatalf("bucketfs exited 0 but %s is not in /proc/mounts", cfg.dir)
 	}
+	// The mount answers at once.
+	var root, parent syscall.Stat_t
+	if err := syscall.Stat(cfg.dir, &root); err != nil {
+		t.Fatalf("stat of the mount root right after bucketfs exited 0: %v", err)
+	}
+	if err := syscall.Stat(filepath.Dir(cfg.dir), &parent); err == nil && root.Dev == parent.Dev {
+		t.Fatalf("%s is on the same device as its parent: not a mount", cfg.dir)
+	}
+	if root.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		t.Fatalf("mount root mode %#o is not a directory", root.Mode)
+	}
 	m.PID = findDaemon(marker, cfg.dir)
 	if m.PID == 0 {
 		t.Logf("note: could not find the daemon process of %s; its exit status is not checked", cfg.dir)
@@ -349,6 +360,9 @@ func (m *Mount) unmountWith(argv ...string) int {
 	}
 	_ = lastOut
 	m.exitCode = m.waitExit(30 * time.Second)
+	if m.exitCode > 0 {
+		t.Errorf("bucketfs daemon exited with status %d after %s, want 0", m.exitCode, strings.Join(argv, " "))
+	}
 	m.checkRace()
 	return m.exitCode
 }
