@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,16 @@ $HOME/.passwd-s3fs; /etc/passwd-s3fs; else the full AWS SDK chain
 (container and instance roles). Password files must not be readable by
 others (group may read /etc/passwd-s3fs only).
 
+As a mount helper (/sbin/mount.fuse.bucketfs, a link to this binary), for
+"mount -t fuse.bucketfs BUCKET DIR -o OPTIONS" and fstab lines, these
+flags are written as -o options with underscores: log_file=, log_level=,
+log_format=, metrics_addr=, ready_file=, shutdown_timeout=, upload_timeout=,
+recovery_dir=, staging_dir=, stat_cache_ttl=, region=, file_mode=,
+dir_mode=, debug_fuse, insecure_skip_verify, read_only.
+
+A dead mount left on MOUNTPOINT by a killed daemon ("Transport endpoint is
+not connected") is detached and replaced, with a log line.
+
 Logging: with -f, to stderr unless --log-file. In the background, to
 --log-file, else /var/log/bucketfs.log for root and
 $XDG_STATE_HOME/bucketfs/bucketfs.log (~/.local/state/...) for others.
@@ -88,8 +99,9 @@ func (o octalValue) Type() string { return "mode" }
 // flagValues holds what pflag parses into before it is merged with -o.
 type flagValues struct {
 	foreground, pathStyle, readOnly, allowOther, debugFUSE bool
-	showVersion, showHelp                                  bool
+	insecure, showVersion, showHelp                        bool
 	endpoint, region, profile, logLevel, logFile           string
+	logFormat, readyFile, metricsAddr                      string
 	stagingDir, recoveryDir                                string
 	statTTL, uploadTimeout, shutdownTimeout                time.Duration
 	uid, gid, fileMode, dirMode                            uint32
@@ -106,6 +118,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.endpoint, "endpoint", "", "S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS for the region)")
 	fs.StringVar(&fv.region, "region", "", "signing region (default: AWS config, else us-east-1)")
 	fs.BoolVar(&fv.pathStyle, "path-style", false, "path-style addressing (default: on whenever an endpoint is given)")
+	fs.BoolVar(&fv.insecure, "insecure-skip-verify", false, "do not verify the endpoint's TLS certificate (insecure; same as -o no_check_certificate)")
 	fs.BoolVar(&fv.readOnly, "read-only", false, "mount read-only: every change fails with EROFS")
 	fs.DurationVar(&fv.statTTL, "stat-cache-ttl", defaultStatCacheTTL, "how long metadata and listings are trusted")
 	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata (default: the daemon's uid)")
@@ -116,11 +129,14 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.BoolVar(&fv.allowOther, "allow-other", false, "let other users see the mount")
 	fs.StringVar(&fv.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&fv.logFile, "log-file", "", "log to this file (appended)")
+	fs.StringVar(&fv.logFormat, "log-format", "text", "log line format: text (key=value) or json")
 	fs.StringVar(&fv.profile, "profile", "", "AWS shared-config profile")
 	fs.StringVar(&fv.stagingDir, "staging-dir", "", "local copies of files being written, in a fresh private subdirectory removed at exit when empty (default $TMPDIR)")
 	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload failed for good is saved here")
 	fs.DurationVar(&fv.uploadTimeout, "upload-timeout", defaultUploadTimeout, "bound on one upload (PUT or whole multipart upload)")
-	fs.DurationVar(&fv.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "bound on uploading pending writes at exit")
+	fs.DurationVar(&fv.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "bound on uploading pending writes at exit; what is left goes to --recovery-dir")
+	fs.StringVar(&fv.readyFile, "ready-file", "", "write this file (atomically, with the daemon's pid) once the mount answers; removed at exit")
+	fs.StringVar(&fv.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9100)")
 	fs.BoolVar(&fv.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
 	fs.StringArrayVarP(&fv.options, "options", "o", nil, "s3fs-compatible mount options, comma-separated (see below)")
 	fs.BoolVar(&fv.showVersion, "version", false, "print the version and exit")
@@ -195,6 +211,20 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	if cfg.LogLevel, err = parseLogLevel(fv.logLevel); err != nil {
 		return nil, &usageError{msg: err.Error()}
 	}
+	switch cfg.LogFormat = strings.ToLower(fv.logFormat); cfg.LogFormat {
+	case "text", "json":
+	default:
+		return nil, usageErrorf("--log-format %q: want text or json", fv.logFormat)
+	}
+	if fv.readyFile != "" {
+		cfg.ReadyFile = env.abs(fv.readyFile)
+	}
+	if fv.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(fv.metricsAddr); err != nil {
+			return nil, usageErrorf("--metrics-addr %q: want HOST:PORT, e.g. 127.0.0.1:9100", fv.metricsAddr)
+		}
+		cfg.MetricsAddr = fv.metricsAddr
+	}
 
 	// -o first, explicit flags on top.
 	changed := fs.Changed
@@ -236,7 +266,10 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		cfg.AllowOther = fv.allowOther
 	}
 	cfg.NonEmpty = mo.NonEmpty
-	cfg.InsecureSkipVerify = mo.Insecure
+	cfg.InsecureSkipVerify = mo.Insecure || fv.insecure
+	if changed("insecure-skip-verify") {
+		cfg.InsecureSkipVerify = fv.insecure
+	}
 	if mo.UID != nil && !changed("uid") {
 		cfg.UID = *mo.UID
 	}
@@ -262,7 +295,11 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		cfg.Warnings = append(cfg.Warnings, "ignoring s3fs options that have no meaning for bucketfs: "+strings.Join(mo.Ignored, ", "))
 	}
 	if cfg.InsecureSkipVerify {
-		cfg.Warnings = append(cfg.Warnings, "no_check_certificate: TLS certificates of the endpoint are NOT verified")
+		what := "no_check_certificate"
+		if changed("insecure-skip-verify") {
+			what = "--insecure-skip-verify"
+		}
+		cfg.Warnings = append(cfg.Warnings, what+": TLS certificates of the endpoint are NOT verified")
 	}
 	if mo.IAMRole && cfg.PasswdFile == "" {
 		// iam_role means "use the instance role": skip password files.

@@ -44,7 +44,14 @@ type Config struct {
 
 	LogLevel  slog.Level
 	LogFile   string // "" means stderr (the default log file is chosen by the daemon parent)
+	LogFormat string // "text" or "json"
 	DebugFUSE bool
+
+	// ReadyFile, when set, is written once the mount answers and removed
+	// at exit, for callers that start "bucketfs -f" in the background.
+	ReadyFile string
+	// MetricsAddr, when set, is the HOST:PORT that serves /metrics.
+	MetricsAddr string
 
 	// Warnings collected while parsing (accepted but meaningless s3fs
 	// options, insecure settings); logged once the logger exists.

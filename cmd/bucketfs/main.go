@@ -18,11 +18,33 @@ import (
 	"time"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and commit are set at build time (scripts/build-static.sh,
+// the Makefile) with -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234".
+// The commit is passed explicitly because builds may run with
+// -buildvcs=false or without .git (a Docker build context).
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() {
-	os.Exit(realMain(os.Args[1:]))
+	args := os.Args[1:]
+	if isMountHelper(os.Args[0]) {
+		// Started by mount(8) as /sbin/mount.fuse.bucketfs: translate its
+		// argument convention into ours.
+		var fake bool
+		var err error
+		args, fake, err = mountHelperArgs(args)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mount.fuse.bucketfs: %s\n", oneLine(err.Error()))
+			os.Exit(2)
+		}
+		if fake {
+			// mount -f: do everything except the mount itself.
+			os.Exit(0)
+		}
+	}
+	os.Exit(realMain(args))
 }
 
 // realMain returns the exit status: 0 success, 1 failure, 2 usage error.
@@ -53,8 +75,10 @@ func realMain(args []string) int {
 		}
 		// The local checks are cheap: failing them here gives the error
 		// without a round trip through a child (and works where the
-		// child could not even be started).
-		if err := localChecks(cfg); err != nil {
+		// child could not even be started). A dead mount left by a
+		// crashed daemon is not an error: the child replaces it and
+		// says so in its log.
+		if err := localChecks(cfg); err != nil && !errors.Is(err, errDeadMount) {
 			fmt.Fprintf(os.Stderr, "bucketfs: %s\n", oneLine(err.Error()))
 			return 1
 		}
@@ -76,7 +100,7 @@ func realMain(args []string) int {
 		defer f.Close()
 		logOut = f
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(newLogHandler(logOut, cfg.LogFormat, cfg.LogLevel))
 	if child != nil {
 		// Several daemons may share one log file.
 		log = log.With("pid", os.Getpid(), "mnt", cfg.Mountpoint)
@@ -118,9 +142,23 @@ func realMain(args []string) int {
 	return 1
 }
 
+// newLogHandler returns the slog handler for --log-format.
+func newLogHandler(w io.Writer, format string, level slog.Level) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
 // versionString names the release and the commit the binary was built from.
 func versionString() string {
 	s := "bucketfs " + version
+	if commit != "" {
+		return s + " (commit " + commit + ") " + runtime.Version()
+	}
+	// Without -X main.commit, the VCS stamp of "go build" (absent with
+	// -buildvcs=false).
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		var rev, modified, when string
 		for _, kv := range bi.Settings {

@@ -21,7 +21,7 @@ func checkMountpoint(path string, nonEmpty bool, mounts []mountEntry) error {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, syscall.ENOTCONN):
-		return fmt.Errorf("mountpoint %s is a dead FUSE mount (transport endpoint is not connected); clean it up with: umount -l %s", path, path)
+		return fmt.Errorf("mountpoint %s is a %w (transport endpoint is not connected); clean it up with: umount -l %s", path, errDeadMount, path)
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("mountpoint %s does not exist", path)
 	case err != nil:

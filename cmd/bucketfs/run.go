@@ -17,6 +17,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	bfs "github.com/novitalabs/bucketfs/fs"
+	"github.com/novitalabs/bucketfs/internal/metrics"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
@@ -50,6 +51,14 @@ func run(ctx context.Context, cfg *Config) error {
 	startCtx, cancelStart := context.WithTimeout(ctx, startupBudget-5*time.Second)
 	defer cancelStart()
 
+	if cfg.ReadyFile != "" {
+		// A ready file left by a daemon that was killed would tell the
+		// caller that this one is ready before it is.
+		removeReadyFile(cfg.ReadyFile, log)
+	}
+	if err := replaceDeadMount(cfg.Mountpoint, log); err != nil {
+		return err
+	}
 	if err := localChecks(cfg); err != nil {
 		return err
 	}
@@ -84,6 +93,20 @@ func run(ctx context.Context, cfg *Config) error {
 	if err := store.CheckBucket(startCtx); err != nil {
 		return describeStoreError(err, cfg, creds, where)
 	}
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := startMetrics(cfg.MetricsAddr, log)
+		if err != nil {
+			return err
+		}
+		// Deferred before the final flush is: scrapes keep working while
+		// pending writes drain.
+		defer stopMetrics()
+	}
+	metrics.Default.SetBuildInfo(version, commit)
+	// The filesystem sees the store through the metrics and, outermost,
+	// the gate that enforces the shutdown deadline.
+	gate := newStoreGate()
+	fsStore := gate.wrap(metrics.InstrumentStore(store))
 
 	staging, cleanupStaging, err := prepareStaging(cfg.StagingDir)
 	if err != nil {
@@ -92,7 +115,7 @@ func run(ctx context.Context, cfg *Config) error {
 	defer cleanupStaging(log)
 
 	fsys, err := bfs.New(bfs.Config{
-		Store:         store,
+		Store:         fsStore,
 		ReadOnly:      cfg.ReadOnly,
 		StatCacheTTL:  cfg.StatCacheTTL,
 		UID:           cfg.UID,
@@ -103,6 +126,7 @@ func run(ctx context.Context, cfg *Config) error {
 		RecoveryDir:   cfg.RecoveryDir,
 		UploadTimeout: cfg.UploadTimeout,
 		Logger:        log.With("component", "fs"),
+		OnFailure:     metrics.FSFailure,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up the filesystem: %w", err)
@@ -120,6 +144,13 @@ func run(ctx context.Context, cfg *Config) error {
 		unmount(server, cfg.Mountpoint, log)
 		return err
 	}
+	if cfg.ReadyFile != "" {
+		if err := writeReadyFile(cfg.ReadyFile); err != nil {
+			unmount(server, cfg.Mountpoint, log)
+			return err
+		}
+		defer removeReadyFile(cfg.ReadyFile, log)
+	}
 	log.Info("mounted", "mountpoint", cfg.Mountpoint, "bucket", cfg.Bucket, "prefix", cfg.Prefix,
 		"endpoint", where, "credentials", creds.Source, "read_only", cfg.ReadOnly,
 		"staging_dir", staging, "recovery_dir", cfg.RecoveryDir)
@@ -129,18 +160,23 @@ func run(ctx context.Context, cfg *Config) error {
 
 	served := make(chan struct{})
 	go func() { server.Wait(); close(served) }()
-	var flushErr error
+	var fromOutside bool
 	select {
 	case <-served:
+		fromOutside = true
 		log.Info("unmounted from outside; uploading pending writes", "mountpoint", cfg.Mountpoint)
-		flushErr = flushAll(ctx, fsys, cfg, log)
 	case <-ctx.Done():
-		log.Info("shutting down: uploading pending writes, then unmounting", "mountpoint", cfg.Mountpoint)
-		flushErr = flushAll(ctx, fsys, cfg, log)
+		log.Info("shutting down: uploading pending writes, then unmounting", "mountpoint", cfg.Mountpoint,
+			"deadline", cfg.ShutdownTimeout)
+	}
+	d := startDrain(cfg, gate, log)
+	defer d.stop()
+	flushErr := d.flush(fsys)
+	if !fromOutside {
 		if lazy := unmount(server, cfg.Mountpoint, log); lazy {
 			// Open files kept the mount busy and it was only detached:
 			// their writers may have written since the first flush.
-			flushErr = flushAll(ctx, fsys, cfg, log)
+			flushErr = d.flush(fsys)
 		}
 	}
 	log.Info("stopped", "mountpoint", cfg.Mountpoint)
@@ -158,30 +194,62 @@ func localChecks(cfg *Config) error {
 	return checkFuseDevice(os.Geteuid())
 }
 
-// flushAll uploads every dirty file within the shutdown deadline. A second
-// SIGINT/SIGTERM cuts the wait short: the fs then moves what is left to
-// the recovery directory, so an impatient operator loses no data either.
-func flushAll(ctx context.Context, fsys *bfs.FS, cfg *Config, log *slog.Logger) error {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
+// drain is the shutdown of one mount: every flush shares one deadline,
+// --shutdown-timeout from the start of the shutdown, and a second
+// SIGINT/SIGTERM ends it at once. At the deadline the store gate closes, so
+// uploads still running fail and the filesystem saves their data in the
+// recovery directory: an impatient operator or supervisor loses no data.
+type drain struct {
+	cfg      *Config
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	stopGate func() bool
+	stopSigs func()
+}
+
+func startDrain(cfg *Config, gate *storeGate, log *slog.Logger) *drain {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	d := &drain{cfg: cfg, log: log, ctx: ctx, cancel: cancel}
+	d.stopGate = context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			log.Warn("shutdown deadline passed: cutting off uploads (their data goes to the recovery directory)",
+				"deadline", cfg.ShutdownTimeout, "recovery_dir", cfg.RecoveryDir)
+		}
+		gate.close(errShutdownDeadline)
+	})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	done := make(chan struct{})
 	go func() {
 		select {
 		case s := <-sigs:
 			log.Warn("second signal: giving up on pending uploads (their data goes to the recovery directory)", "signal", s.String())
 			cancel()
-		case <-fctx.Done():
+		case <-done:
 		}
 	}()
+	d.stopSigs = func() { signal.Stop(sigs); close(done) }
+	return d
+}
+
+// stop releases the drain's timer and signal handler. It does not close
+// the gate: nothing uses the store after the drain.
+func (d *drain) stop() {
+	d.stopGate()
+	d.stopSigs()
+	d.cancel()
+}
+
+// flush uploads every dirty file within the drain's deadline.
+func (d *drain) flush(fsys *bfs.FS) error {
 	start := time.Now()
-	if err := fsys.FlushAll(fctx); err != nil {
-		log.Error("some writes could not be uploaded; their data is in the recovery directory",
-			"recovery_dir", cfg.RecoveryDir, "err", err)
-		return fmt.Errorf("some writes were not uploaded (saved in %s): %w", cfg.RecoveryDir, err)
+	if err := fsys.FlushAll(d.ctx); err != nil {
+		d.log.Error("some writes could not be uploaded; their data is in the recovery directory",
+			"recovery_dir", d.cfg.RecoveryDir, "err", err)
+		return fmt.Errorf("some writes were not uploaded (saved in %s): %w", d.cfg.RecoveryDir, err)
 	}
-	log.Debug("pending writes uploaded", "took", time.Since(start).Round(time.Millisecond))
+	d.log.Debug("pending writes uploaded", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
