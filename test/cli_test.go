@@ -80,6 +80,7 @@ func expectMountFailure(t *testing.T, fc failCase) runResult {
 			lines = append(lines, l)
 		}
 	}
+	t.Logf("bucketfs exited %d after %s: %q", res.code, res.dur.Round(time.Millisecond), strings.Join(lines, " / "))
 	if len(lines) != 1 {
 		t.Errorf("want exactly one line naming the cause, got %d: %s", len(lines), res)
 	} else if fc.cause != nil && !fc.cause.MatchString(lines[0]) {
