@@ -4,21 +4,25 @@
 #   make test      go vet + all unit and integration tests (needs root, /dev/fuse, MinIO)
 #   make demo      MinIO + a mounted demo bucket at .demo/mnt (make demo-stop ends it)
 #   make bench     bench/run.sh
-#   make install   bin/bucketfs -> $(PREFIX)/bin
+#   make install   bin/bucketfs -> $(PREFIX)/bin, and the mount helper
+#                  $(SBINDIR)/mount.fuse.bucketfs (for mount -t fuse.bucketfs and fstab)
 #   make clean
 
 GO      ?= go
 PREFIX  ?= /usr/local
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+SBINDIR ?= /sbin
+# Empty: scripts/build-static.sh asks git.
+VERSION ?=
+COMMIT  ?=
 TESTFLAGS ?=
 
 .PHONY: all build test unit integration vet minio demo demo-stop bench install clean
 
 all: build
 
+# The same static build as novita.Dockerfile (version and commit via -ldflags).
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/bucketfs ./cmd/bucketfs
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" bash scripts/build-static.sh bin/bucketfs
 
 vet:
 	$(GO) vet ./...
@@ -46,6 +50,8 @@ bench:
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/bucketfs $(DESTDIR)$(PREFIX)/bin/bucketfs
+	install -d $(DESTDIR)$(SBINDIR)
+	ln -sf $(PREFIX)/bin/bucketfs $(DESTDIR)$(SBINDIR)/mount.fuse.bucketfs
 
 clean:
 	rm -rf bin
