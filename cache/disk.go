@@ -1,0 +1,551 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// DiskOptions configure a DiskCache.
+type DiskOptions struct {
+	// Dir holds the cache files (created 0700 if missing). Only files the
+	// cache names itself (64 hex digits + ".blk", and their ".tmp"
+	// siblings) and its lock file are ever touched; anything else in Dir
+	// is left alone.
+	Dir string
+	// MaxBytes is the hard cap on the space the cache files take, counted
+	// in 4 KiB filesystem blocks as du(1) does. Required.
+	MaxBytes int64
+	// QueueBlocks is how many blocks may wait to be written (default 8).
+	// When the queue is full a block is simply not written: the disk tier
+	// never slows a read down. Queued blocks are memory outside the
+	// BlockCache's budget, so keep this small.
+	QueueBlocks int
+	// Logger receives the one warning when the tier turns itself off.
+	Logger *slog.Logger
+	// Observer receives DiskDisabled and disk evictions. Optional.
+	Observer Observer
+}
+
+// DefaultDiskQueueBlocks is the default write queue depth.
+const DefaultDiskQueueBlocks = 8
+
+// diskBlockSize is the allocation unit the cap is counted in.
+const diskBlockSize = 4096
+
+const (
+	diskExt      = ".blk"
+	diskTmpMark  = ".tmp"
+	diskLockName = ".bucketfs-cache.lock"
+)
+
+// DiskCache is the optional second tier: blocks in files under one
+// directory, LRU-evicted under a hard byte cap. It is an accelerator only:
+// on any write error (ENOSPC, EROFS, EACCES…) it logs one warning, deletes
+// its files and turns itself off, and from then on every Get misses and
+// every Put is dropped. It never makes a read fail.
+//
+// At start it deletes the block files a previous run left (they are not
+// wrong, being keyed by ETag, but starting empty keeps the accounting
+// exact without trusting a directory another process may have touched) and
+// takes an exclusive flock on Dir, so that two mounts never share one cap;
+// a second mount pointed at the same Dir runs without a disk tier.
+//
+// The cap holds at every instant, not just on average: a file's bytes are
+// accounted before it is created and stay accounted until it is removed.
+// Safe for concurrent use.
+type DiskCache struct {
+	dir   string
+	max   int64
+	log   *slog.Logger
+	obs   Observer
+	queue chan diskWrite // never closed: Put must not panic after Close
+	quit  chan struct{}  // closed by Close
+	wg    sync.WaitGroup // the writer goroutine
+
+	disabled  atomic.Bool
+	syncWrite bool // benchmarks: write in Put, not in the writer goroutine
+
+	// mu guards the fields below. It is a leaf, and no file I/O happens
+	// under it: files are created and removed outside it, with the
+	// accounting done before a create and after a remove.
+	mu       sync.Mutex
+	index    *simplelru.LRU[BlockKey, int64] // complete files: block → accounted bytes
+	pending  map[BlockKey]bool               // files being written
+	used     int64                           // accounted bytes of index
+	reserved int64                           // accounted bytes of files being written
+	removing int64                           // accounted bytes of files dropped from index, not yet removed
+	lock     *os.File                        // holds the flock; nil if none or closed
+	closed   bool
+
+	hits, misses, writes, dropped, evictions, errs atomic.Int64
+}
+
+// diskWrite is one queued block, or with done set a marker that Drain
+// waits for.
+type diskWrite struct {
+	key  BlockKey
+	data []byte
+	done chan struct{}
+}
+
+// victim is a file dropped from the index whose bytes stay accounted (in
+// removing) until removeFiles has deleted it.
+type victim struct {
+	key BlockKey
+	acc int64
+}
+
+// DiskStats is a snapshot of a DiskCache.
+type DiskStats struct {
+	Enabled      bool
+	Hits, Misses int64
+	// Writes counts blocks written; Dropped those not written because
+	// the queue was full or the cap was taken by writes in progress.
+	Writes, Dropped int64
+	// Evictions counts files removed to stay under the cap; ReadErrors
+	// files that could not be read back (and were dropped).
+	Evictions, ReadErrors int64
+	// UsedBytes: accounted bytes of complete files; ReservedBytes: of
+	// files being written or removed. Their sum never exceeds the cap.
+	UsedBytes, ReservedBytes int64
+	Files                    int
+}
+
+// OpenDisk prepares the disk tier. It fails only on bad options; a
+// directory that cannot be used gives a DiskCache that is already off,
+// with one warning, because a cache must not stop a mount.
+func OpenDisk(opts DiskOptions) (*DiskCache, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("cache: disk cache needs a directory")
+	}
+	if opts.MaxBytes <= 0 {
+		return nil, errors.New("cache: disk cache needs a positive size")
+	}
+	if opts.QueueBlocks <= 0 {
+		opts.QueueBlocks = DefaultDiskQueueBlocks
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = NopObserver{}
+	}
+	index, err := simplelru.NewLRU[BlockKey, int64](math.MaxInt, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &DiskCache{
+		dir:     opts.Dir,
+		max:     opts.MaxBytes,
+		log:     opts.Logger,
+		obs:     opts.Observer,
+		queue:   make(chan diskWrite, opts.QueueBlocks),
+		quit:    make(chan struct{}),
+		index:   index,
+		pending: make(map[BlockKey]bool),
+	}
+	if err := d.prepare(); err != nil {
+		d.disable(err)
+	}
+	d.wg.Add(1)
+	go d.writer()
+	return d, nil
+}
+
+// prepare creates and locks the directory and deletes what a previous run
+// left in it.
+func (d *DiskCache) prepare() error {
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(d.dir, diskLockName), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("%s is in use by another bucketfs: %w", d.dir, err)
+	}
+	d.mu.Lock()
+	d.lock = f
+	d.mu.Unlock()
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if ownedName(e.Name()) {
+			if err := os.Remove(filepath.Join(d.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	// Probe: a read-only directory is found now rather than at the first
+	// block.
+	probe := filepath.Join(d.dir, strings.Repeat("0", 64)+diskTmpMark)
+	if err := os.WriteFile(probe, nil, 0o600); err != nil {
+		return err
+	}
+	return os.Remove(probe)
+}
+
+// ownedName reports whether a file name is one the cache creates.
+func ownedName(name string) bool {
+	if len(name) < 64 {
+		return false
+	}
+	if _, err := hex.DecodeString(name[:64]); err != nil {
+		return false
+	}
+	rest := name[64:]
+	return rest == diskExt || strings.HasPrefix(rest, diskTmpMark) || strings.HasPrefix(rest, diskExt+diskTmpMark)
+}
+
+// path names the file of a block: a hash of the key, so that any object key
+// makes a safe, fixed-length file name. Lengths are hashed too, so that no
+// two keys can be spelled alike.
+func (d *DiskCache) path(k BlockKey) string {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(k.Key)))
+	h.Write(n[:])
+	h.Write([]byte(k.Key))
+	binary.BigEndian.PutUint64(n[:], uint64(len(k.ETag)))
+	h.Write(n[:])
+	h.Write([]byte(k.ETag))
+	binary.BigEndian.PutUint64(n[:], uint64(k.Index))
+	h.Write(n[:])
+	return filepath.Join(d.dir, hex.EncodeToString(h.Sum(nil))+diskExt)
+}
+
+// accounted is the space a file of n bytes takes, rounded up to whole
+// filesystem blocks (an empty file still costs an inode: count a block).
+func accounted(n int64) int64 {
+	return max(1, (n+diskBlockSize-1)/diskBlockSize) * diskBlockSize
+}
+
+// Enabled reports whether the tier is on.
+func (d *DiskCache) Enabled() bool { return !d.disabled.Load() }
+
+// Get reads a block from disk. size is the expected length (-1: any); a
+// file of another length, or one that cannot be read, is dropped and
+// counts as a miss.
+func (d *DiskCache) Get(k BlockKey, size int64) ([]byte, bool) {
+	if d.disabled.Load() {
+		return nil, false
+	}
+	d.mu.Lock()
+	_, ok := d.index.Get(k)
+	d.mu.Unlock()
+	if !ok {
+		d.misses.Add(1)
+		return nil, false
+	}
+	data, err := readFile(d.path(k), size)
+	if err != nil {
+		// Evicted under us (ENOENT) or a bad file: either way a miss,
+		// and the file goes.
+		if !errors.Is(err, os.ErrNotExist) {
+			d.errs.Add(1)
+		}
+		d.misses.Add(1)
+		d.mu.Lock()
+		var vs []victim
+		if acc, ok := d.index.Peek(k); ok {
+			d.index.Remove(k)
+			vs = d.dropLocked(vs, k, acc)
+		}
+		d.mu.Unlock()
+		d.removeFiles(vs)
+		return nil, false
+	}
+	d.hits.Add(1)
+	return data, true
+}
+
+func readFile(path string, size int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if size < 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		size = fi.Size()
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, err
+	}
+	var one [1]byte
+	if n, _ := f.Read(one[:]); n != 0 {
+		return nil, errors.New("cache file longer than expected")
+	}
+	return buf, nil
+}
+
+// Put queues a block to be written. It never blocks: if the queue is full
+// or the tier is off, the block is not written. data must not be modified
+// afterwards (blocks are immutable).
+func (d *DiskCache) Put(k BlockKey, data []byte) {
+	if d.disabled.Load() {
+		return
+	}
+	if d.syncWrite {
+		d.write(k, data)
+		return
+	}
+	select {
+	case <-d.quit:
+	case d.queue <- diskWrite{key: k, data: data}:
+	default:
+		d.dropped.Add(1)
+	}
+}
+
+func (d *DiskCache) writer() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case w := <-d.queue:
+			if w.done != nil {
+				close(w.done)
+			} else if !d.disabled.Load() {
+				d.write(w.key, w.data)
+			}
+		}
+	}
+}
+
+// Drain waits until the blocks queued so far have been written (or
+// dropped). For tests and benchmarks.
+func (d *DiskCache) Drain() {
+	done := make(chan struct{})
+	select {
+	case d.queue <- diskWrite{done: done}:
+	case <-d.quit:
+		return
+	}
+	select {
+	case <-done:
+	case <-d.quit:
+	}
+}
+
+// dropLocked moves a file out of the index into removing.
+func (d *DiskCache) dropLocked(vs []victim, k BlockKey, acc int64) []victim {
+	d.used -= acc
+	d.removing += acc
+	return append(vs, victim{k, acc})
+}
+
+// removeFiles deletes dropped files, then stops accounting for them.
+func (d *DiskCache) removeFiles(vs []victim) {
+	if len(vs) == 0 {
+		return
+	}
+	for _, v := range vs {
+		if err := os.Remove(d.path(v.key)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.log.Debug("cannot remove disk cache file", "err", err)
+		}
+	}
+	d.mu.Lock()
+	for _, v := range vs {
+		d.removing -= v.acc
+	}
+	d.mu.Unlock()
+}
+
+// skipLocked reports whether a write of k is pointless now.
+func (d *DiskCache) skipLocked(k BlockKey) bool {
+	return d.closed || d.disabled.Load() || d.pending[k] || d.index.Contains(k)
+}
+
+// write stores one block: it evicts (oldest first) until the block fits,
+// accounts for it, then writes a temporary file and renames it into place,
+// so that a reader never sees half a block.
+func (d *DiskCache) write(k BlockKey, data []byte) {
+	need := accounted(int64(len(data)))
+	if need > d.max {
+		return
+	}
+	d.mu.Lock()
+	if d.skipLocked(k) {
+		d.mu.Unlock()
+		return
+	}
+	var vs []victim
+	var freeing int64
+	for d.used+d.reserved+d.removing-freeing+need > d.max {
+		vk, acc, ok := d.index.RemoveOldest()
+		if !ok {
+			break // the rest is being written or removed
+		}
+		vs = d.dropLocked(vs, vk, acc)
+		freeing += acc
+	}
+	d.mu.Unlock()
+	if len(vs) > 0 {
+		d.removeFiles(vs)
+		d.evictions.Add(int64(len(vs)))
+		var bytes int64
+		for _, v := range vs {
+			bytes += v.acc
+		}
+		d.obs.Evicted(TierDisk, len(vs), 0, bytes)
+	}
+
+	d.mu.Lock()
+	if d.skipLocked(k) {
+		d.mu.Unlock()
+		return
+	}
+	if d.used+d.reserved+d.removing+need > d.max {
+		d.mu.Unlock()
+		d.dropped.Add(1) // concurrent writes took the room
+		return
+	}
+	d.reserved += need
+	d.pending[k] = true
+	d.mu.Unlock()
+
+	path := d.path(k)
+	err := d.writeFile(path, data)
+
+	d.mu.Lock()
+	delete(d.pending, k)
+	keep := err == nil && !d.closed && !d.disabled.Load()
+	if keep {
+		d.reserved -= need
+		d.index.Add(k, need)
+		d.used += need
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.mu.Lock()
+		d.reserved -= need // writeFile removed its temporary file
+		d.mu.Unlock()
+		d.disable(err)
+		return
+	}
+	if !keep {
+		// Closed or disabled while we wrote: take the file back, and
+		// only then its accounting.
+		os.Remove(path)
+		d.mu.Lock()
+		d.reserved -= need
+		d.mu.Unlock()
+		return
+	}
+	d.writes.Add(1)
+}
+
+func (d *DiskCache) writeFile(path string, data []byte) error {
+	f, err := os.CreateTemp(d.dir, filepath.Base(path)+diskTmpMark+"*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// disable turns the tier off for good, with one warning, and deletes its
+// files: a cache disk that filled up wants its space back.
+func (d *DiskCache) disable(err error) {
+	if !d.disabled.CompareAndSwap(false, true) {
+		return
+	}
+	d.log.Warn("disk cache disabled; reads go on from memory and the store", "dir", d.dir, "err", err)
+	d.obs.DiskDisabled(err)
+	d.removeAll()
+}
+
+// removeAll drops every file of the index.
+func (d *DiskCache) removeAll() {
+	var vs []victim
+	d.mu.Lock()
+	for _, k := range d.index.Keys() {
+		acc, _ := d.index.Peek(k)
+		vs = d.dropLocked(vs, k, acc)
+	}
+	d.index.Purge()
+	d.mu.Unlock()
+	d.removeFiles(vs)
+}
+
+// Invalidate drops every block of the object key, whatever its ETag.
+func (d *DiskCache) Invalidate(key string) {
+	var vs []victim
+	d.mu.Lock()
+	for _, k := range d.index.Keys() {
+		if k.Key == key {
+			acc, _ := d.index.Peek(k)
+			d.index.Remove(k)
+			vs = d.dropLocked(vs, k, acc)
+		}
+	}
+	d.mu.Unlock()
+	d.removeFiles(vs)
+}
+
+// Stats returns a snapshot.
+func (d *DiskCache) Stats() DiskStats {
+	d.mu.Lock()
+	s := DiskStats{UsedBytes: d.used, ReservedBytes: d.reserved + d.removing, Files: d.index.Len()}
+	d.mu.Unlock()
+	s.Enabled = d.Enabled()
+	s.Hits, s.Misses = d.hits.Load(), d.misses.Load()
+	s.Writes, s.Dropped = d.writes.Load(), d.dropped.Load()
+	s.Evictions, s.ReadErrors = d.evictions.Load(), d.errs.Load()
+	return s
+}
+
+// Close stops the writer (queued blocks are not written), deletes the
+// cache files (the next start would; this gives the space back now) and
+// releases the directory. Close the BlockCache that uses it first.
+func (d *DiskCache) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	lock := d.lock
+	d.lock = nil
+	d.mu.Unlock()
+	close(d.quit)
+	d.wg.Wait()
+	d.removeAll()
+	if lock != nil {
+		return lock.Close() // releases the flock
+	}
+	return nil
+}
