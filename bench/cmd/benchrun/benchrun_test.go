@@ -214,3 +214,11 @@ func TestTreePathCounts(t *testing.T) {
 		t.Fatalf("%d dirs, want 110", len(dirs))
 	}
 }
+
+func TestFormatRatio(t *testing.T) {
+	for r, want := range map[float64]string{2: "2.00", 0.48: "0.48", 0.0036: "0.0036", 0.05: "0.05"} {
+		if got := formatRatio(r); got != want {
+			t.Errorf("formatRatio(%v) = %s, want %s", r, got, want)
+		}
+	}
+}

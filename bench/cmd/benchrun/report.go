@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -187,10 +188,18 @@ func markdownTable(metrics []metric, cells map[string]map[string]cell, tools []s
 			}
 		}
 		if r, ok := ratio(m, row["bucketfs"], peers); ok {
-			fmt.Fprintf(&b, " %.2f× |\n", r)
+			fmt.Fprintf(&b, " %s× |\n", formatRatio(r))
 		} else {
 			b.WriteString(" — |\n")
 		}
 	}
 	return b.String()
+}
+
+// formatRatio keeps two significant digits for small ratios (0.0036 → 0.0036).
+func formatRatio(r float64) string {
+	if r >= 0.1 {
+		return fmt.Sprintf("%.2f", r)
+	}
+	return strconv.FormatFloat(r, 'g', 2, 64)
 }

@@ -553,7 +553,7 @@ func (r *runner) notes() []string {
 		"'bucketfs vs best peer' compares with the better of s3fs and rclone; > 1 means bucketfs is better (for seconds and MiB the ratio is inverted).",
 		"Cold = fresh mount, then sync and echo 3 > /proc/sys/vm/drop_caches. Every workload-run gets a fresh mount. MinIO keeps its data on tmpfs, so cold means cold on the client only.",
 		fmt.Sprintf("The bare SDK column is aws-sdk-go-v2 alone: %d parallel ranged GETs / multipart parts of %s (bucketfs's defaults). It has no cache, so no warm figure.", r.cfg.Concurrency, humanSize(r.cfg.PartSize)),
-		"Reads are checked against SHA-256 of what was written; writes are fetched back through the SDK and checked; fio reads are spot-checked afterwards with 256 random 4 KiB preads on the same mount.",
+		"Every byte of the sequential reads (1, 2) and of the small files read back (4c) is checked against SHA-256 of what was written; every write (3, 4a, 7a) is fetched back through the SDK and checked; ls/find/grep must show the expected entries; after fio, 256 random 4 KiB preads and after grep, one file in 5 of the tree are read back through the same mount and checked.",
 	}
 }
 
