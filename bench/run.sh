@@ -10,6 +10,7 @@
 #   bash bench/run.sh --size 64MiB --runs 1 --fio-runtime 5s \
 #       --flat-objects 1000 --tree-objects 500 --dev-files 300   # smoke run
 #   bash bench/run.sh --tools bucketfs,sdk --workloads seqread,write
+#   BUCKETFS_REV=HEAD bash bench/run.sh      # bucketfs as committed
 #
 # Needs root (FUSE mounts, dropping the page cache). Measures, never fails
 # on a slow figure: a non-zero exit means the harness itself broke.
@@ -47,11 +48,26 @@ if [[ -z $MINIO ]]; then
 fi
 
 mkdir -p bench/.bin
-log "building bucketfs and the runner"
 rm -f bench/.bin/bucketfs
-if ! timeout 600 go build -o bench/.bin/bucketfs ./cmd/bucketfs; then
-	log "bucketfs does not build: its cells will read 'fail'"
+# BUCKETFS_REV=HEAD (or any commit) measures that commit as committed,
+# without the work tree's uncommitted changes; the default is the work tree.
+if [[ -n ${BUCKETFS_REV:-} ]]; then
+	src=$(mktemp -d)
+	git archive "$BUCKETFS_REV" | tar -x -C "$src"
+	version="git $(git describe --always "$BUCKETFS_REV")"
+	log "building bucketfs at $version"
+	if ! (cd "$src" && timeout 600 go build -o "$OLDPWD/bench/.bin/bucketfs" ./cmd/bucketfs); then
+		log "bucketfs does not build: its cells will read 'fail'"
+	fi
+	rm -rf "$src"
+else
+	version="git $(git describe --always --dirty 2>/dev/null || echo unknown) (work tree)"
+	log "building bucketfs from the work tree"
+	if ! timeout 600 go build -o bench/.bin/bucketfs ./cmd/bucketfs; then
+		log "bucketfs does not build: its cells will read 'fail'"
+	fi
 fi
+log "building the runner"
 timeout 600 go build -o bench/.bin/benchrun ./bench/cmd/benchrun
 
-exec bench/.bin/benchrun --minio "$MINIO" --bucketfs bench/.bin/bucketfs "$@"
+exec bench/.bin/benchrun --minio "$MINIO" --bucketfs bench/.bin/bucketfs --bucketfs-version "$version" "$@"

@@ -40,6 +40,7 @@ type config struct {
 
 	BucketfsBin  string `json:"-"`
 	BucketfsArgs string `json:"bucketfs_args"`
+	BucketfsVer  string `json:"-"`
 	S3fsOpts     string `json:"s3fs_opts"`
 	RcloneArgs   string `json:"rclone_args"`
 	MinioBin     string `json:"-"`
@@ -73,6 +74,7 @@ func main() {
 	flag.IntVar(&cfg.Concurrency, "concurrency", s3backend.DefaultUploadConcurrency, "bare SDK parts in flight (default: bucketfs's)")
 	flag.DurationVar(&cfg.Budget, "budget", 28*time.Minute, "time budget: cells not started by then are skipped")
 	flag.StringVar(&cfg.BucketfsBin, "bucketfs", "bench/.bin/bucketfs", "bucketfs binary")
+	flag.StringVar(&cfg.BucketfsVer, "bucketfs-version", "", "bucketfs version for the report (default: git describe of --repo)")
 	flag.StringVar(&cfg.BucketfsArgs, "bucketfs-args", "", "extra bucketfs flags (space separated)")
 	flag.StringVar(&cfg.S3fsOpts, "s3fs-opts", "", "extra s3fs -o options (comma separated)")
 	flag.StringVar(&cfg.RcloneArgs, "rclone-args", "--vfs-write-back 0s", "extra rclone mount flags (space separated)")

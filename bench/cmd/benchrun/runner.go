@@ -519,9 +519,12 @@ func (r *runner) setupTools() error {
 
 // configureTools builds the mounters once the endpoint is known.
 func (r *runner) configureTools() {
-	ver := "unknown"
-	if out, err := exec.Command("git", "-C", r.cfg.Repo, "describe", "--always", "--dirty").Output(); err == nil {
-		ver = "git " + strings.TrimSpace(string(out))
+	ver := r.cfg.BucketfsVer
+	if ver == "" {
+		ver = "unknown"
+		if out, err := exec.Command("git", "-C", r.cfg.Repo, "describe", "--always", "--dirty").Output(); err == nil {
+			ver = "git " + strings.TrimSpace(string(out))
+		}
 	}
 	r.tools["bucketfs"] = &bucketfsTool{bin: r.cfg.BucketfsBin, logFile: filepath.Join(r.logDir, "bucketfs-daemon.log"), target: r.target, extra: strings.Fields(r.cfg.BucketfsArgs), ver: ver}
 	r.tools["s3fs"] = &s3fsTool{target: r.target, extra: r.cfg.S3fsOpts, ver: firstLine("s3fs", "--version")}
