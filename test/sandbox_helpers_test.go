@@ -26,23 +26,33 @@ func freeAddr(t *testing.T) string {
 }
 
 // scrape fetches /metrics from addr and returns each sample as
-// `name{labels}` → value (labels as Prometheus prints them, sorted by name).
+// `name{labels}` → value (labels as Prometheus prints them, sorted by
+// name), and the whole text.
 func scrape(t *testing.T, addr string) (map[string]float64, string) {
 	t.Helper()
+	s, text, err := tryScrape(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, text
+}
+
+// tryScrape is scrape for goroutines other than the test's.
+func tryScrape(addr string) (map[string]float64, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("scrape %s: %v", addr, err)
+		return nil, "", fmt.Errorf("scrape %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s: HTTP %d, %v", addr, resp.StatusCode, err)
+		return nil, "", fmt.Errorf("scrape %s: HTTP %d, %v", addr, resp.StatusCode, err)
 	}
 	samples := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
@@ -53,16 +63,15 @@ func scrape(t *testing.T, addr string) (map[string]float64, string) {
 		}
 		i := strings.LastIndexByte(line, ' ')
 		if i < 0 {
-			continue
+			return nil, "", fmt.Errorf("metrics line %q: no value", line)
 		}
 		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if err != nil {
-			t.Errorf("metrics line %q: %v", line, err)
-			continue
+			return nil, "", fmt.Errorf("metrics line %q: %w", line, err)
 		}
 		samples[line[:i]] = v
 	}
-	return samples, string(body)
+	return samples, string(body), nil
 }
 
 // findMinioPID returns the pid of the MinIO process serving srv (found by
