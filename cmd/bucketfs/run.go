@@ -102,7 +102,11 @@ func run(ctx context.Context, cfg *Config) error {
 		// pending writes drain.
 		defer stopMetrics()
 	}
-	metrics.Default.SetBuildInfo(version, commit)
+	buildCommit := commit
+	if buildCommit == "" {
+		buildCommit = "unknown"
+	}
+	metrics.Default.SetBuildInfo(version, buildCommit)
 	// The filesystem sees the store through the metrics and, outermost,
 	// the gate that enforces the shutdown deadline.
 	gate := newStoreGate()
