@@ -77,11 +77,11 @@ func commonPrefix(a, b []byte) int {
 }
 
 func TestReaderRandomFetchesOnlyWhatIsAsked(t *testing.T) {
-	const size, bs = 1 << 20, 16 << 10
+	const size, bs = 8 << 20, 16 << 10
 	st := newFakeStore()
 	st.countBytes = true
 	data, etag := st.put("obj", size, 2)
-	c := newCache(t, Options{BlockSize: bs, MaxBytes: 4 << 20})
+	c := newCache(t, Options{BlockSize: bs, MaxBytes: 16 << 20})
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
@@ -108,8 +108,9 @@ func TestReaderRandomFetchesOnlyWhatIsAsked(t *testing.T) {
 		}
 	}
 	s := c.Stats()
-	if s.PrefetchBlocks > 8 { // a lucky pair of adjacent reads may open a window
-		t.Errorf("random readers prefetched %d blocks", s.PrefetchBlocks)
+	// Two reads that happen to be adjacent open a small window: rare.
+	if s.PrefetchBlocks*10 > s.Misses {
+		t.Errorf("random readers prefetched %d blocks for %d misses", s.PrefetchBlocks, s.Misses)
 	}
 	t.Logf("stats %+v", s)
 }
