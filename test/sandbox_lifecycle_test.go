@@ -27,6 +27,11 @@ const mountHelperPath = "/sbin/mount.fuse.bucketfs"
 // afterwards.
 func installMountHelper(t *testing.T) {
 	t.Helper()
+	// A link into a test binary's temporary directory is left over from
+	// an interrupted run of this suite: ours to remove, not to restore.
+	if target, err := os.Readlink(mountHelperPath); err == nil && strings.Contains(target, "/bucketfs-bin-") {
+		_ = os.Remove(mountHelperPath)
+	}
 	saved := ""
 	if _, err := os.Lstat(mountHelperPath); err == nil {
 		saved = mountHelperPath + ".bucketfs-it-saved"
