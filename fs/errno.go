@@ -32,6 +32,12 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EEXIST
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
+	case isStoreError(err):
+		// An error from the store that no case above names: its chain
+		// may hold a syscall errno of the network (ECONNREFUSED inside a
+		// dial error), which is not the caller's business: the upload
+		// or read failed, and that is EIO.
+		return syscall.EIO
 	case errors.As(err, &errno):
 		// Local staging I/O: ENOSPC, EDQUOT, EIO… pass through as they are.
 		return errno
@@ -39,4 +45,19 @@ func toErrno(err error) syscall.Errno {
 	// Unreachable endpoint, throttling that outlasted retries, a missing
 	// bucket, deadlines, anything unknown: the data did not make it.
 	return syscall.EIO
+}
+
+// isStoreError reports whether err came from the object store (every
+// store error is an *s3backend.OpError or wraps one of its sentinels).
+func isStoreError(err error) bool {
+	var opErr *s3backend.OpError
+	if errors.As(err, &opErr) {
+		return true
+	}
+	for _, sentinel := range []error{s3backend.ErrUnreachable, s3backend.ErrThrottled, s3backend.ErrNoSuchBucket, s3backend.ErrInvalidRange} {
+		if errors.Is(err, sentinel) {
+			return true
+		}
+	}
+	return false
 }
