@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,7 @@ func testMain(m *testing.M) int {
 	code := m.Run()
 	stop()
 	reapAll()
-	if left := mountsUnder(filepath.Join(os.TempDir(), mountRootPattern)); len(left) > 0 {
+	if left := mountsUnder(ownMountPrefix()); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: mounts left behind by the tests: %v\n", left)
 		cleanStrayMounts()
 		code = 1
@@ -173,11 +174,24 @@ func unescapeMountPath(s string) string {
 	return b.String()
 }
 
-// cleanStrayMounts lazily unmounts mounts left behind by an earlier,
-// interrupted run of this suite (only those under our own temp dirs).
+// ownMountPrefix is the path prefix of this process's mountpoints. The pid
+// in it lets a run tell its own mounts from those of another run going on
+// at the same time, which it must leave alone.
+func ownMountPrefix() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-", mountRootPattern, os.Getpid()))
+}
+
+// cleanStrayMounts lazily unmounts mounts left behind by this run or by an
+// earlier, interrupted run of this suite whose process is gone (only those
+// under the suite's own temp dirs).
 func cleanStrayMounts() {
 	prefix := filepath.Join(os.TempDir(), mountRootPattern)
 	for _, mp := range mountsUnder(prefix) {
+		rest := strings.TrimPrefix(mp, prefix)
+		pidText, _, _ := strings.Cut(rest, "-")
+		if pid, err := strconv.Atoi(pidText); err == nil && pid != os.Getpid() && unix.Kill(pid, 0) == nil {
+			continue // another run, still alive
+		}
 		fmt.Fprintln(os.Stderr, "removing stray mount", mp)
 		if err := exec.Command("fusermount3", "-uz", mp).Run(); err != nil {
 			_ = unix.Unmount(mp, unix.MNT_DETACH)

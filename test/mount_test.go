@@ -93,7 +93,7 @@ func onDir(d string) mountOpt { return func(c *mountCfg) { c.dir = d } }
 // test ends (after the unmount).
 func newMountDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", mountRootPattern+"*")
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-*", mountRootPattern, os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
