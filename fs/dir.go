@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -43,9 +44,15 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if len(name) > maxNameLen {
 		return nil, syscall.ENAMETOOLONG
 	}
-	key := n.childKey(name)
-
 	ent, found, fresh := n.cachedEntry(name)
+	return n.lookupVia(ctx, name, out, ent, found, fresh)
+}
+
+// lookupVia resolves name given what a listing says of it: ent and found
+// are trusted when fresh is set (and ent.needStat is not), else the store
+// is asked.
+func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, ent listEntry, found, fresh bool) (*gofs.Inode, syscall.Errno) {
+	key := n.childKey(name)
 	existing := n.GetChild(name)
 	if existing != nil {
 		child := existing.Operations().(*Node)
@@ -195,14 +202,90 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 	return listEntry{}, false, 0
 }
 
-// Readdir lists the directory: the store's listing (every page), with each
+// dirHandle is an open directory. It lists once, at the first read (and
+// again at a rewind), and answers READDIRPLUS's per-entry lookups from that
+// snapshot, however long the reader takes: a listing of many entries must
+// not decay into one store round trip per entry once the stat cache TTL
+// has passed.
+type dirHandle struct {
+	n *Node
+
+	mu      sync.Mutex // guards the fields below
+	loaded  bool
+	entries []fuse.DirEntry
+	listing map[string]listEntry
+	pos     int
+}
+
+var (
+	_ gofs.NodeOpendirHandler = (*Node)(nil)
+	_ gofs.FileReaddirenter   = (*dirHandle)(nil)
+	_ gofs.FileLookuper       = (*dirHandle)(nil)
+	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
+	_ gofs.FileFsyncdirer     = (*dirHandle)(nil)
+)
+
+// OpendirHandle opens a directory; the listing happens at the first read.
+func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if n.kind != kindDir {
+		return nil, 0, syscall.ENOTDIR
+	}
+	return &dirHandle{n: n}, 0, 0
+}
+
+// Readdirent returns the next entry, listing the directory first if needed.
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.loaded {
+		listing, entries, errno := d.n.readdir(ctx)
+		if errno != 0 {
+			return nil, errno
+		}
+		d.listing, d.entries, d.loaded = listing, entries, true
+	}
+	if d.pos >= len(d.entries) {
+		return nil, 0
+	}
+	de := d.entries[d.pos]
+	d.pos++
+	return &de, 0
+}
+
+// Seekdir moves to an offset the kernel got from us (index+1), or to the
+// start, where a rewinddir(3) gets a new listing.
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if off == 0 {
+		d.loaded, d.pos = false, 0
+		return 0
+	}
+	d.pos = int(off)
+	return 0
+}
+
+// Lookup answers READDIRPLUS from the snapshot the entries came from.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	d.mu.Lock()
+	ent, found := d.listing[name]
+	d.mu.Unlock()
+	// A name not in the snapshot is a file created here and not yet
+	// uploaded: the node knows it.
+	return d.n.lookupVia(ctx, name, out, ent, found, found)
+}
+
+// Fsyncdir: directory changes are made in the store as they happen.
+func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+
+// readdir lists the directory: the store's listing (every page), with each
 // entry's metadata fetched in parallel so that the lookups READDIRPLUS makes
 // next are answered from memory, merged with files created here that are
 // not uploaded yet.
-func (n *Node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+func (n *Node) readdir(ctx context.Context) (map[string]listEntry, []fuse.DirEntry, syscall.Errno) {
 	listing, errno := n.loadListing(ctx)
 	if errno != 0 {
-		return nil, errno
+		return nil, nil, errno
 	}
 	names := make(map[string]kind, len(listing))
 	for name, ent := range listing {
@@ -224,14 +307,17 @@ func (n *Node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: k.typeBits()})
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	return gofs.NewListDirStream(entries), 0
+	for i := range entries {
+		entries[i].Off = uint64(i + 1) // what Seekdir gets back
+	}
+	return listing, entries, 0
 }
 
-// loadListing returns n's listing, from cache while fresh.
+// loadListing returns a copy of n's listing, from cache while fresh.
 func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.Errno) {
 	n.mu.Lock()
 	if n.listing != nil && time.Now().Before(n.listingUntil) {
-		l := n.listing
+		l := maps.Clone(n.listing)
 		n.mu.Unlock()
 		return l, 0
 	}
@@ -282,7 +368,9 @@ func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.E
 	n.listing = listing
 	n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	n.mu.Unlock()
-	return listing, 0
+	// The cached map changes under n.mu as we create and remove children;
+	// callers get their own copy to read without it.
+	return maps.Clone(listing), 0
 }
 
 func validName(name string) bool {

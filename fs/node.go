@@ -57,7 +57,6 @@ var (
 	_ gofs.NodeSetattrer  = (*Node)(nil)
 	_ gofs.NodeStatfser   = (*Node)(nil)
 	_ gofs.NodeLookuper   = (*Node)(nil)
-	_ gofs.NodeReaddirer  = (*Node)(nil)
 	_ gofs.NodeMkdirer    = (*Node)(nil)
 	_ gofs.NodeRmdirer    = (*Node)(nil)
 	_ gofs.NodeCreater    = (*Node)(nil)
