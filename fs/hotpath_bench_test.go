@@ -118,6 +118,7 @@ func BenchmarkCachedEntry(b *testing.B) {
 		names[i] = fmt.Sprintf("obj%05d.txt", (i*7919)%10000)
 	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.SetParallelism(2)
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
