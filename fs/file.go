@@ -389,7 +389,11 @@ func (n *Node) retryThenRecover() {
 	delay := time.Second
 	for attempt := 0; attempt < 4; attempt++ {
 		if attempt > 0 {
-			time.Sleep(delay)
+			select {
+			case <-time.After(delay):
+			case <-n.fsys.shutdown:
+				return // FlushAll uploads or saves it, within its deadline
+			}
 			delay *= 2
 		}
 		if !n.isDirty() {

@@ -62,6 +62,11 @@ type FS struct {
 	// mu); retryIdle is signalled when it drops to zero, for FlushAll.
 	retrying  int
 	retryIdle *sync.Cond
+
+	// shutdown is closed by FlushAll: background retries stop waiting out
+	// their back-off and leave what is still dirty to FlushAll.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
 }
 
 const (
@@ -106,6 +111,7 @@ func New(cfg Config) (*FS, error) {
 		staged: make(map[*Node]struct{}),
 	}
 	f.retryIdle = sync.NewCond(&f.mu)
+	f.shutdown = make(chan struct{})
 	f.nextIno.Store(rootIno)
 	f.root = &Node{fsys: f, kind: kindDir}
 	f.root.attrs = posixAttrs{perm: cfg.DirMode, uid: cfg.UID, gid: cfg.GID, mtime: time.Now()}
@@ -156,6 +162,7 @@ func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
 // to the recovery directory and named in the log; the returned error lists
 // those files.
 func (f *FS) FlushAll(ctx context.Context) error {
+	f.shutdownOnce.Do(func() { close(f.shutdown) })
 	f.mu.Lock()
 	for f.retrying > 0 {
 		f.retryIdle.Wait()
