@@ -155,7 +155,9 @@ func BenchmarkReaderSequentialCold(b *testing.B) {
 	}
 }
 
-// BenchmarkReaderSequentialWarm: the object is resident; reads are copies.
+// BenchmarkReaderSequentialWarm: the object is resident; reads are copies
+// (ReadAt) or pinned slices of the blocks (ReadSlices, for a zero-copy
+// reply).
 func BenchmarkReaderSequentialWarm(b *testing.B) {
 	const size = 64 << 20
 	data := make([]byte, size)
@@ -165,14 +167,30 @@ func BenchmarkReaderSequentialWarm(b *testing.B) {
 	r := c.NewReader(obj, memRange(data, 0))
 	readSeq(b, r, size, buf)
 	r.Close()
-	b.SetBytes(size)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		r := c.NewReader(obj, memRange(data, 0))
-		readSeq(b, r, size, buf)
-		r.Close()
-	}
+	b.Run("ReadAt", func(b *testing.B) {
+		b.SetBytes(size)
+		b.ReportAllocs()
+		for range b.N {
+			r := c.NewReader(obj, memRange(data, 0))
+			readSeq(b, r, size, buf)
+			r.Close()
+		}
+	})
+	b.Run("ReadSlices", func(b *testing.B) {
+		b.SetBytes(size)
+		b.ReportAllocs()
+		for range b.N {
+			r := c.NewReader(obj, memRange(data, 0))
+			for off := int64(0); off < size; off += 128 << 10 {
+				s, err := r.ReadSlices(context.Background(), off, 128<<10)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Release()
+			}
+			r.Close()
+		}
+	})
 }
 
 // BenchmarkReaderRandom4K: warm random 4 KiB reads from all Ps, each on its

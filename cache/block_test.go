@@ -392,3 +392,47 @@ func TestObserver(t *testing.T) {
 		t.Fatalf("observer saw %+v %+v evicted %d", obs.lookups, obs.fetched, obs.evicted)
 	}
 }
+
+// TestHandedOutBlocksAreNeverRecycled: blocks returned by Get and
+// GetOrFill may be kept by their callers, so their buffers must never be
+// reused, however hard the cache churns.
+func TestHandedOutBlocksAreNeverRecycled(t *testing.T) {
+	const bs = 4096
+	st := newFakeStore()
+	data, etag := st.put("obj", 64*bs, 13)
+	c := newCache(t, Options{BlockSize: bs, MaxBytes: 8 * bs})
+	r := c.NewReader(Object{Key: "obj", ETag: etag, Size: 64 * bs}, st.rangeFunc("obj", etag))
+	defer r.Close()
+	buf := make([]byte, bs)
+	if _, err := r.ReadAt(context.Background(), buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	k0 := BlockKey{Key: "obj", ETag: etag, Index: 0}
+	// The read may return before block 0 is complete: wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	var viaGet []byte
+	for ok := false; !ok; {
+		if viaGet, ok = c.Get(k0); !ok && time.Now().After(deadline) {
+			t.Fatal("block 0 not cached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	k1 := BlockKey{Key: "obj", ETag: etag, Index: 1}
+	viaFill, err := c.GetOrFill(context.Background(), k1, func(context.Context) ([]byte, error) {
+		return nil, errors.New("block 1 should be in flight or cached by readahead")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // churn: every block evicted and its buffer reused
+		if got := readAll(t, r, 3000); !bytes.Equal(got, data) {
+			t.Fatal("wrong bytes")
+		}
+	}
+	if c.Stats().Recycled == 0 {
+		t.Fatal("nothing recycled: the test proves nothing")
+	}
+	if !bytes.Equal(viaGet, data[:bs]) || !bytes.Equal(viaFill, data[bs:2*bs]) {
+		t.Fatal("a block handed out was overwritten")
+	}
+}

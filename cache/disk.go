@@ -95,11 +95,13 @@ type DiskCache struct {
 }
 
 // diskWrite is one queued block, or with done set a marker that Drain
-// waits for.
+// waits for. release, if set, is called once the block has been written or
+// dropped: the BlockCache then may reuse the buffer.
 type diskWrite struct {
-	key  BlockKey
-	data []byte
-	done chan struct{}
+	key     BlockKey
+	data    []byte
+	release func()
+	done    chan struct{}
 }
 
 // victim is a file dropped from the index whose bytes stay accounted (in
@@ -245,78 +247,116 @@ func (d *DiskCache) Enabled() bool { return !d.disabled.Load() }
 // file of another length, or one that cannot be read, is dropped and
 // counts as a miss.
 func (d *DiskCache) Get(k BlockKey, size int64) ([]byte, bool) {
-	if d.disabled.Load() {
+	if !d.lookup(k) {
 		return nil, false
+	}
+	data, err := readFile(d.path(k), size)
+	return data, d.readDone(k, err)
+}
+
+// getInto reads a block into buf, which must be its exact length.
+func (d *DiskCache) getInto(k BlockKey, buf []byte) bool {
+	if !d.lookup(k) {
+		return false
+	}
+	return d.readDone(k, readFileInto(d.path(k), buf))
+}
+
+// lookup reports whether the index has k, counting a miss if not.
+func (d *DiskCache) lookup(k BlockKey) bool {
+	if d.disabled.Load() {
+		return false
 	}
 	d.mu.Lock()
 	_, ok := d.index.Get(k)
 	d.mu.Unlock()
 	if !ok {
 		d.misses.Add(1)
-		return nil, false
 	}
-	data, err := readFile(d.path(k), size)
-	if err != nil {
-		// Evicted under us (ENOENT) or a bad file: either way a miss,
-		// and the file goes.
-		if !errors.Is(err, os.ErrNotExist) {
-			d.errs.Add(1)
-		}
-		d.misses.Add(1)
-		d.mu.Lock()
-		var vs []victim
-		if acc, ok := d.index.Peek(k); ok {
-			d.index.Remove(k)
-			vs = d.dropLocked(vs, k, acc)
-		}
-		d.mu.Unlock()
-		d.removeFiles(vs)
-		return nil, false
+	return ok
+}
+
+// readDone counts a read of k and, if it failed, drops the file: evicted
+// under us (ENOENT) or bad, either way it is a miss.
+func (d *DiskCache) readDone(k BlockKey, err error) bool {
+	if err == nil {
+		d.hits.Add(1)
+		return true
 	}
-	d.hits.Add(1)
-	return data, true
+	if !errors.Is(err, os.ErrNotExist) {
+		d.errs.Add(1)
+	}
+	d.misses.Add(1)
+	d.mu.Lock()
+	var vs []victim
+	if acc, ok := d.index.Peek(k); ok {
+		d.index.Remove(k)
+		vs = d.dropLocked(vs, k, acc)
+	}
+	d.mu.Unlock()
+	d.removeFiles(vs)
+	return false
 }
 
 func readFile(path string, size int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	if size < 0 {
-		fi, err := f.Stat()
+		fi, err := os.Stat(path)
 		if err != nil {
 			return nil, err
 		}
 		size = fi.Size()
 	}
 	buf := make([]byte, size)
-	if _, err := io.ReadFull(f, buf); err != nil {
+	if err := readFileInto(path, buf); err != nil {
 		return nil, err
+	}
+	return buf, nil
+}
+
+// readFileInto fills buf from the file, which must be exactly that long.
+func readFileInto(path string, buf []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return err
 	}
 	var one [1]byte
 	if n, _ := f.Read(one[:]); n != 0 {
-		return nil, errors.New("cache file longer than expected")
+		return errors.New("cache file longer than expected")
 	}
-	return buf, nil
+	return nil
 }
 
 // Put queues a block to be written. It never blocks: if the queue is full
 // or the tier is off, the block is not written. data must not be modified
 // afterwards (blocks are immutable).
-func (d *DiskCache) Put(k BlockKey, data []byte) {
+func (d *DiskCache) Put(k BlockKey, data []byte) { d.put(k, data, nil) }
+
+// put is Put with release, if not nil, called exactly once when the disk
+// tier is done with data (written, dropped or skipped).
+func (d *DiskCache) put(k BlockKey, data []byte, release func()) {
+	if release == nil {
+		release = func() {}
+	}
 	if d.disabled.Load() {
+		release()
 		return
 	}
 	if d.syncWrite {
 		d.write(k, data)
+		release()
 		return
 	}
 	select {
 	case <-d.quit:
-	case d.queue <- diskWrite{key: k, data: data}:
+		release()
+	case d.queue <- diskWrite{key: k, data: data, release: release}:
 	default:
 		d.dropped.Add(1)
+		release()
 	}
 }
 
@@ -325,13 +365,30 @@ func (d *DiskCache) writer() {
 	for {
 		select {
 		case <-d.quit:
-			return
+			// Release what is still queued: Put never blocks, so
+			// the queue only holds what was sent before quit.
+			for {
+				select {
+				case w := <-d.queue:
+					if w.release != nil {
+						w.release()
+					}
+					if w.done != nil {
+						close(w.done)
+					}
+				default:
+					return
+				}
+			}
 		case w := <-d.queue:
 			if w.done != nil {
 				close(w.done)
-			} else if !d.disabled.Load() {
+				continue
+			}
+			if !d.disabled.Load() {
 				d.write(w.key, w.data)
 			}
+			w.release()
 		}
 	}
 }

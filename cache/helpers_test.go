@@ -32,6 +32,10 @@ type fakeStore struct {
 	gate chan struct{}
 	// GETs from hangFrom on hang until cancelled.
 	hangFrom atomic.Int64
+	// stallAfter, if > 0, makes streams stop after that many bytes until
+	// stall is closed.
+	stallAfter int64
+	stall      chan struct{}
 	// breakAfter, if > 0, makes every stream fail after that many bytes
 	// the first time breakCount is positive.
 	breakAfter int
@@ -122,7 +126,25 @@ func (s *fakeStore) rangeFunc(key, etag string) RangeFunc {
 		if s.breakAfter > 0 && s.breakCount.Add(-1) >= 0 {
 			r = io.MultiReader(io.LimitReader(r, int64(s.breakAfter)), errReader{io.ErrUnexpectedEOF})
 		}
+		if s.stallAfter > 0 {
+			r = io.MultiReader(io.LimitReader(r, s.stallAfter), stallReader{ctx, s.stall}, r)
+		}
 		return &ctxBody{ctx: ctx, r: r, s: s, done: done}, nil
+	}
+}
+
+// stallReader blocks until release is closed, then reads as EOF.
+type stallReader struct {
+	ctx     context.Context
+	release chan struct{}
+}
+
+func (s stallReader) Read([]byte) (int, error) {
+	select {
+	case <-s.release:
+		return 0, io.EOF
+	case <-s.ctx.Done():
+		return 0, s.ctx.Err()
 	}
 }
 
@@ -165,14 +187,20 @@ func checkInvariants(t testing.TB, c *BlockCache, allowOver bool) {
 	defer c.mu.Unlock()
 	var lruB, aheadB, res, pf int64
 	for _, k := range c.lru.Keys() {
-		d, _ := c.lru.Peek(k)
-		lruB += int64(len(d))
+		b, _ := c.lru.Peek(k)
+		lruB += b.size
+		if !b.held || b.data == nil {
+			t.Errorf("block %v in the LRU: held %v, data %v", k, b.held, b.data != nil)
+		}
 		if _, dup := c.ahead[k]; dup {
 			t.Errorf("block %v both read and unread", k)
 		}
 	}
-	for _, a := range c.ahead {
-		aheadB += int64(len(a.data))
+	for k, b := range c.ahead {
+		aheadB += b.size
+		if !b.held || b.data == nil || b.owner == nil {
+			t.Errorf("unread block %v: held %v, data %v, owner %v", k, b.held, b.data != nil, b.owner != nil)
+		}
 	}
 	for _, cl := range c.inflight {
 		res += cl.reserved
@@ -186,13 +214,16 @@ func checkInvariants(t testing.TB, c *BlockCache, allowOver bool) {
 	if aheadB != c.aheadB {
 		t.Errorf("aheadB %d, unread blocks hold %d", c.aheadB, aheadB)
 	}
+	if int64(len(c.free))*c.bs != c.freeB {
+		t.Errorf("freeB %d, free list holds %d buffers", c.freeB, len(c.free))
+	}
 	// Cancelled calls leave inflight but keep their reservation until
 	// their goroutine finishes, so inflight can only account for less.
 	if res > c.reserved || pf > c.pfRes {
 		t.Errorf("reserved %d (prefetch %d), inflight calls hold %d (%d)", c.reserved, c.pfRes, res, pf)
 	}
-	if !allowOver && c.resident+c.reserved > c.max {
-		t.Errorf("budget exceeded: resident %d + in flight %d > %d", c.resident, c.reserved, c.max)
+	if !allowOver && c.resident+c.reserved+c.freeB > c.max {
+		t.Errorf("budget exceeded: resident %d + in flight %d + free %d > %d", c.resident, c.reserved, c.freeB, c.max)
 	}
 	if c.pfRes+c.aheadB > c.pfMax {
 		t.Errorf("prefetch budget exceeded: %d + %d > %d", c.pfRes, c.aheadB, c.pfMax)
@@ -207,11 +238,10 @@ func watchBudget(t *testing.T, c *BlockCache, stop <-chan struct{}) <-chan int64
 		var p int64
 		for {
 			s := c.Stats()
-			if v := s.ResidentBytes + s.InflightBytes; v > p {
-				p = v
-			}
-			if s.ResidentBytes+s.InflightBytes > c.MaxBytes() {
-				t.Errorf("budget exceeded: %d + %d > %d", s.ResidentBytes, s.InflightBytes, c.MaxBytes())
+			v := s.ResidentBytes + s.InflightBytes + s.FreeBytes
+			p = max(p, v)
+			if v > c.MaxBytes() {
+				t.Errorf("budget exceeded: %d + %d + %d > %d", s.ResidentBytes, s.InflightBytes, s.FreeBytes, c.MaxBytes())
 			}
 			select {
 			case <-stop:
@@ -256,12 +286,15 @@ func (l *logCapture) count(prefix string) int {
 	return n
 }
 
+// newCache returns a cache that poisons recycled buffers: a block read
+// after its buffer was reused shows as wrong bytes.
 func newCache(t testing.TB, opts Options) *BlockCache {
 	t.Helper()
 	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.poison = true
 	t.Cleanup(c.Close)
 	return c
 }

@@ -110,11 +110,16 @@ type Stats struct {
 	// EvictedUnread those among them that had been prefetched and never read.
 	Evictions, EvictedUnread, EvictedBytes int64
 
+	// Recycled counts block buffers reused instead of allocated.
+	Recycled int64
+
 	// Gauges. ResidentBytes = bytes of blocks held (read or prefetched and
 	// unread); AheadBytes is the unread part. InflightBytes is the budget
-	// reserved by fetches in flight. Blocks is the number held.
-	ResidentBytes, AheadBytes, InflightBytes int64
-	Blocks                                   int
+	// reserved by fetches in flight; FreeBytes the recycled buffers
+	// waiting for a fetch. Resident + Inflight + Free never exceeds
+	// MaxBytes. Blocks is the number held.
+	ResidentBytes, AheadBytes, InflightBytes, FreeBytes int64
+	Blocks                                              int
 	// BudgetWaits counts foreground reads that had to wait for in-flight
 	// fetches to finish because the memory budget was full.
 	BudgetWaits int64
@@ -129,4 +134,5 @@ type counters struct {
 	prefetchCancelled                      atomic.Int64
 	evictions, evictedUnread, evictedBytes atomic.Int64
 	budgetWaits                            atomic.Int64
+	recycled                               atomic.Int64
 }

@@ -26,7 +26,7 @@ type ReadaheadConfig struct {
 	// budget).
 	TotalBytes int64
 	// RunBytes is the largest single fetch readahead asks for (default
-	// 8 MiB). A window is topped up in chunks of up to this much so that
+	// 16 MiB). A window is topped up in chunks of up to this much so that
 	// a steady reader causes a few large GETs instead of one GET per block.
 	RunBytes int64
 }
@@ -39,7 +39,7 @@ const reorderReads = 4
 const (
 	DefaultInitialBlocks  = 2
 	DefaultMaxWindowBytes = 64 << 20
-	DefaultRunBytes       = 8 << 20
+	DefaultRunBytes       = 16 << 20
 )
 
 func (cfg ReadaheadConfig) withDefaults() ReadaheadConfig {

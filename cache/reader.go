@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 )
 
 // Object identifies the version of an object a Reader reads: the ETag and
@@ -48,7 +49,8 @@ func (r *Reader) Window() *Window { return r.win }
 
 // ReadAt reads len(dest) bytes at off, as io.ReaderAt does: fewer only at
 // the end of the object, with io.EOF. It waits for the blocks the read
-// touches (fetching those nobody is fetching yet) and starts the readahead
+// touches (fetching those nobody is fetching yet; for a block still
+// arriving, only until the bytes it needs are in) and starts the readahead
 // its window asks for, which it does not wait for. If ctx is done first it
 // returns ctx.Err(); the fetches it started go on and are cached.
 //
@@ -56,42 +58,114 @@ func (r *Reader) Window() *Window { return r.win }
 // fetch, s3backend.ErrPreconditionFailed means the object changed; the
 // caller should then Invalidate the key and return ESTALE.
 func (r *Reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("cache: negative offset")
-	}
-	if off >= r.obj.Size {
-		return 0, io.EOF
-	}
-	n := min(int64(len(dest)), r.obj.Size-off)
+	n, first, k, err := r.span(off, int64(len(dest)))
 	if n == 0 {
-		return 0, nil
+		return 0, err
 	}
-	bs := r.c.bs
-	first, last := off/bs, (off+n-1)/bs
-	var ahead []int64
-	if r.win != nil {
-		ahead = r.win.Observe(off, n)
+	// Most reads touch one or two blocks: no allocation for those.
+	var smallData [4][]byte
+	var smallPins [4]*block
+	data, pins := smallData[:0], smallPins[:0]
+	if k > len(smallData) {
+		data, pins = make([][]byte, 0, k), make([]*block, 0, k)
 	}
-	var small [4][]byte // most reads touch one or two blocks: no allocation
-	blocks := small[:0]
-	if k := int(last - first + 1); k > len(small) {
-		blocks = make([][]byte, 0, k)
-	}
-	blocks = blocks[:last-first+1]
-	if err := r.acquire(ctx, first, blocks, ahead); err != nil {
+	data, pins = data[:k], pins[:k]
+	if err := r.acquire(ctx, off, off+n, data, pins); err != nil {
+		r.c.unpin(pins...)
 		return 0, err
 	}
 	done := 0
-	for i, b := range blocks {
-		boff := (first + int64(i)) * bs
-		from := max(off-boff, 0)
-		to := min(off+n-boff, int64(len(b)))
+	for i, b := range data {
+		from, to := r.within(first+int64(i), off, n, b)
 		done += copy(dest[done:], b[from:to])
 	}
+	r.c.unpin(pins...)
 	if done < len(dest) {
 		return done, io.EOF
 	}
 	return done, nil
+}
+
+// Slices is a read's bytes left where they are, in the cache's blocks, for
+// a zero-copy reply (writev straight from the blocks). The blocks stay
+// valid, and their buffers are not reused, until Release. A go-fuse
+// ReadResult can wrap it: Size is Len, Bytes concatenates Vecs, Done calls
+// Release, and a Slices() ([][]byte, fuse.Status) method returning Vecs
+// makes go-fuse write them with one writev.
+type Slices struct {
+	Vecs [][]byte // the bytes, in order; do not modify
+
+	c        *BlockCache
+	pins     []*block
+	released atomic.Bool
+}
+
+// Len returns the number of bytes in Vecs.
+func (s *Slices) Len() int {
+	n := 0
+	for _, v := range s.Vecs {
+		n += len(v)
+	}
+	return n
+}
+
+// Release lets the cache reuse the blocks. Call it once the bytes are
+// sent; later calls do nothing. Vecs must not be used after it.
+func (s *Slices) Release() {
+	if s.c != nil && s.released.CompareAndSwap(false, true) {
+		s.c.unpin(s.pins...)
+		s.Vecs = nil
+	}
+}
+
+// ReadSlices is ReadAt without the copy: it returns the n bytes at off (fewer
+// only at the end of the object, with io.EOF) as slices of the cache's
+// blocks. The caller must Release the result, also when err is io.EOF; on
+// any other error there is nothing to release.
+func (r *Reader) ReadSlices(ctx context.Context, off int64, n int) (*Slices, error) {
+	m, first, k, err := r.span(off, int64(n))
+	if m == 0 {
+		return &Slices{}, err
+	}
+	data, pins := make([][]byte, k), make([]*block, k)
+	if err := r.acquire(ctx, off, off+m, data, pins); err != nil {
+		r.c.unpin(pins...)
+		return nil, err
+	}
+	for i, b := range data {
+		from, to := r.within(first+int64(i), off, m, b)
+		data[i] = b[from:to]
+	}
+	s := &Slices{Vecs: data, c: r.c, pins: pins}
+	if m < int64(n) {
+		return s, io.EOF
+	}
+	return s, nil
+}
+
+// span clips a read of n bytes at off to the object: it returns the bytes
+// to read (0 with the error to return when there are none), the first
+// block and the number of blocks touched.
+func (r *Reader) span(off, n int64) (int64, int64, int, error) {
+	if off < 0 {
+		return 0, 0, 0, errors.New("cache: negative offset")
+	}
+	if off >= r.obj.Size {
+		return 0, 0, 0, io.EOF
+	}
+	n = min(n, r.obj.Size-off)
+	if n <= 0 {
+		return 0, 0, 0, nil
+	}
+	first, last := off/r.c.bs, (off+n-1)/r.c.bs
+	return n, first, int(last - first + 1), nil
+}
+
+// within returns the part [from, to) of block i (whose bytes, or at least
+// the ones the read needs, are b) that the read of n bytes at off covers.
+func (r *Reader) within(i, off, n int64, b []byte) (int64, int64) {
+	boff := i * r.c.bs
+	return max(off-boff, 0), min(off+n-boff, int64(len(b)))
 }
 
 // Close stops the readahead only this Reader wanted, hands its unread
@@ -110,11 +184,12 @@ func (r *Reader) Close() {
 			}
 		}
 		clear(r.runs)
-		for k, a := range c.ahead {
-			if a.owner == r {
+		for k, b := range c.ahead {
+			if b.owner == r {
 				delete(c.ahead, k)
-				c.aheadB -= int64(len(a.data))
-				c.lru.Add(k, a.data)
+				c.aheadB -= b.size
+				b.owner = nil
+				c.lru.Add(k, b)
 			}
 		}
 	}
@@ -134,18 +209,26 @@ func (r *Reader) blockLen(i int64) int64 {
 	return min(r.c.bs, r.obj.Size-i*r.c.bs)
 }
 
-// acquire fills blocks[j] with block first+j, fetching what is missing,
-// and starts readahead of the blocks in ahead.
-func (r *Reader) acquire(ctx context.Context, first int64, blocks [][]byte, ahead []int64) error {
+// acquire serves a read of [off, end): it sets data[j] to block first+j
+// (or, while it is still arriving, to at least its bytes below end),
+// pinning each in pins[j] (the caller unpins them, even on error), fetches
+// what is missing, and starts the readahead the window asks for.
+func (r *Reader) acquire(ctx context.Context, off, end int64, data [][]byte, pins []*block) error {
 	c := r.c
+	first := off / c.bs
+	var ahead []int64
+	if r.win != nil {
+		ahead = r.win.Observe(off, end-off)
+	}
 	var (
-		waits    []*call
-		waitIdx  []int
-		lookups  [int(LookupMiss) + 1]int
-		started  []*run
-		skipped  int64 = -1
-		evTotal  evictions
-		fgNeeded bool
+		waits   []*call
+		waitIdx []int
+		lookups [int(LookupMiss) + 1]int
+		started []*run
+		skipped int64 = -1
+		ev      evictions
+		missing []int
+		bufs    [][]byte
 	)
 	c.mu.Lock()
 	for {
@@ -154,60 +237,78 @@ func (r *Reader) acquire(ctx context.Context, first int64, blocks [][]byte, ahea
 			return ErrClosed
 		}
 		// What is held, what is in flight, what is missing.
-		var missing int64
-		fgNeeded = false
-		for j := range blocks {
-			if blocks[j] != nil || containsIdx(waitIdx, j) {
+		missing = missing[:0]
+		for j := range data {
+			if pins[j] != nil {
 				continue
 			}
 			k := r.blockKey(first + int64(j))
-			if data, res, ok := c.lookupLocked(k); ok {
-				blocks[j] = data
+			if b, res, ok := c.lookupLocked(k); ok {
+				b.pins++
+				data[j], pins[j] = b.data, b
 				lookups[res]++
 				continue
 			}
 			if cl := c.inflight[k]; cl != nil {
 				c.wantLocked(cl)
+				cl.blk.pins++
+				pins[j] = cl.blk
 				waits = append(waits, cl)
 				waitIdx = append(waitIdx, j)
 				lookups[LookupJoin]++
 				continue
 			}
-			missing += r.blockLen(first + int64(j))
-			fgNeeded = true
+			missing = append(missing, j)
 		}
-		if !fgNeeded {
+		if len(missing) == 0 {
 			break
 		}
-		ev, ok := c.makeRoomLocked(missing, true)
-		evTotal.add(ev)
-		if ok || c.reserved == 0 {
+		bufs = bufs[:0]
+		for range missing {
+			buf, ok := c.reserveLocked(true, false, &ev)
+			if !ok {
+				break
+			}
+			bufs = append(bufs, buf)
+		}
+		if len(bufs) == len(missing) {
 			break
 		}
-		if err := c.waitBudgetLocked(ctx, evTotal); err != nil {
+		for _, buf := range bufs {
+			c.unreserveLocked(buf)
+		}
+		bufs = bufs[:0]
+		if c.forceLocked(len(missing)) {
+			bufs = append(bufs, make([][]byte, len(missing))...)
+			break
+		}
+		if err := c.waitBudgetLocked(ctx, ev); err != nil {
 			return err
 		}
-		evTotal = evictions{}
+		ev = evictions{}
 	}
 
-	// Foreground runs: maximal stretches of missing blocks.
+	// Foreground runs: maximal stretches of consecutive missing blocks.
 	var tail *run // the run ending at the last block the read touches, if any
-	for j := 0; j < len(blocks); {
-		if blocks[j] != nil || containsIdx(waitIdx, j) {
-			j++
-			continue
-		}
+	for x := 0; x < len(missing); {
 		ru := &run{fetch: r.fetch, keep: true}
-		for ; j < len(blocks) && blocks[j] == nil && !containsIdx(waitIdx, j); j++ {
+		for {
+			j := missing[x]
 			i := first + int64(j)
-			cl := c.newCallLocked(ru, r.blockKey(i), r.blockLen(i), r.blockLen(i), false)
+			cl := c.newCallLocked(ru, r.blockKey(i), r.blockLen(i), false, bufs[x])
 			cl.wanted = true
+			cl.blk.pins++
+			pins[j] = cl.blk
 			waits = append(waits, cl)
 			waitIdx = append(waitIdx, j)
 			lookups[LookupMiss]++
+			x++
+			if x == len(missing) || missing[x] != j+1 {
+				break
+			}
 		}
 		started = append(started, ru)
-		if j == len(blocks) {
+		if missing[x-1] == len(data)-1 {
 			tail = ru
 		}
 	}
@@ -217,7 +318,7 @@ func (r *Reader) acquire(ctx context.Context, first int64, blocks [][]byte, ahea
 	// extend the foreground run that ends where readahead starts, else
 	// group into runs of at most RunBytes.
 	if !r.closed {
-		last := first + int64(len(blocks)) - 1
+		last := first + int64(len(data)) - 1
 		var cur *run
 		for _, i := range ahead {
 			k := r.blockKey(i)
@@ -231,20 +332,14 @@ func (r *Reader) acquire(ctx context.Context, first int64, blocks [][]byte, ahea
 				cur = nil
 				continue
 			}
-			size := r.blockLen(i)
-			if c.pfRes+c.aheadB+size > c.pfMax {
-				skipped = i
-				break
-			}
-			ev, ok := c.makeRoomLocked(size, false)
-			evTotal.add(ev)
+			buf, ok := c.reserveLocked(false, true, &ev)
 			if !ok {
 				skipped = i
 				break
 			}
 			switch {
 			case cur != nil && len(cur.calls) < int(c.ra.runBlocks) && cur.calls[len(cur.calls)-1].key.Index == i-1:
-			case cur == nil && tail != nil && i == last+1 && tail.calls[len(tail.calls)-1].key.Index == last:
+			case cur == nil && tail != nil && i == last+1:
 				// The foreground run that fetches the end of this
 				// read goes on with readahead: one GET for both.
 				// Its readahead blocks still go to the unread set.
@@ -256,7 +351,7 @@ func (r *Reader) acquire(ctx context.Context, first int64, blocks [][]byte, ahea
 				r.runs[cur] = struct{}{}
 				started = append(started, cur)
 			}
-			c.newCallLocked(cur, k, size, size, true)
+			c.newCallLocked(cur, k, r.blockLen(i), true, buf)
 			c.ctr.prefetchBlocks.Add(1)
 		}
 		for ru := range r.runs {
@@ -270,7 +365,7 @@ func (r *Reader) acquire(ctx context.Context, first int64, blocks [][]byte, ahea
 	}
 	c.mu.Unlock()
 
-	c.reportEvictions(evTotal)
+	c.reportEvictions(ev)
 	for l, n := range lookups {
 		for range n {
 			c.countLookup(Lookup(l))
@@ -281,26 +376,13 @@ func (r *Reader) acquire(ctx context.Context, first int64, blocks [][]byte, ahea
 		r.win.Skipped(skipped)
 	}
 	for x, cl := range waits {
-		data, err := cl.wait(ctx)
+		j := waitIdx[x]
+		need := min(end-(first+int64(j))*c.bs, cl.size)
+		b, err := cl.waitPrefix(ctx, need)
 		if err != nil {
 			return err
 		}
-		blocks[waitIdx[x]] = data
+		data[j] = b
 	}
 	return nil
-}
-
-func (e *evictions) add(o evictions) {
-	e.blocks += o.blocks
-	e.unread += o.unread
-	e.bytes += o.bytes
-}
-
-func containsIdx(s []int, j int) bool {
-	for _, x := range s {
-		if x == j {
-			return true
-		}
-	}
-	return false
 }

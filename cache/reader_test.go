@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -194,17 +195,61 @@ func TestReaderBrokenStreamReopens(t *testing.T) {
 	if got := readAll(t, r, 4096); !bytes.Equal(got, data) {
 		t.Fatal("wrong bytes after reopening")
 	}
-	// A stream that keeps breaking fails the read, with ErrShortObject.
+	// A stream that keeps breaking fails the read with the transport's
+	// error (EIO for fs), after maxReopens attempts.
 	st2 := newFakeStore()
 	_, etag2 := st2.put("o2", 64<<10, 7)
 	st2.breakAfter = 100
 	st2.breakCount.Store(1000)
 	r2 := c.NewReader(Object{Key: "o2", ETag: etag2, Size: 64 << 10}, st2.rangeFunc("o2", etag2))
 	defer r2.Close()
-	if _, err := r2.ReadAt(context.Background(), make([]byte, 4096), 0); !errors.Is(err, ErrShortObject) {
+	if _, err := r2.ReadAt(context.Background(), make([]byte, 4096), 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v", err)
+	}
+	if n := st2.gets.Load(); n != 1+maxReopens {
+		t.Fatalf("%d GETs, want %d", n, 1+maxReopens)
+	}
+	// A stream that ends cleanly but early: the object is shorter than
+	// the size the Reader was given.
+	st3 := newFakeStore()
+	_, etag3 := st3.put("o3", 10000, 8)
+	r3 := c.NewReader(Object{Key: "o3", ETag: etag3, Size: 10100}, st3.rangeFunc("o3", etag3))
+	defer r3.Close()
+	if _, err := r3.ReadAt(context.Background(), make([]byte, 100), 10000); !errors.Is(err, ErrShortObject) {
 		t.Fatalf("got %v", err)
 	}
 	checkInvariants(t, c, false)
+}
+
+// TestReaderServesBlockPrefixWhileItArrives: a read that needs only the
+// first bytes of a block returns as soon as they are in, not when the
+// whole block is: the first byte of a file costs a small GET's time.
+func TestReaderServesBlockPrefixWhileItArrives(t *testing.T) {
+	st := newFakeStore()
+	data, etag := st.put("obj", 4<<20, 12)
+	st.stallAfter = 64 << 10
+	st.stall = make(chan struct{})
+	c := newCache(t, Options{BlockSize: 1 << 20, MaxBytes: 16 << 20})
+	r := c.NewReader(Object{Key: "obj", ETag: etag, Size: 4 << 20}, st.rangeFunc("obj", etag))
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	buf := make([]byte, 4096)
+	for _, off := range []int64{0, 4096, 60 << 10} {
+		if n, err := r.ReadAt(ctx, buf, off); err != nil || n != len(buf) || !bytes.Equal(buf, data[off:off+4096]) {
+			t.Fatalf("read at %d while the block streams: %d %v", off, n, err)
+		}
+	}
+	// Past what has arrived: waits; a deadline ends the wait.
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := r.ReadAt(short, buf, 100<<10); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read past the stall: %v", err)
+	}
+	close(st.stall)
+	if got := readAll(t, r, 128<<10); !bytes.Equal(got, data) {
+		t.Fatal("wrong bytes once the stream went on")
+	}
 }
 
 func TestReaderCloseCancelsPrefetch(t *testing.T) {
@@ -355,8 +400,17 @@ func TestFourSequentialReadersStayInBudget(t *testing.T) {
 }
 
 // TestRandomizedReadersInvariants mixes sequential, random and abandoned
-// readers, interrupts and closes, and checks bytes and accounting.
+// readers, interrupts and closes, with and without the disk tier, and
+// checks bytes and accounting. The budget is small, so buffers are
+// recycled all the time, and poisoned when they are: a block read after its
+// buffer was reused would show as wrong bytes.
 func TestRandomizedReadersInvariants(t *testing.T) {
+	for _, withDisk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disk=%v", withDisk), func(t *testing.T) { randomizedReaders(t, withDisk) })
+	}
+}
+
+func randomizedReaders(t *testing.T, withDisk bool) {
 	const bs = 4 << 10
 	st := newFakeStore()
 	objs := map[string][]byte{}
@@ -366,7 +420,11 @@ func TestRandomizedReadersInvariants(t *testing.T) {
 		objs[key], tags[key] = st.put(key, size, uint64(i+100))
 	}
 	keys := []string{"a", "b", "c", "d", "e", "f"}
-	c := newCache(t, Options{BlockSize: bs, MaxBytes: 24 * bs, Readahead: ReadaheadConfig{MaxWindowBytes: 16 * bs, RunBytes: 4 * bs}})
+	var disk *DiskCache
+	if withDisk {
+		disk, _ = openDisk(t, DiskOptions{Dir: t.TempDir(), MaxBytes: 64 * bs, QueueBlocks: 4})
+	}
+	c := newCache(t, Options{BlockSize: bs, MaxBytes: 24 * bs, Disk: disk, Readahead: ReadaheadConfig{MaxWindowBytes: 16 * bs, RunBytes: 4 * bs}})
 	stop := make(chan struct{})
 	peakCh := watchBudget(t, c, stop)
 	var wg sync.WaitGroup
@@ -420,5 +478,101 @@ func TestRandomizedReadersInvariants(t *testing.T) {
 	if c.Readahead().Active() != 0 {
 		t.Fatalf("%d windows still active", c.Readahead().Active())
 	}
+	if s.Recycled == 0 {
+		t.Fatal("no buffer was recycled")
+	}
+	if withDisk && s.DiskHits == 0 {
+		t.Error("no disk hits")
+	}
 	t.Logf("peak %d of %d; stats %+v", peak, c.MaxBytes(), s)
+}
+
+// TestReaderWaitsForBudgetAndGivesUp: with the budget taken by fetches in
+// flight, a read waits for them, and gives up when its ctx does.
+func TestReaderWaitsForBudgetAndGivesUp(t *testing.T) {
+	const bs = 4096
+	st := newFakeStore()
+	data, etag := st.put("obj", 64*bs, 14)
+	st.hangFrom.Store(0) // every GET hangs until cancelled
+	c := newCache(t, Options{BlockSize: bs, MaxBytes: 4 * bs, Readahead: ReadaheadConfig{MaxWindowBytes: -1}})
+	obj := Object{Key: "obj", ETag: etag, Size: 64 * bs}
+	r := c.NewReader(obj, st.rangeFunc("obj", etag))
+	defer r.Close()
+	// Four interrupted reads leave four fetches in flight: the budget.
+	for i := range 4 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := r.ReadAt(ctx, make([]byte, bs), int64(i*10)*bs)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	if s := c.Stats(); s.InflightBytes != 4*bs {
+		t.Fatalf("in flight: %+v", s)
+	}
+	// A read spanning three more blocks cannot get budget: it waits, then
+	// its deadline ends it, with nothing pinned or leaked.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := r.ReadAt(ctx, make([]byte, 2*bs+2), 20*bs+bs-1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	if c.Stats().BudgetWaits == 0 {
+		t.Fatal("the read did not wait for budget")
+	}
+	// Let the store answer again: cancel the hung GETs by closing the
+	// cache's fetches, then a new cache reads fine.
+	c.Close()
+	checkInvariants(t, c, false)
+	st.hangFrom.Store(1 << 62)
+	c2 := newCache(t, Options{BlockSize: bs, MaxBytes: 4 * bs})
+	r2 := c2.NewReader(obj, st.rangeFunc("obj", etag))
+	defer r2.Close()
+	if got := readAll(t, r2, 3*bs+5); !bytes.Equal(got, data) {
+		t.Fatal("wrong bytes")
+	}
+}
+
+// TestReadSlicesZeroCopy: ReadSlices returns the cache's own bytes, pinned
+// until Release, across blocks and at EOF.
+func TestReadSlicesZeroCopy(t *testing.T) {
+	const bs = 4096
+	st := newFakeStore()
+	data, etag := st.put("obj", 10*bs+100, 15)
+	c := newCache(t, Options{BlockSize: bs, MaxBytes: 4 * bs, Readahead: ReadaheadConfig{MaxWindowBytes: -1}})
+	r := c.NewReader(Object{Key: "obj", ETag: etag, Size: 10*bs + 100}, st.rangeFunc("obj", etag))
+	defer r.Close()
+	ctx := context.Background()
+	s, err := r.ReadSlices(ctx, bs-10, 2*bs)
+	if err != nil || s.Len() != 2*bs || len(s.Vecs) != 3 {
+		t.Fatalf("len %d, %d vecs, %v", s.Len(), len(s.Vecs), err)
+	}
+	// Churn the cache while s is held: its blocks must not be reused.
+	for off := int64(4 * bs); off < 10*bs; off += bs {
+		if _, err := r.ReadAt(ctx, make([]byte, bs), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := bytes.Join(s.Vecs, nil); !bytes.Equal(got, data[bs-10:3*bs-10]) {
+		t.Fatal("pinned slices changed")
+	}
+	s.Release()
+	s.Release() // idempotent
+	tail, err := r.ReadSlices(ctx, 10*bs, 500)
+	if err != io.EOF || tail.Len() != 100 || !bytes.Equal(bytes.Join(tail.Vecs, nil), data[10*bs:]) {
+		t.Fatalf("tail: %d bytes, %v", tail.Len(), err)
+	}
+	tail.Release()
+	empty, err := r.ReadSlices(ctx, 20*bs, 10)
+	if err != io.EOF || empty.Len() != 0 {
+		t.Fatalf("past EOF: %v", err)
+	}
+	empty.Release()
+	c.mu.Lock()
+	for _, k := range c.lru.Keys() {
+		if b, _ := c.lru.Peek(k); b.pins != 0 {
+			t.Errorf("block %v still pinned %d times", k, b.pins)
+		}
+	}
+	c.mu.Unlock()
 }
