@@ -195,11 +195,16 @@ func (n *Node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	if errno := n.refreshIfStale(ctx); errno != 0 {
 		return errno
 	}
+	n.fillAttrOut(out)
+	return 0
+}
+
+// fillAttrOut answers a getattr or setattr with n's current attributes.
+func (n *Node) fillAttrOut(out *fuse.AttrOut) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.fillAttrLocked(&out.Attr)
 	out.SetTimeout(n.fsys.cfg.StatCacheTTL)
-	return 0
 }
 
 // refreshIfStale re-reads a file's or symlink's object when its attributes
@@ -293,10 +298,7 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if errno != 0 {
 		return errno
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.fillAttrLocked(&out.Attr)
-	out.SetTimeout(n.fsys.cfg.StatCacheTTL)
+	n.fillAttrOut(out)
 	return 0
 }
 
