@@ -272,6 +272,10 @@ func (c *BlockCache) Get(k BlockKey) ([]byte, bool) {
 // waiting when its own ctx is done and gets ctx.Err(). Errors are not
 // cached: the next call fills again. The slice must not be modified.
 //
+// The fill must return the block's exact bytes (BlockSize of them, fewer
+// only for an object's last block) if Readers read the same object: they
+// share the blocks.
+//
 // A fill whose block does not fit in the budget waits for fetches in flight
 // to finish (evicting older blocks first); it never waits when nothing else
 // is in flight, so a block larger than the budget is still returned, just
@@ -701,7 +705,8 @@ func (c *BlockCache) finish(cl *call, data []byte, err error, toDisk bool) {
 func (c *BlockCache) insertLocked(cl *call, ev *evictions) bool {
 	b := cl.blk
 	for c.resident+c.reserved+c.freeB+b.size > c.max {
-		if n := len(c.free); n > 0 {
+		if n := len(c.free); n > 0 { // to the garbage collector
+			c.free[n-1] = nil
 			c.free = c.free[:n-1]
 			c.freeB -= c.bs
 			continue

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 )
@@ -383,6 +384,14 @@ func (r *Reader) acquire(ctx context.Context, off, end int64, data [][]byte, pin
 			return err
 		}
 		data[j] = b
+	}
+	// Only a GetOrFill fill can have cached a block of another size than
+	// the Reader expects (its caller mixing the two on one object).
+	for j, b := range data {
+		i := first + int64(j)
+		if need := min(end-i*c.bs, r.blockLen(i)); int64(len(b)) < need {
+			return fmt.Errorf("block %d of %q: %d bytes, want at least %d: %w", i, r.obj.Key, len(b), need, ErrShortObject)
+		}
 	}
 	return nil
 }
