@@ -2,8 +2,8 @@
 // over an s3backend.ObjectStore, write staging in local files, and the
 // mapping of store errors to errno values.
 //
-// This file is the package's contract with cmd/bucketfs: Config, New, Mount
-// and FlushAll.
+// This file is the package's contract with cmd/bucketfs: Config, New, Mount,
+// FlushAll and Close.
 package fs
 
 import (
@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/novitalabs/bucketfs/cache"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
@@ -38,6 +39,10 @@ type Config struct {
 	// runs on its own context, so a FUSE interrupt cannot cancel it.
 	UploadTimeout time.Duration
 
+	// Blocks is the read cache (blocks in memory, an optional disk tier,
+	// readahead). nil means a default in-memory cache, which Close frees.
+	Blocks *cache.BlockCache
+
 	Logger *slog.Logger
 
 	// OnFailure, when set, is called with every failed operation that is
@@ -60,3 +65,4 @@ type MountConfig struct {
 //	func New(cfg Config) (*FS, error)
 //	func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error)
 //	func (f *FS) FlushAll(ctx context.Context) error // upload every dirty file; failures go to RecoveryDir
+//	func (f *FS) Close()                             // free the read cache if New made it

@@ -604,6 +604,7 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if child != nil {
 		child.markUnlinked()
 	}
+	n.fsys.blocks.Invalidate(key)
 	n.listingRemove(name)
 	return 0
 }

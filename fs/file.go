@@ -13,10 +13,13 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/novitalabs/bucketfs/cache"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 var errEOF = io.EOF
+
+var _ fuse.ReadResult = sliceResult{}
 
 // handle is one open file description.
 type handle struct {
@@ -24,14 +27,10 @@ type handle struct {
 	writable bool
 	append   bool
 
-	// mu guards the read stream below. Reads on one handle arrive in
-	// order (SyncRead), so a sequential reader keeps one GET open.
-	mu         sync.Mutex
-	body       io.ReadCloser // open GET positioned at bodyOff, or nil
-	bodyOff    int64
-	bodyETag   string
-	nextOff    int64 // where a sequential reader reads next
-	bodyCancel context.CancelFunc
+	// mu guards rd, the block-cache reader of this handle, pinned to the
+	// object version it was made for (a newer version gets a new one).
+	mu sync.Mutex
+	rd *cache.Reader
 }
 
 func newHandle(n *Node, flags uint32) *handle {
@@ -44,7 +43,8 @@ func newHandle(n *Node, flags uint32) *handle {
 }
 
 // Open opens a file. A stale file is re-checked first so that a reader sees
-// another writer's replacement once the stat cache has expired.
+// another writer's replacement once the stat cache has expired. The
+// kernel's page cache is kept when the object is the one the last open saw.
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if n.kind != kindFile {
 		return nil, 0, syscall.EISDIR
@@ -61,16 +61,24 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno
 		}
 	}
+	var fuseFlags uint32
 	n.mu.Lock()
 	n.openCount++
+	// Our own writes go through the page cache, so it stays right while
+	// the object changes only through us; another writer's version has a
+	// new ETag, and then the kernel must drop what it has.
+	if n.etag != "" && n.etag == n.openedETag && n.staging == nil {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	n.openedETag = n.etag
 	n.mu.Unlock()
-	return h, 0, 0
+	return h, fuseFlags, 0
 }
 
 // Read serves from the staging file when the node has one, else from the
-// store with a GET pinned to the ETag seen at lookup.
+// block cache, whose fetches are ranged GETs pinned to the ETag seen at
+// lookup (If-Match): a replaced object gives ESTALE, never a mix.
 func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h, _ := f.(*handle)
 	n.dataMu.RLock()
 	n.mu.Lock()
 	staging, size, key, etag := n.staging, n.size, n.key, n.etag
@@ -95,96 +103,73 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		return fuse.ReadResultData(nil), 0
 	}
 	want := min(int64(len(dest)), size-off)
+	h, _ := f.(*handle)
 	if h == nil {
 		h = &handle{n: n}
-		defer h.closeStream()
+		defer h.closeReader()
 	}
-	got, err := h.readRemote(ctx, key, etag, dest[:want], off)
-	if err != nil {
+	rd := h.reader(cache.Object{Key: key, ETag: etag, Size: size})
+	slices, err := rd.ReadSlices(ctx, off, int(want))
+	if err != nil && !errors.Is(err, io.EOF) {
 		errno := toErrno(err)
-		if errno == syscall.ESTALE {
+		if errno == syscall.ESTALE || errors.Is(err, cache.ErrShortObject) {
+			errno = syscall.ESTALE
+			n.fsys.blocks.Invalidate(key)
 			n.expire()
 		}
-		n.fsys.logFailure("read", key, err, errno)
+		if errno != syscall.EINTR {
+			n.fsys.logFailure("read", key, err, errno)
+		}
 		return nil, errno
 	}
-	return fuse.ReadResultData(dest[:got]), 0
+	return sliceResult{slices}, 0
 }
 
-// readRemote fills dest from the object at off. A reader that continues
-// where it stopped reuses the open stream; any other read opens a new one.
-// A broken stream is retried once from where it broke.
-func (h *handle) readRemote(ctx context.Context, key, etag string, dest []byte, off int64) (int, error) {
+// reader returns the handle's block reader for obj, replacing one made for
+// another version of the object.
+func (h *handle) reader(obj cache.Object) *cache.Reader {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	sequential := off == h.nextOff
-	got := 0
-	for attempt := 0; got < len(dest); attempt++ {
-		pos := off + int64(got)
-		if h.body == nil || h.bodyOff != pos || h.bodyETag != etag {
-			h.closeStreamLocked()
-			var err error
-			if sequential {
-				// Stream to the end: one GET serves the whole file.
-				sctx, cancel := context.WithCancel(context.Background())
-				h.body, err = h.n.fsys.store.GetRange(sctx, key, pos, -1, etag)
-				h.bodyCancel = cancel
-			} else {
-				h.body, err = h.n.fsys.store.GetRange(ctx, key, pos, int64(len(dest)-got), etag)
-			}
-			if errors.Is(err, s3backend.ErrInvalidRange) {
-				break // the object is shorter than we thought: EOF
-			}
-			if err != nil {
-				h.closeStreamLocked()
-				return got, err
-			}
-			h.bodyOff, h.bodyETag = pos, etag
-		}
-		k, err := io.ReadFull(h.body, dest[got:])
-		got += k
-		h.bodyOff += int64(k)
-		if err == nil {
-			break
-		}
-		h.closeStreamLocked()
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			if k > 0 || attempt == 0 {
-				// The object ended early (it shrank) or the
-				// connection dropped mid-body: try once more.
-				if attempt < 2 {
-					continue
-				}
-			}
-			break
-		}
-		if attempt >= 1 {
-			return got, fmt.Errorf("read %q at %d: %w", key, pos, err)
-		}
+	if h.rd != nil && h.rd.Object() == obj {
+		return h.rd
 	}
-	if !sequential {
-		h.closeStreamLocked() // a one-shot ranged GET
+	if h.rd != nil {
+		h.rd.Close()
 	}
-	h.nextOff = off + int64(got)
-	return got, nil
+	store, key, etag := h.n.fsys.store, obj.Key, obj.ETag
+	h.rd = h.n.fsys.blocks.NewReader(obj, func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+		return store.GetRange(ctx, key, off, n, etag)
+	})
+	return h.rd
 }
 
-func (h *handle) closeStream() {
+func (h *handle) closeReader() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.closeStreamLocked()
+	if h.rd != nil {
+		h.rd.Close()
+		h.rd = nil
+	}
 }
 
-func (h *handle) closeStreamLocked() {
-	if h.body != nil {
-		h.body.Close()
-		h.body = nil
+// sliceResult hands the cache's blocks to go-fuse without a copy: its
+// Slices method lets go-fuse write them with one writev, and Done (after
+// the reply is sent) lets the cache reuse them.
+type sliceResult struct{ s *cache.Slices }
+
+func (r sliceResult) Size() int { return r.s.Len() }
+
+func (r sliceResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	out := buf[:0]
+	for _, v := range r.s.Vecs {
+		out = append(out, v...)
 	}
-	if h.bodyCancel != nil {
-		h.bodyCancel()
-		h.bodyCancel = nil
-	}
+	return out, fuse.OK
 }
+
+func (r sliceResult) Slices() ([][]byte, fuse.Status) { return r.s.Vecs, fuse.OK }
+
+func (r sliceResult) Done() { r.s.Release() }
 
 // expire makes the next stat re-read the object.
 func (n *Node) expire() {
@@ -365,7 +350,7 @@ func (n *Node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sysca
 // the recovery directory if they all fail.
 func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	if h, ok := f.(*handle); ok {
-		h.closeStream()
+		h.closeReader()
 	}
 	n.mu.Lock()
 	n.openCount--
@@ -466,6 +451,8 @@ func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
 	}
 	n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	n.mu.Unlock()
+	// The previous version's blocks can never be read again: free them.
+	n.fsys.blocks.Invalidate(key)
 	return 0
 }
 

@@ -33,15 +33,19 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/novitalabs/bucketfs/cache"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 // FS is one mounted bucket.
 type FS struct {
-	cfg   Config
-	store s3backend.ObjectStore
-	log   *slog.Logger
-	root  *Node
+	cfg    Config
+	store  s3backend.ObjectStore
+	log    *slog.Logger
+	root   *Node
+	blocks *cache.BlockCache // the read cache; safe for concurrent use
+	// ownsBlocks: New made blocks, so Close frees it.
+	ownsBlocks bool
 
 	nextIno atomic.Uint64
 
@@ -108,7 +112,15 @@ func New(cfg Config) (*FS, error) {
 		cfg:    cfg,
 		store:  cfg.Store,
 		log:    cfg.Logger,
+		blocks: cfg.Blocks,
 		staged: make(map[*Node]struct{}),
+	}
+	if f.blocks == nil {
+		bc, err := cache.New(cache.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("fs: read cache: %w", err)
+		}
+		f.blocks, f.ownsBlocks = bc, true
 	}
 	f.retryIdle = sync.NewCond(&f.mu)
 	f.shutdown = make(chan struct{})
@@ -130,9 +142,8 @@ func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
 			AllowOther:  mc.AllowOther,
 			DirectMount: true,
 			MaxWrite:    1 << 20,
-			// Reads come in order per handle, which lets a sequential
-			// reader stream one GET instead of one GET per request.
-			SyncRead:      true,
+			// Reads may arrive in parallel and slightly out of order:
+			// the block cache's readahead window tolerates that.
 			MaxReadAhead:  1 << 20,
 			DisableXAttrs: true,
 			Debug:         mc.Debug,
@@ -194,6 +205,14 @@ func (f *FS) retryDone() {
 		f.retryIdle.Broadcast()
 	}
 	f.mu.Unlock()
+}
+
+// Close frees the read cache if New made it. Call it after the mount is
+// gone and FlushAll has run.
+func (f *FS) Close() {
+	if f.ownsBlocks {
+		f.blocks.Close()
+	}
 }
 
 func (f *FS) noteRecovered(err error) {

@@ -46,6 +46,9 @@ type Node struct {
 	dirty     bool     // staging holds data the bucket does not have
 	gen       uint64   // bumped on every change, so an upload knows if it is still current
 	openCount int      // open file handles
+	// openedETag is the ETag the last open saw: an open of the same
+	// version keeps the kernel's page cache.
+	openedETag string
 
 	// Directory listing cache (directories only).
 	listing      map[string]listEntry

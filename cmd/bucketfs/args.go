@@ -96,13 +96,70 @@ func (o octalValue) Set(s string) error {
 }
 func (o octalValue) Type() string { return "mode" }
 
+// byteSizeValue is a flag holding a size in bytes, written as a number
+// with an optional unit: 1048576, 512KiB, 256MiB, 1GiB, 10G (powers of 1024
+// either way: nobody sizes a cache in powers of 1000).
+type byteSizeValue struct{ v *int64 }
+
+func (b byteSizeValue) String() string {
+	if b.v == nil {
+		return "0"
+	}
+	return formatByteSize(*b.v)
+}
+
+func (b byteSizeValue) Set(s string) error {
+	n, err := parseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b.v = n
+	return nil
+}
+
+func (b byteSizeValue) Type() string { return "bytes" }
+
+func parseByteSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q (want e.g. 256MiB, 1GiB or a number of bytes)", s)
+	}
+	return n * mult, nil
+}
+
+func formatByteSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 // flagValues holds what pflag parses into before it is merged with -o.
 type flagValues struct {
 	foreground, pathStyle, readOnly, allowOther, debugFUSE bool
 	insecure, showVersion, showHelp                        bool
 	endpoint, region, profile, logLevel, logFile           string
 	logFormat, readyFile, metricsAddr                      string
-	stagingDir, recoveryDir                                string
+	stagingDir, recoveryDir, cacheDir                      string
+	blockSize, memoryCacheSize, cacheSize                  int64
 	statTTL, uploadTimeout, shutdownTimeout                time.Duration
 	uid, gid, fileMode, dirMode                            uint32
 	options                                                []string
@@ -133,6 +190,11 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.profile, "profile", "", "AWS shared-config profile")
 	fs.StringVar(&fv.stagingDir, "staging-dir", "", "local copies of files being written, in a fresh private subdirectory removed at exit when empty (default $TMPDIR)")
 	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload failed for good is saved here")
+	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, defaultCacheSize
+	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB)")
+	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
+	fs.StringVar(&fv.cacheDir, "cache-dir", "", "optional disk tier of the read cache, in this directory (off when empty)")
+	fs.Var(byteSizeValue{&fv.cacheSize}, "cache-size", "hard cap of the disk tier in bytes (with --cache-dir)")
 	fs.DurationVar(&fv.uploadTimeout, "upload-timeout", defaultUploadTimeout, "bound on one upload (PUT or whole multipart upload)")
 	fs.DurationVar(&fv.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "bound on uploading pending writes at exit; what is left goes to --recovery-dir")
 	fs.StringVar(&fv.readyFile, "ready-file", "", "write this file (atomically, with the daemon's pid) once the mount answers; removed at exit")
@@ -199,11 +261,23 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		RecoveryDir:     env.abs(fv.recoveryDir),
 		UploadTimeout:   fv.uploadTimeout,
 		ShutdownTimeout: fv.shutdownTimeout,
+		BlockSize:       fv.blockSize,
+		MemoryCacheSize: fv.memoryCacheSize,
+		CacheSize:       fv.cacheSize,
 		DebugFUSE:       fv.debugFUSE,
 		env:             env,
 	}
 	if fv.stagingDir != "" {
 		cfg.StagingDir = env.abs(fv.stagingDir)
+	}
+	if fv.cacheDir != "" {
+		cfg.CacheDir = env.abs(fv.cacheDir)
+	}
+	if cfg.BlockSize < 4096 || cfg.BlockSize > 64<<20 || cfg.BlockSize&(cfg.BlockSize-1) != 0 {
+		return nil, usageErrorf("--block-size must be a power of two from 4KiB to 64MiB")
+	}
+	if cfg.MemoryCacheSize < 4*cfg.BlockSize {
+		return nil, usageErrorf("--memory-cache-size must hold at least 4 blocks (%s)", formatByteSize(4*cfg.BlockSize))
 	}
 	if fv.logFile != "" {
 		cfg.LogFile = env.abs(fv.logFile)

@@ -37,8 +37,16 @@ type Config struct {
 	AllowOther   bool
 	NonEmpty     bool
 
-	StagingDir      string // "" means a fresh private directory, removed at exit when empty
-	RecoveryDir     string
+	StagingDir  string // "" means a fresh private directory, removed at exit when empty
+	RecoveryDir string
+
+	// Read cache: blocks of BlockSize bytes in memory, at most
+	// MemoryCacheSize bytes (fetches in flight included), and an optional
+	// disk tier in CacheDir capped at CacheSize bytes.
+	BlockSize       int64
+	MemoryCacheSize int64
+	CacheDir        string
+	CacheSize       int64
 	UploadTimeout   time.Duration
 	ShutdownTimeout time.Duration // bound on draining uploads at exit
 
@@ -73,6 +81,9 @@ const (
 	defaultDirMode         = 0o755
 	defaultUploadTimeout   = 10 * time.Minute
 	defaultShutdownTimeout = 2 * time.Minute
+	defaultBlockSize       = 1 << 20
+	defaultMemoryCacheSize = 256 << 20
+	defaultCacheSize       = 10 << 30
 
 	// startupBudget bounds everything between the command and a mounted,
 	// answering filesystem (or a one-line error). Scripts wait on us, so a

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/novitalabs/bucketfs/cache"
 	bfs "github.com/novitalabs/bucketfs/fs"
 	"github.com/novitalabs/bucketfs/internal/metrics"
 	"github.com/novitalabs/bucketfs/s3backend"
@@ -118,7 +120,13 @@ func run(ctx context.Context, cfg *Config) error {
 	}
 	defer cleanupStaging(log)
 
+	blocks, closeBlocks, err := openReadCache(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeBlocks()
 	fsys, err := bfs.New(bfs.Config{
+		Blocks:        blocks,
 		Store:         fsStore,
 		ReadOnly:      cfg.ReadOnly,
 		StatCacheTTL:  cfg.StatCacheTTL,
@@ -430,3 +438,57 @@ type annotatedError struct {
 
 func (e *annotatedError) Error() string { return e.msg }
 func (e *annotatedError) Unwrap() error { return e.err }
+
+// openReadCache builds the read cache from the flags: the memory tier, the
+// optional disk tier, their metrics, and a soft memory limit for the Go
+// runtime so that garbage around the cache cannot carry the daemon far past
+// its budget. The returned func closes both tiers (the disk tier removes
+// its files); call it after the mount is gone.
+func openReadCache(cfg *Config, log *slog.Logger) (*cache.BlockCache, func(), error) {
+	var disk *cache.DiskCache
+	if cfg.CacheDir != "" {
+		var err error
+		disk, err = cache.OpenDisk(cache.DiskOptions{Dir: cfg.CacheDir, MaxBytes: cfg.CacheSize,
+			Logger: log.With("component", "disk-cache")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("--cache-dir %s: %w", cfg.CacheDir, err)
+		}
+	}
+	blocks, err := cache.New(cache.Options{
+		BlockSize: cfg.BlockSize,
+		MaxBytes:  cfg.MemoryCacheSize,
+		Disk:      disk,
+		Observer:  metrics.CacheObserver(),
+	})
+	if err != nil {
+		if disk != nil {
+			disk.Close()
+		}
+		return nil, nil, fmt.Errorf("read cache: %w", err)
+	}
+	debug.SetMemoryLimit(cfg.MemoryCacheSize + memoryHeadroom)
+	stop := make(chan struct{})
+	go func() { // the cache-bytes gauge, sampled: the cache keeps no callback for it
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				metrics.SetCacheBytes(blocks.Stats().ResidentBytes)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return blocks, func() {
+		close(stop)
+		blocks.Close()
+		if disk != nil {
+			disk.Close()
+		}
+	}, nil
+}
+
+// memoryHeadroom is what the daemon may use beyond the read cache: FUSE
+// buffers, listings, the SDK. The Go runtime's soft limit is the sum.
+const memoryHeadroom = 96 << 20

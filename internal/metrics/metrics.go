@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/novitalabs/bucketfs/cache"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -173,4 +174,22 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.EHOSTUNREACH: "EHOSTUNREACH", syscall.ESTALE: "ESTALE",
 	syscall.ECANCELED: "ECANCELED", syscall.ENOSYS: "ENOSYS", syscall.ERANGE: "ERANGE",
 	syscall.ENOTCONN: "ENOTCONN", syscall.EDQUOT: "EDQUOT",
+}
+
+// CacheObserver feeds the block cache's events to the default metrics:
+// a block found in memory or already being fetched is a hit, one that had
+// to be fetched is a miss.
+func CacheObserver() cache.Observer { return cacheObserver{m: Default} }
+
+type cacheObserver struct {
+	cache.NopObserver
+	m *Metrics
+}
+
+func (o cacheObserver) Lookup(l cache.Lookup) {
+	if l == cache.LookupMiss {
+		o.m.CacheMiss()
+	} else {
+		o.m.CacheHit()
+	}
 }
