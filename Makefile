@@ -4,6 +4,7 @@
 #   make test      go vet + all unit and integration tests (needs root, /dev/fuse, MinIO)
 #   make demo      MinIO + a mounted demo bucket at .demo/mnt (make demo-stop ends it)
 #   make bench     bench/run.sh
+#   make reliability  the long reliability suite (model, faults, POSIX, two mounts, soak, fuzz)
 #   make install   bin/bucketfs -> $(PREFIX)/bin, and the mount helper
 #                  $(SBINDIR)/mount.fuse.bucketfs (for mount -t fuse.bucketfs and fstab)
 #   make clean
@@ -16,7 +17,7 @@ VERSION ?=
 COMMIT  ?=
 TESTFLAGS ?=
 
-.PHONY: all build test unit integration vet minio demo demo-stop bench install clean
+.PHONY: all build test unit integration vet minio demo demo-stop bench install clean reliability
 
 all: build
 
@@ -37,6 +38,13 @@ test: vet minio
 # Only the integration tests, verbosely.
 integration: minio
 	MINIO_BIN="$$(bash scripts/ensure-minio.sh)" $(GO) test -race -count=1 -timeout 25m -v $(TESTFLAGS) ./test/...
+
+# test/reliability_*_test.go with long budgets, then each fuzz target a while.
+reliability: minio
+	MINIO_BIN="$$(bash scripts/ensure-minio.sh)" BUCKETFS_MODEL_OPS=1500 BUCKETFS_MODEL_RUNS=6 BUCKETFS_RELIABILITY_LONG=1 BUCKETFS_SOAK=5m \
+		$(GO) test -race -count=1 -timeout 90m -v -run 'TestReliability' $(TESTFLAGS) ./test/
+	for f in FuzzParseMeta FuzzEpoch FuzzChildName; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s ./fs || exit 1; done
+	for f in FuzzParseMountOptions FuzzParsePasswd; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s ./cmd/bucketfs || exit 1; done
 
 demo:
 	bash scripts/demo.sh
