@@ -418,8 +418,24 @@ func (n *Node) isDirty() bool {
 
 // upload sends the staging file as the whole object when it is dirty. It
 // runs on its own context with a deadline: a FUSE interrupt must not abort
-// it half-way. Only this function and renames hold uploadMu.
+// it half-way. Only uploads, renames, unlinks and metadata rewrites hold
+// uploadMu.
 func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
+	errno, created := n.uploadLocking(why)
+	if created {
+		// A listing loaded while the file was pending lacks it, and it is
+		// no longer pending: put it in the parent's cached listing. Done
+		// here, with none of our locks held, as go-fuse's tree is asked.
+		if name, parent := n.Parent(); parent != nil {
+			parent.Operations().(*Node).listingAdd(name, n.kind)
+		}
+	}
+	return errno
+}
+
+// uploadLocking is upload's locked part; created reports that the object
+// did not exist in the bucket before.
+func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
 	n.fsys.renameMu.RLock()
@@ -428,8 +444,9 @@ func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
 	n.mu.Lock()
 	if !n.dirty || n.unlinked || n.staging == nil {
 		n.mu.Unlock()
-		return 0
+		return 0, false
 	}
+	created = n.etag == ""
 	key, gen, size, staging := n.key, n.gen, n.size, n.staging
 	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
 	n.mu.Unlock()
@@ -442,7 +459,7 @@ func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("upload ("+why+")", key, err, errno)
-		return errno
+		return errno, false
 	}
 	n.mu.Lock()
 	n.etag = etag
@@ -453,7 +470,7 @@ func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
 	n.mu.Unlock()
 	// The previous version's blocks can never be read again: free them.
 	n.fsys.blocks.Invalidate(key)
-	return 0
+	return 0, created
 }
 
 // recover saves a dirty node's data in the recovery directory and stops
