@@ -593,6 +593,7 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 		// half-way through when the object is deleted.
 		child.uploadMu.Lock()
 		defer child.uploadMu.Unlock()
+		child.preserveIfOpen(ctx)
 	}
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()

@@ -109,7 +109,9 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		defer h.closeReader()
 	}
 	rd := h.reader(cache.Object{Key: key, ETag: etag, Size: size})
-	slices, err := rd.ReadSlices(ctx, off, int(want))
+	// Not interruptible, as metaContext explains; the cache bounds each
+	// fetch with its own deadline.
+	slices, err := rd.ReadSlices(context.WithoutCancel(ctx), off, int(want))
 	if err != nil && !errors.Is(err, io.EOF) {
 		errno := toErrno(err)
 		if errno == syscall.ESTALE || errors.Is(err, cache.ErrShortObject) {
@@ -242,6 +244,25 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	n.gen++
 	n.attrs.mtime = time.Now()
 	return 0
+}
+
+// preserveIfOpen stages an open file's content before its object is
+// deleted or overwritten, so its open descriptors keep reading and writing
+// what they had (POSIX: an unlinked file lives while it is open). Failing
+// that, the descriptors get ESTALE later; the unlink itself goes on.
+func (n *Node) preserveIfOpen(ctx context.Context) {
+	n.mu.Lock()
+	need := n.kind == kindFile && n.openCount > 0 && n.staging == nil
+	n.mu.Unlock()
+	if !need {
+		return
+	}
+	n.dataMu.Lock()
+	defer n.dataMu.Unlock()
+	if errno := n.ensureStagedLocked(ctx); errno != 0 {
+		n.fsys.log.Warn("could not keep an open file's content before removing it; its descriptors will see ESTALE",
+			"key", n.currentKey(), "errno", errno.Error())
+	}
 }
 
 // stageEmpty gives a new file an empty staging file.

@@ -250,10 +250,14 @@ func (f *FS) uploadContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), f.cfg.UploadTimeout)
 }
 
-// metaContext bounds a metadata request that serves a FUSE call. It keeps
-// the request's cancellation, so an interrupted stat gives up.
+// metaContext bounds a store request that serves a FUSE call. It drops
+// the request's cancellation: the kernel turns any signal the caller gets
+// (Go's runtime sends them all the time) into a FUSE interrupt, and an
+// open(2) or stat(2) of a regular file failing with EINTR breaks programs
+// that rightly never expect it. A fatal signal still ends the caller: the
+// kernel does not wait for us then.
 func (f *FS) metaContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, 2*time.Minute)
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 }
 
 // logFailure writes the one line per failed operation that operators read.

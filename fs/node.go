@@ -103,7 +103,10 @@ func (n *Node) fillAttrLocked(out *fuse.Attr) {
 	out.Blocks = (out.Size + 511) / 512
 	out.Uid, out.Gid = n.attrs.uid, n.attrs.gid
 	out.Nlink = 1
-	if n.kind == kindDir {
+	switch {
+	case n.unlinked:
+		out.Nlink = 0 // fstat of an unlinked (or overwritten) open file
+	case n.kind == kindDir:
 		out.Nlink = 2
 	}
 	mt := n.attrs.mtime

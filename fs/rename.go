@@ -73,12 +73,14 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 
 	if dst != nil {
 		// The target's name is about to belong to src: whatever the old
-		// target still has open must never be uploaded over it. Mark it
-		// first, then wait out an upload already in flight. (An empty
-		// target directory's marker is simply overwritten by the copy.)
-		dst.markUnlinked()
+		// target still has open keeps its content (staged now, while the
+		// object is still there) and must never be uploaded over it.
+		// Holding its upload lock waits out an upload in flight. (An
+		// empty target directory's marker is simply overwritten.)
 		dst.uploadMu.Lock()
-		dst.uploadMu.Unlock() //nolint:staticcheck // a barrier, not a critical section
+		dst.preserveIfOpen(ctx)
+		dst.markUnlinked()
+		dst.uploadMu.Unlock()
 	}
 	var errno syscall.Errno
 	if src.kind == kindDir {

@@ -1,0 +1,226 @@
+package test
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Read-path tests: the block cache, readahead, ETag pinning and the disk
+// tier, through the mount against MinIO.
+
+// TestReadPathSequentialAndRandom: byte-exact sequential and random reads of
+// a large object with a cache smaller than the object (so blocks are
+// evicted while it is read), reads that cross block boundaries, and reads
+// at and past EOF.
+func TestReadPathSequentialAndRandom(t *testing.T) {
+	t.Parallel()
+	const blockSize = 1 << 20
+	const size = 24<<20 + 12345 // not a multiple of the block size
+	data := randBytes(4242, size)
+	m := mount(t, withFlags("--memory-cache-size", "8MiB", "--block-size", "1MiB"))
+	m.Put("big.bin", data, nil)
+
+	sameBytes(t, "sequential read", readFile(t, m.Path("big.bin")), data)
+
+	f, err := os.Open(m.Path("big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	buf := make([]byte, 3<<20)
+	check := func(off int64, n int) {
+		t.Helper()
+		got, err := f.ReadAt(buf[:n], off)
+		want := data[min(off, size):min(off+int64(n), size)]
+		if got != len(want) || (err != nil && !errors.Is(err, io.EOF)) {
+			t.Fatalf("pread(%d, %d) = %d, %v; want %d bytes", off, n, got, err, len(want))
+		}
+		if string(buf[:got]) != string(want) {
+			t.Fatalf("pread(%d, %d): wrong bytes", off, n)
+		}
+	}
+	for i := 0; i < 200; i++ {
+		check(rng.Int64N(size), 1+rng.IntN(len(buf)))
+	}
+	for _, b := range []int64{1, 2, 5, 23, 24} { // around block boundaries
+		check(b*blockSize-1, 2)
+		check(b*blockSize-4096, 8192)
+	}
+	check(size-1, 1)
+	check(size-100, 4096) // runs into EOF
+	check(size, 10)       // at EOF
+	check(size+blockSize, 10)
+}
+
+// TestReadPathReplacedWhileOpen: an object replaced by another writer while
+// a reader has it open gives that reader the old bytes or ESTALE, never a
+// mix; a new open after the TTL sees the new version.
+func TestReadPathReplacedWhileOpen(t *testing.T) {
+	t.Parallel()
+	const size = 16 << 20
+	v1, v2 := randBytes(1, size), randBytes(2, size)
+	m := mount(t, withTTL(time.Second), withFlags("--memory-cache-size", "4MiB"))
+	m.Put("obj", v1, nil)
+
+	f, err := os.Open(m.Path("obj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(f, head); err != nil {
+		t.Fatal(err)
+	}
+	sameBytes(t, "first MiB before the replacement", head, v1[:1<<20])
+	m.Put("obj", v2, nil)
+
+	rest, err := io.ReadAll(f)
+	f.Close()
+	got := append(head, rest...)
+	switch {
+	case err == nil:
+		sameBytes(t, "whole read across the replacement (must be the old version)", got, v1)
+	case errors.Is(err, syscall.ESTALE):
+		sameBytes(t, "bytes read before ESTALE (must be the old version's prefix)", got, v1[:len(got)])
+	default:
+		t.Fatalf("read across the replacement: %v, want the old bytes or ESTALE", err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		b, err := os.ReadFile(m.Path("obj"))
+		if err != nil {
+			return err.Error()
+		}
+		if sha(b) != sha(v2) {
+			return "still not the new version"
+		}
+		return ""
+	})
+}
+
+// TestReadPathFetchesEachByteOnce: with a cache that holds the object,
+// random reads all over it and then a full read fetch every byte from the
+// store at most once.
+func TestReadPathFetchesEachByteOnce(t *testing.T) {
+	t.Parallel()
+	const size = 8 << 20
+	data := randBytes(99, size)
+	addr := freeAddr(t)
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr, "--memory-cache-size", "64MiB"))
+	m.Put("r.bin", data, nil)
+	before, _ := scrape(t, addr)
+
+	f, err := os.Open(m.Path("r.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 4096)
+	for i := 0; i < 3000; i++ {
+		off := rng.Int64N(size/4096) * 4096
+		if _, err := f.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if string(buf) != string(data[off:off+4096]) {
+			t.Fatalf("random read at %d: wrong bytes", off)
+		}
+	}
+	f.Close()
+	// Drop the kernel's page cache so the full read really asks bucketfs.
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		t.Logf("drop_caches: %v", err)
+	}
+	sameBytes(t, "full read after the random reads", readFile(t, m.Path("r.bin")), data)
+	after, _ := scrape(t, addr)
+	fetched := after["bucketfs_s3_download_bytes_total"] - before["bucketfs_s3_download_bytes_total"]
+	t.Logf("fetched %.0f bytes for an object of %d", fetched, size)
+	if fetched > size {
+		t.Errorf("fetched %.0f bytes from the store for an object of %d: some bytes twice", fetched, size)
+	}
+	if fetched < size {
+		t.Errorf("fetched only %.0f bytes of %d: the metric does not count downloads", fetched, size)
+	}
+}
+
+// TestReadPathDiskCacheCap: the disk tier never holds more than
+// --cache-size, however much is read, and re-reads stay byte-exact.
+func TestReadPathDiskCacheCap(t *testing.T) {
+	t.Parallel()
+	const capBytes = 6 << 20
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	if err := os.Mkdir(cacheDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m := mount(t, withFlags("--cache-dir", cacheDir, "--cache-size", "6MiB", "--memory-cache-size", "4MiB"))
+	objs := map[string][]byte{}
+	for i, name := range []string{"a", "b", "c"} {
+		objs[name] = randBytes(uint64(50+i), 10<<20)
+		m.Put(name, objs[name], nil)
+	}
+	maxSeen := int64(0)
+	for round := 0; round < 2; round++ {
+		for name, want := range objs {
+			sameBytes(t, "read "+name, readFile(t, m.Path(name)), want)
+			if used := dirBytes(t, cacheDir); used > maxSeen {
+				maxSeen = used
+			}
+		}
+	}
+	t.Logf("disk tier used at most %d bytes (cap %d)", maxSeen, capBytes)
+	if maxSeen > capBytes {
+		t.Errorf("disk tier held %d bytes, over its cap of %d", maxSeen, capBytes)
+	}
+}
+
+// TestReadPathDiskCacheFull: a cache directory on a disk that fills up
+// (a 1 MiB tmpfs, with a far larger --cache-size) turns the disk tier off
+// with a warning; reads go on, byte-exact.
+func TestReadPathDiskCacheFull(t *testing.T) {
+	t.Parallel()
+	cacheDir := filepath.Join(t.TempDir(), "tiny")
+	if err := os.Mkdir(cacheDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", cacheDir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", cacheDir).Run() })
+	m := mount(t, withFlags("--cache-dir", cacheDir, "--cache-size", "1GiB", "--memory-cache-size", "4MiB"))
+	data := randBytes(77, 12<<20)
+	m.Put("x", data, nil)
+	for round := 0; round < 2; round++ {
+		sameBytes(t, "read with a full cache disk", readFile(t, m.Path("x")), data)
+	}
+	eventually(t, 10*time.Second, func() string {
+		log, _ := os.ReadFile(m.LogFile)
+		if !strings.Contains(strings.ToLower(string(log)), "disk") || !strings.Contains(string(log), "WARN") {
+			return "no warning about the disk tier in the log"
+		}
+		return ""
+	})
+}
+
+// dirBytes is the space files under dir take, as du counts it.
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var total int64
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(path, &st) == nil {
+			total += st.Blocks * 512
+		}
+		return nil
+	})
+	return total
+}
