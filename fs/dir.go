@@ -321,7 +321,9 @@ func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.E
 		n.mu.Unlock()
 		return l, 0
 	}
-	prefix, previous := n.key, n.listing
+	// The previous listing is read below without the lock, while creates
+	// may change the cached map: take a copy.
+	prefix, previous := n.key, maps.Clone(n.listing)
 	n.mu.Unlock()
 	if prefix != "" {
 		prefix += "/"
