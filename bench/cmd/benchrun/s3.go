@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"sort"
@@ -192,7 +193,7 @@ func getMany(ctx context.Context, c *s3.Client, bucket string, keys []string, co
 // sdkRead downloads key (size bytes) with conc parallel ranged GETs of
 // partSize, hashing the parts in order as they arrive; memory stays bounded
 // by conc parts. It returns the hex SHA-256.
-func sdkRead(ctx context.Context, c *s3.Client, bucket, key string, size, partSize int64, conc int) (string, error) {
+func sdkRead(ctx context.Context, c *s3.Client, bucket, key string, size, partSize int64, conc int, h hash.Hash) (string, error) {
 	nparts := int((size + partSize - 1) / partSize)
 	type part struct {
 		b   []byte
@@ -237,7 +238,6 @@ func sdkRead(ctx context.Context, c *s3.Client, bucket, key string, size, partSi
 			}()
 		}
 	}()
-	h := sha256.New()
 	for i := 0; i < nparts; i++ {
 		var p part
 		select {
@@ -341,7 +341,7 @@ func objectSHA256(ctx context.Context, c *s3.Client, bucket, key string, partSiz
 	if size == 0 {
 		return hex.EncodeToString(sha256.New().Sum(nil)), 0, nil
 	}
-	sum, err := sdkRead(ctx, c, bucket, key, size, partSize, conc)
+	sum, err := sdkRead(ctx, c, bucket, key, size, partSize, conc, sha256.New())
 	return sum, size, err
 }
 

@@ -55,6 +55,7 @@ func (r *runner) prepare(ctx context.Context) error {
 		do("big object", func() error {
 			gen := dataGen{bigSeed}
 			r.bigSHA = gen.sha256Of(r.cfg.Size)
+			r.bigCRC = gen.crc32cOf(r.cfg.Size)
 			if !(r.wants("seqread") || r.wants("fio")) {
 				return nil
 			}
@@ -70,6 +71,16 @@ func (r *runner) prepare(ctx context.Context) error {
 			}
 			return nil
 		})
+	}
+	if r.wants("seqread4") {
+		r.extraCRC = make([]string, readers4-1)
+		for i := range r.extraCRC {
+			do(fmt.Sprintf("big object %d", i+2), func() error {
+				gen := dataGen{bigSeed + uint64(i) + 1}
+				r.extraCRC[i] = gen.crc32cOf(r.cfg.Size)
+				return sdkWrite(ctx, r.client, bucket, extraKey(i), gen, r.cfg.Size, r.cfg.PartSize, r.cfg.Concurrency)
+			})
+		}
 	}
 	if r.wants("list") {
 		do(fmt.Sprintf("%d-object directory", r.cfg.FlatObjects), func() error {
@@ -121,7 +132,7 @@ func listBody(i int) []byte {
 func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 	size := r.cfg.Size
 	if c.tool == "sdk" {
-		res, err := r.worker(ctx, seqTimeout(size), job{Op: "sdkread", Key: bigKey, Size: size, SHA256: r.bigSHA,
+		res, err := r.worker(ctx, seqTimeout(size), job{Op: "sdkread", Key: bigKey, Size: size, CRC32C: r.bigCRC,
 			PartSize: r.cfg.PartSize, Conc: r.cfg.Concurrency})
 		if err != nil {
 			return err
@@ -130,16 +141,13 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 		c.ok("rss_read", float64(res.HWM)/mib, nil)
 		return nil
 	}
-	m, err := r.mount(ctx, c.tool)
+	m, err := r.coldMount(ctx, c.tool)
 	if err != nil {
 		return err
 	}
 	defer r.unmount(m)
-	if err := r.dropCaches(ctx); err != nil {
-		return err
-	}
 	path := filepath.Join(m.Dir, bigKey)
-	res, err := r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, SHA256: r.bigSHA})
+	res, err := r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, CRC32C: r.bigCRC})
 	if err != nil {
 		c.bad("read_cold", err)
 		if classify(err) == stTimeout {
@@ -149,11 +157,69 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 		c.ok("read_cold", mbps(size, res.Seconds), nil)
 	}
 	r.peakRSS(c, "rss_read", m)
-	res, err = r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, SHA256: r.bigSHA})
+	res, err = r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, CRC32C: r.bigCRC})
 	if err != nil {
 		return err
 	}
 	c.ok("read_warm", mbps(size, res.Seconds), nil)
+	return nil
+}
+
+// coldMount mounts tool afresh and drops the kernel's caches: the start of
+// every cold-read workload. The caller unmounts.
+func (r *runner) coldMount(ctx context.Context, tool string) (*mount, error) {
+	m, err := r.mount(ctx, tool)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.dropCaches(ctx); err != nil {
+		r.unmount(m)
+		return nil, err
+	}
+	return m, nil
+}
+
+// extraKey is the key of the i-th extra big object of workload 1b.
+func extraKey(i int) string { return fmt.Sprintf("data/big-%d.bin", i+2) }
+
+// ---- 1b, 8c ----
+
+// wSeqRead4 reads readers4 different big objects at once, each by its own
+// worker process, on a fresh mount with cold caches: the total throughput,
+// and the daemon's peak RSS, which shows whether the read cache's memory
+// bound holds with several readers (the bound is cache + 64 MiB).
+func (r *runner) wSeqRead4(ctx context.Context, c *cellRun) error {
+	size := r.cfg.Size
+	m, err := r.coldMount(ctx, c.tool)
+	if err != nil {
+		return err
+	}
+	defer r.unmount(m)
+	jobs := []job{{Op: "seqread", Path: filepath.Join(m.Dir, bigKey), Size: size, CRC32C: r.bigCRC}}
+	for i, crc := range r.extraCRC {
+		jobs = append(jobs, job{Op: "seqread", Path: filepath.Join(m.Dir, extraKey(i)), Size: size, CRC32C: crc})
+	}
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = r.worker(ctx, 2*seqTimeout(size), j)
+		}()
+	}
+	wg.Wait()
+	secs := time.Since(t0).Seconds()
+	if err := errors.Join(errs...); err != nil {
+		c.bad("read4", err)
+		if classify(err) == stTimeout {
+			return err
+		}
+	} else {
+		c.ok("read4", mbps(int64(len(jobs))*size, secs), nil)
+	}
+	r.peakRSS(c, "rss_read4", m)
 	return nil
 }
 
@@ -366,14 +432,11 @@ func (r *runner) wList(ctx context.Context, c *cellRun) error {
 // ---- 6 ----
 
 func (r *runner) wFio(ctx context.Context, c *cellRun) error {
-	m, err := r.mount(ctx, c.tool)
+	m, err := r.coldMount(ctx, c.tool)
 	if err != nil {
 		return err
 	}
 	defer r.unmount(m)
-	if err := r.dropCaches(ctx); err != nil {
-		return err
-	}
 	path := filepath.Join(m.Dir, bigKey)
 	out, _, err := r.command(ctx, r.cfg.FioRuntime+90*time.Second, "fio",
 		"--name=randread", "--filename="+path, "--readonly", "--rw=randread", "--bs=4k",
