@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,7 +84,7 @@ func removeReadyFile(path string, log *slog.Logger) {
 	}
 }
 
-// startMetrics binds addr and serves /metrics in the background. Binding
+// startMetrics binds addr and serves /metrics (and /debug/pprof/) in the background. Binding
 // happens here, before the mount, so that a taken port is a start-up error
 // rather than a log line nobody reads. stop shuts the server down.
 func startMetrics(addr string, log *slog.Logger) (stop func(), err error) {
@@ -93,6 +94,14 @@ func startMetrics(addr string, log *slog.Logger) (stop func(), err error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler())
+	// The Go profiler, as rclone's rc and gcsfuse's debug flags offer it:
+	// how a slow mount is diagnosed in the field. It shares the metrics
+	// address, which is loopback unless the user binds it elsewhere.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
