@@ -66,6 +66,12 @@ type Options struct {
 	// blocks are written to it asynchronously. The caller owns it and
 	// closes it after the BlockCache.
 	Disk *DiskCache
+	// DiskSequential writes the blocks fetched by sequential readahead to
+	// the disk tier too. By default only blocks fetched for the reads
+	// themselves go there, which for a sequential reader is almost none:
+	// a stream of a big file would otherwise cost a disk write per byte
+	// read and push out of the tier what random readers come back to.
+	DiskSequential bool
 	// Observer receives events for metrics. Optional.
 	Observer Observer
 }
@@ -100,6 +106,7 @@ type BlockCache struct {
 	pfMax   int64
 	timeout time.Duration
 	disk    *DiskCache
+	diskSeq bool // Options.DiskSequential
 	obs     Observer
 	ra      *Readahead
 	poison  bool // tests: overwrite recycled buffers, so that a use after recycling shows
@@ -229,6 +236,7 @@ func New(opts Options) (*BlockCache, error) {
 		pfMax:    opts.PrefetchBytes,
 		timeout:  opts.FillTimeout,
 		disk:     opts.Disk,
+		diskSeq:  opts.DiskSequential,
 		obs:      opts.Observer,
 		ra:       NewReadahead(ra),
 		lru:      lru,
@@ -262,6 +270,42 @@ func (c *BlockCache) Get(k BlockKey) ([]byte, bool) {
 	}
 	c.countLookup(res)
 	return b.data, true
+}
+
+// Peek returns block k if it is in memory, pinned so that its buffer is not
+// reused until the result is Released, without counting a lookup or
+// refreshing its recency: it is for copying a block somewhere else (the
+// kernel's page cache), not for serving a read. A block still being
+// fetched is waited for (a read returns once its own bytes are in, often
+// before the rest of the block), unless ctx ends first.
+func (c *BlockCache) Peek(ctx context.Context, k BlockKey) (*Slices, bool) {
+	for range 2 {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, false
+		}
+		b, ok := c.lru.Peek(k)
+		if !ok {
+			b, ok = c.ahead[k]
+		}
+		if ok && b.data != nil {
+			b.pins++
+			c.mu.Unlock()
+			return &Slices{Vecs: [][]byte{b.data}, c: c, pins: []*block{b}}, true
+		}
+		cl := c.inflight[k]
+		c.mu.Unlock()
+		if cl == nil {
+			return nil, false
+		}
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // GetOrFill returns the block, from memory, else from the disk tier, else by
@@ -695,7 +739,9 @@ func (c *BlockCache) finish(cl *call, data []byte, err error, toDisk bool) {
 	cl.notify()
 	c.reportEvictions(ev)
 	if toDisk {
-		c.disk.put(cl.key, data, func() { c.unpin(b) })
+		// A block a read fetched waits a little for the disk queue:
+		// dropping it would mean fetching it again (readahead does not).
+		c.disk.putWait(cl.key, data, func() { c.unpin(b) }, !cl.prefetch)
 	}
 }
 
@@ -911,7 +957,7 @@ func (c *BlockCache) runRange(r *run) {
 			}
 		}
 		if filled == cl.size {
-			c.finish(cl, buf, nil, true)
+			c.finish(cl, buf, nil, c.diskSeq || !cl.prefetch)
 			continue
 		}
 		if errors.Is(err, io.EOF) {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
@@ -243,6 +244,29 @@ func accounted(n int64) int64 {
 // Enabled reports whether the tier is on.
 func (d *DiskCache) Enabled() bool { return !d.disabled.Load() }
 
+// RemoveIfUnused removes dir and everything in it if no DiskCache has it
+// open, i.e. if its lock file can be locked: for sweeping the private cache
+// directories of daemons that were killed before they could remove them.
+// It reports whether it removed dir. A directory without the lock file is
+// not a cache directory and is left alone.
+func RemoveIfUnused(dir string) (bool, error) {
+	f, err := os.Open(filepath.Join(dir, diskLockName))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false, nil // in use
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return false, fmt.Errorf("remove unused cache dir: %w", err)
+	}
+	return true, nil
+}
+
 // Get reads a block from disk. size is the expected length (-1: any); a
 // file of another length, or one that cannot be read, is dropped and
 // counts as a miss.
@@ -338,6 +362,17 @@ func (d *DiskCache) Put(k BlockKey, data []byte) { d.put(k, data, nil) }
 // put is Put with release, if not nil, called exactly once when the disk
 // tier is done with data (written, dropped or skipped).
 func (d *DiskCache) put(k BlockKey, data []byte, release func()) {
+	d.putWait(k, data, release, false)
+}
+
+// diskPutWait is how long putWait may wait for room in the queue.
+const diskPutWait = 250 * time.Millisecond
+
+// putWait is put that, when wait is set and the queue is full, waits a
+// little for room instead of dropping the block: for the blocks a read
+// fetched, whose loss would mean fetching them again, as opposed to
+// readahead. It is only called from fetch goroutines, never by a read.
+func (d *DiskCache) putWait(k BlockKey, data []byte, release func(), wait bool) {
 	if release == nil {
 		release = func() {}
 	}
@@ -350,14 +385,29 @@ func (d *DiskCache) put(k BlockKey, data []byte, release func()) {
 		release()
 		return
 	}
+	w := diskWrite{key: k, data: data, release: release}
 	select {
 	case <-d.quit:
 		release()
-	case d.queue <- diskWrite{key: k, data: data, release: release}:
+		return
+	case d.queue <- w:
+		return
 	default:
-		d.dropped.Add(1)
-		release()
 	}
+	if wait {
+		t := time.NewTimer(diskPutWait)
+		defer t.Stop()
+		select {
+		case <-d.quit:
+			release()
+			return
+		case d.queue <- w:
+			return
+		case <-t.C:
+		}
+	}
+	d.dropped.Add(1)
+	release()
 }
 
 func (d *DiskCache) writer() {

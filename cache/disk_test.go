@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -222,7 +223,7 @@ func readThroughDisk(t *testing.T, d *DiskCache) *BlockCache {
 	t.Helper()
 	st := newFakeStore()
 	data, etag := st.put("obj", 2<<20, 11)
-	c := newCache(t, Options{BlockSize: 64 << 10, MaxBytes: 512 << 10, Disk: d})
+	c := newCache(t, Options{BlockSize: 64 << 10, MaxBytes: 512 << 10, Disk: d, DiskSequential: true})
 	for range 2 {
 		r := c.NewReader(Object{Key: "obj", ETag: etag, Size: int64(len(data))}, st.rangeFunc("obj", etag))
 		if got := readAll(t, r, 32<<10); !bytes.Equal(got, data) {
@@ -248,6 +249,63 @@ func TestBlockCacheUsesDiskTier(t *testing.T) {
 		t.Fatalf("fetched %d bytes from the store for two passes", s.FetchedBytes)
 	}
 	t.Logf("cache %+v; disk %+v", s, ds)
+}
+
+// TestDiskAdmission: by default a sequential reader's readahead stays out of
+// the disk tier, while the blocks random reads fetch go in; DiskSequential
+// lets readahead in too.
+func TestDiskAdmission(t *testing.T) {
+	const bs, size = 64 << 10, 2 << 20
+	for _, seq := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DiskSequential=%v", seq), func(t *testing.T) {
+			d, _ := openDisk(t, DiskOptions{Dir: t.TempDir(), MaxBytes: 8 << 20})
+			st := newFakeStore()
+			data, etag := st.put("obj", size, 12)
+			c := newCache(t, Options{BlockSize: bs, MaxBytes: 512 << 10, Disk: d, DiskSequential: seq})
+			obj := Object{Key: "obj", ETag: etag, Size: size}
+
+			r := c.NewReader(obj, st.rangeFunc("obj", etag))
+			if got := readAll(t, r, 32<<10); !bytes.Equal(got, data) {
+				t.Fatal("wrong bytes")
+			}
+			r.Close()
+			time.Sleep(50 * time.Millisecond) // let the last fetch queue its write
+			d.Drain()
+			afterSeq := d.Stats().Files
+			if seq && afterSeq < size/bs/2 {
+				t.Errorf("DiskSequential: the sequential pass wrote %d of %d blocks to disk", afterSeq, size/bs)
+			}
+			// The first reads of a stream are fetched before readahead starts.
+			if !seq && afterSeq > 2 {
+				t.Errorf("the sequential pass wrote %d blocks to disk, want at most 2", afterSeq)
+			}
+
+			// Random 4 KiB reads, one in each of 8 blocks far apart.
+			c.Invalidate("obj")
+			d.Drain()
+			before := d.Stats().Files
+			r = c.NewReader(obj, st.rangeFunc("obj", etag))
+			buf := make([]byte, 4096)
+			for _, blk := range []int64{29, 3, 17, 11, 25, 7, 21, 14} {
+				off := blk*bs + 1000
+				if _, err := r.ReadAt(context.Background(), buf, off); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(buf, data[off:off+4096]) {
+					t.Fatalf("wrong bytes at %d", off)
+				}
+			}
+			r.Close()
+			// A fetch queues its disk write after waking the read.
+			for deadline := time.Now().Add(5 * time.Second); d.Stats().Files-before < 8 && time.Now().Before(deadline); {
+				d.Drain()
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := d.Stats().Files - before; got < 8 {
+				t.Errorf("8 random reads in 8 blocks put %d blocks on disk, want 8", got)
+			}
+		})
+	}
 }
 
 func mountOrSkip(t *testing.T, args ...string) {
