@@ -105,10 +105,19 @@ func (b byteSizeValue) String() string {
 	if b.v == nil {
 		return "0"
 	}
+	if *b.v == autoCacheSize {
+		return "auto"
+	}
 	return formatByteSize(*b.v)
 }
 
+// Set parses a size; "auto" is accepted too, for the flags whose default
+// is worked out at mount (--cache-size).
 func (b byteSizeValue) Set(s string) error {
+	if strings.EqualFold(strings.TrimSpace(s), "auto") {
+		*b.v = autoCacheSize
+		return nil
+	}
 	n, err := parseByteSize(s)
 	if err != nil {
 		return err
@@ -190,11 +199,11 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.profile, "profile", "", "AWS shared-config profile")
 	fs.StringVar(&fv.stagingDir, "staging-dir", "", "local copies of files being written, in a fresh private subdirectory removed at exit when empty (default $TMPDIR)")
 	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload failed for good is saved here")
-	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, defaultCacheSize
+	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, autoCacheSize
 	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB)")
 	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
-	fs.StringVar(&fv.cacheDir, "cache-dir", "", "optional disk tier of the read cache, in this directory (off when empty)")
-	fs.Var(byteSizeValue{&fv.cacheSize}, "cache-size", "hard cap of the disk tier in bytes (with --cache-dir)")
+	fs.StringVar(&fv.cacheDir, "cache-dir", "", "disk tier of the read cache in this directory, keeping everything read (default: a private directory in $TMPDIR, removed at exit, keeping what random readers read)")
+	fs.Var(byteSizeValue{&fv.cacheSize}, "cache-size", "hard cap of the disk tier; 0 turns it off; auto is a quarter of the free space there at mount, at most 10GiB")
 	fs.DurationVar(&fv.uploadTimeout, "upload-timeout", defaultUploadTimeout, "bound on one upload (PUT or whole multipart upload)")
 	fs.DurationVar(&fv.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "bound on uploading pending writes at exit; what is left goes to --recovery-dir")
 	fs.StringVar(&fv.readyFile, "ready-file", "", "write this file (atomically, with the daemon's pid) once the mount answers; removed at exit")

@@ -41,8 +41,12 @@ type Config struct {
 	RecoveryDir string
 
 	// Read cache: blocks of BlockSize bytes in memory, at most
-	// MemoryCacheSize bytes (fetches in flight included), and an optional
-	// disk tier in CacheDir capped at CacheSize bytes.
+	// MemoryCacheSize bytes (fetches in flight included), and a disk
+	// tier capped at CacheSize bytes: in CacheDir, caching everything
+	// read, when one is given; else in a private directory under $TMPDIR,
+	// removed at exit, caching what random readers read. CacheSize
+	// autoCacheSize means a quarter of the free space there, at most
+	// maxAutoCacheSize; 0 turns the disk tier off.
 	BlockSize       int64
 	MemoryCacheSize int64
 	CacheDir        string
@@ -83,7 +87,8 @@ const (
 	defaultShutdownTimeout = 2 * time.Minute
 	defaultBlockSize       = 1 << 20
 	defaultMemoryCacheSize = 256 << 20
-	defaultCacheSize       = 10 << 30
+	autoCacheSize          = -1
+	maxAutoCacheSize       = 10 << 30
 
 	// startupBudget bounds everything between the command and a mounted,
 	// answering filesystem (or a one-line error). Scripts wait on us, so a

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/novitalabs/bucketfs/cache"
 	bfs "github.com/novitalabs/bucketfs/fs"
@@ -445,25 +447,22 @@ func (e *annotatedError) Unwrap() error { return e.err }
 // its budget. The returned func closes both tiers (the disk tier removes
 // its files); call it after the mount is gone.
 func openReadCache(cfg *Config, log *slog.Logger) (*cache.BlockCache, func(), error) {
-	var disk *cache.DiskCache
-	if cfg.CacheDir != "" {
-		var err error
-		disk, err = cache.OpenDisk(cache.DiskOptions{Dir: cfg.CacheDir, MaxBytes: cfg.CacheSize,
-			Logger: log.With("component", "disk-cache")})
-		if err != nil {
-			return nil, nil, fmt.Errorf("--cache-dir %s: %w", cfg.CacheDir, err)
-		}
+	disk, closeDisk, err := openDiskTier(cfg, log)
+	if err != nil {
+		return nil, nil, err
 	}
 	blocks, err := cache.New(cache.Options{
 		BlockSize: cfg.BlockSize,
 		MaxBytes:  cfg.MemoryCacheSize,
 		Disk:      disk,
-		Observer:  metrics.CacheObserver(),
+		// A disk tier the user asked for keeps everything read, as
+		// s3fs's use_cache does; the automatic one only what random
+		// readers read (see cache.Options.DiskSequential).
+		DiskSequential: cfg.CacheDir != "",
+		Observer:       metrics.CacheObserver(),
 	})
 	if err != nil {
-		if disk != nil {
-			disk.Close()
-		}
+		closeDisk()
 		return nil, nil, fmt.Errorf("read cache: %w", err)
 	}
 	debug.SetMemoryLimit(cfg.MemoryCacheSize + memoryHeadroom)
@@ -483,10 +482,99 @@ func openReadCache(cfg *Config, log *slog.Logger) (*cache.BlockCache, func(), er
 	return blocks, func() {
 		close(stop)
 		blocks.Close()
-		if disk != nil {
-			disk.Close()
+		closeDisk()
+	}, nil
+}
+
+// autoCacheDirPattern names the private disk-tier directories under
+// $TMPDIR (os.MkdirTemp pattern).
+const autoCacheDirPattern = "bucketfs-cache-"
+
+// openDiskTier opens the read cache's disk tier as cfg says, or returns nil
+// when it is off. The automatic tier (no --cache-dir) lives in a fresh
+// private directory under $TMPDIR, removed by the returned close; those
+// left by daemons that were killed are removed here first. Being only an
+// accelerator, the automatic tier never fails the mount: without room or
+// a writable $TMPDIR the mount runs without it, with a log line.
+func openDiskTier(cfg *Config, log *slog.Logger) (*cache.DiskCache, func(), error) {
+	noop := func() {}
+	if cfg.CacheSize == 0 {
+		return nil, noop, nil
+	}
+	dlog := log.With("component", "disk-cache")
+	dir, auto := cfg.CacheDir, cfg.CacheDir == ""
+	if auto {
+		removeStaleCacheDirs(os.TempDir(), dlog)
+		d, err := os.MkdirTemp("", autoCacheDirPattern+"*")
+		if err != nil {
+			dlog.Warn("running without a disk tier", "err", err)
+			return nil, noop, nil
+		}
+		dir = d
+	}
+	size := cfg.CacheSize
+	if size == autoCacheSize {
+		size = autoDiskTierSize(dir, dlog)
+	}
+	if size < 4*cfg.BlockSize {
+		if auto {
+			_ = os.RemoveAll(dir)
+		}
+		dlog.Info("running without a disk tier: too little free space", "dir", dir, "cap", formatByteSize(size))
+		return nil, noop, nil
+	}
+	disk, err := cache.OpenDisk(cache.DiskOptions{Dir: dir, MaxBytes: size, Logger: dlog})
+	if err != nil {
+		if auto {
+			_ = os.RemoveAll(dir)
+			dlog.Warn("running without a disk tier", "err", err)
+			return nil, noop, nil
+		}
+		return nil, nil, fmt.Errorf("--cache-dir %s: %w", dir, err)
+	}
+	keeps := "everything read"
+	if auto {
+		keeps = "what random readers read"
+	}
+	dlog.Info("disk tier", "dir", dir, "cap", formatByteSize(size), "keeps", keeps)
+	return disk, func() {
+		st := disk.Stats()
+		dlog.Info("disk tier closed", "hits", st.Hits, "writes", st.Writes, "dropped", st.Dropped, "evictions", st.Evictions, "used", formatByteSize(st.UsedBytes))
+		disk.Close()
+		if auto {
+			_ = os.RemoveAll(dir)
 		}
 	}, nil
+}
+
+// autoDiskTierSize is --cache-size auto: a quarter of the space free in
+// dir's filesystem now, at most maxAutoCacheSize, so that a sandbox's disk
+// is never filled by a cache (the tier's cap is hard).
+func autoDiskTierSize(dir string, log *slog.Logger) int64 {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		log.Warn("cannot see the free space for the disk tier", "dir", dir, "err", err)
+		return 0
+	}
+	return min(int64(st.Bavail)*int64(st.Bsize)/4, maxAutoCacheSize)
+}
+
+// removeStaleCacheDirs removes the automatic disk-tier directories under
+// tmp that no running daemon holds (see cache.RemoveIfUnused). Directories
+// changed in the last minute are left alone: a daemon starting right now
+// may have made one and not locked it yet.
+func removeStaleCacheDirs(tmp string, log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, autoCacheDirPattern+"*"))
+	for _, d := range dirs {
+		if st, err := os.Stat(d); err != nil || time.Since(st.ModTime()) < time.Minute {
+			continue
+		}
+		if ok, err := cache.RemoveIfUnused(d); err != nil {
+			log.Warn("could not remove a stale disk-tier directory", "dir", d, "err", err)
+		} else if ok {
+			log.Info("removed a stale disk-tier directory", "dir", d)
+		}
+	}
 }
 
 // memoryHeadroom is what the daemon may use beyond the read cache: FUSE
