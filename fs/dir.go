@@ -566,13 +566,17 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno := child.stageEmpty(); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	h := newHandle(child, flags)
 	child.mu.Lock()
 	child.dirty = true
 	child.openCount++
+	if h.writable {
+		child.push.holds++ // released with the handle; nothing to fence yet
+	}
 	child.mu.Unlock()
 	n.listingAdd(name, kindFile)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: n.fsys.newIno()})
-	return child.entry(inode, out), newHandle(child, flags), 0, 0
+	return child.entry(inode, out), h, 0, 0
 }
 
 func (n *Node) markUnlinked() {

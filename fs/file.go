@@ -56,8 +56,13 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if errno := n.refreshIfStale(ctx); errno != 0 {
 		return nil, 0, errno
 	}
+	if h.writable {
+		// Page-cache pushes must not land on what this handle writes.
+		n.holdPushes()
+	}
 	if h.writable && flags&syscall.O_TRUNC != 0 {
 		if errno := n.truncate(ctx, 0); errno != 0 {
+			n.releasePushes()
 			return nil, 0, errno
 		}
 	}
@@ -69,6 +74,10 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	// new ETag, and then the kernel must drop what it has.
 	if n.etag != "" && n.etag == n.openedETag && n.staging == nil {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	} else {
+		// The kernel drops the page cache after this open: no push of
+		// the version it held may land after that.
+		n.fencePushesLocked()
 	}
 	n.openedETag = n.etag
 	n.mu.Unlock()
@@ -123,6 +132,11 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 			n.fsys.logFailure("read", key, err, errno)
 		}
 		return nil, errno
+	}
+	if w := rd.Window(); w != nil && w.Blocks() == 0 && f != nil {
+		// A random reader: let its next reads in these blocks stay
+		// in the kernel (kernelfill.go).
+		n.fillKernelCache(key, etag, size, off, want)
 	}
 	return sliceResult{slices}, 0
 }
@@ -218,6 +232,9 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 // truncate sets the size of a file, staging it first. An extension adds
 // zeros; a shrink drops the tail.
 func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
+	// Before dataMu: a running push may wait for a read that needs it.
+	n.holdPushes()
+	defer n.releasePushes()
 	n.dataMu.Lock()
 	defer n.dataMu.Unlock()
 	n.mu.Lock()
@@ -372,6 +389,9 @@ func (n *Node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sysca
 func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	if h, ok := f.(*handle); ok {
 		h.closeReader()
+		if h.writable {
+			n.releasePushes()
+		}
 	}
 	n.mu.Lock()
 	n.openCount--

@@ -46,6 +46,7 @@ type FS struct {
 	log    *slog.Logger
 	root   *Node
 	blocks *cache.BlockCache // the read cache; safe for concurrent use
+	fill   *kernelFill       // pushes random readers' blocks into the page cache
 	// ownsBlocks: New made blocks, so Close frees it.
 	ownsBlocks bool
 
@@ -124,6 +125,7 @@ func New(cfg Config) (*FS, error) {
 		}
 		f.blocks, f.ownsBlocks = bc, true
 	}
+	f.fill = newKernelFill(f.blocks.BlockSize())
 	f.retryIdle = sync.NewCond(&f.mu)
 	f.shutdown = make(chan struct{})
 	f.nextIno.Store(rootIno)
@@ -235,6 +237,7 @@ func (f *FS) retryDone() {
 // Close frees the read cache if New made it. Call it after the mount is
 // gone and FlushAll has run.
 func (f *FS) Close() {
+	f.fill.wg.Wait()
 	if f.ownsBlocks {
 		f.blocks.Close()
 	}

@@ -49,6 +49,8 @@ type Node struct {
 	// openedETag is the ETag the last open saw: an open of the same
 	// version keeps the kernel's page cache.
 	openedETag string
+	// push is the kernel page-cache fill's state (kernelfill.go).
+	push pushState
 
 	// Directory listing cache (directories only).
 	listing      map[string]listEntry
