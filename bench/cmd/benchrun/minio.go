@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/novitalabs/bucketfs/internal/miniotest"
 )
@@ -34,7 +40,9 @@ func startMinio(ctx context.Context, bin, root string) (*minioServer, error) {
 	}
 	srv, err := miniotest.Start(ctx, miniotest.Options{
 		DataDir: filepath.Join(root, "data"),
-		Env:     []string{"CI=true"},
+		// Public metrics: the fio workload reads how many bytes MinIO
+		// sent, whichever tool fetched them.
+		Env: []string{"CI=true", "MINIO_PROMETHEUS_AUTH_TYPE=public"},
 	})
 	if err != nil {
 		_ = os.RemoveAll(root)
@@ -86,4 +94,47 @@ func cleanEnv() []string {
 		env = append(env, kv)
 	}
 	return append(env, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+}
+
+// sentBytes returns the bytes MinIO has sent in S3 responses since it
+// started (minio_s3_traffic_sent_bytes, summed over its series).
+func (m *minioServer) sentBytes(ctx context.Context) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.target.Endpoint+"/minio/v2/metrics/cluster", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("minio metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("minio metrics: HTTP %d", resp.StatusCode)
+	}
+	var total float64
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "minio_s3_traffic_sent_bytes") {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("minio metrics: %q: %w", line, err)
+		}
+		total += v
+		found = true
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("minio metrics: %w", err)
+	}
+	if !found {
+		return 0, errors.New("minio metrics: no minio_s3_traffic_sent_bytes")
+	}
+	return total, nil
 }

@@ -438,6 +438,7 @@ func (r *runner) wFio(ctx context.Context, c *cellRun) error {
 	}
 	defer r.unmount(m)
 	path := filepath.Join(m.Dir, bigKey)
+	sent0, sentErr := r.minio.sentBytes(ctx)
 	out, _, err := r.command(ctx, r.cfg.FioRuntime+90*time.Second, "fio",
 		"--name=randread", "--filename="+path, "--readonly", "--rw=randread", "--bs=4k",
 		"--ioengine=psync", fmt.Sprintf("--numjobs=%d", r.cfg.FioJobs),
@@ -449,6 +450,17 @@ func (r *runner) wFio(ctx context.Context, c *cellRun) error {
 	iops, lat, err := parseFio(out)
 	if err != nil {
 		return err
+	}
+	// How much of the object the store sent for the whole run (1 = each
+	// byte once), before the spot-check below reads more.
+	if sentErr == nil {
+		var sent1 float64
+		if sent1, sentErr = r.minio.sentBytes(ctx); sentErr == nil {
+			c.ok("fio_fetched", (sent1-sent0)/float64(r.cfg.Size), nil)
+		}
+	}
+	if sentErr != nil {
+		c.bad("fio_fetched", sentErr)
 	}
 	// fio does not check what it reads: spot-check the same mount.
 	if _, err := r.worker(ctx, 2*time.Minute, job{Op: "spotcheck", Path: path, Size: r.cfg.Size, Seed: bigSeed, N: 256}); err != nil {
