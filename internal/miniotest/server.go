@@ -68,6 +68,16 @@ type Server struct {
 	proc *process // nil when not running
 }
 
+// PID returns the server process's pid, or 0 when it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.cmd.Process == nil {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
 // process is one run of the server binary.
 type process struct {
 	cmd  *exec.Cmd

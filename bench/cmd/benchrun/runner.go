@@ -94,7 +94,7 @@ func (r *runner) defineMetrics() []metric {
 		{"list_flat", fmt.Sprintf("5a. `ls -l` of a directory of %d objects, cold", c.FlatObjects), "s", false, "list"},
 		{"list_tree", fmt.Sprintf("5b. `find` over a tree of %d objects, cold", c.TreeObjects), "s", false, "list"},
 		{"fio_iops", fio, "IOPS", true, "fio"},
-		{"fio_fetched", "6b. Bytes MinIO sent during 6, ÷ the object's size (1 = each byte fetched once)", "×", false, "fio"},
+		{"fio_fetched", "6b. Bytes MinIO wrote during 6, ÷ the object's size (1 = each byte fetched once)", "×", false, "fio"},
 		{"dev_untar", fmt.Sprintf("7a. Untar a %d-file source tree (until in the bucket)", c.DevFiles), "s", false, "devday"},
 		{"dev_du", "7b. `du -s` over it", "s", false, "devday"},
 		{"dev_grep", "7c. `grep -r` over it", "s", false, "devday"},
