@@ -14,7 +14,10 @@ package fs
 //	FS.mu           staged nodes, retry count, recovered list; a leaf
 //
 // go-fuse's tree methods (GetChild, NewInode, Children…) and Notify* are never
-// called while holding Node.mu or FS.mu.
+// called while holding Node.mu or FS.mu. The page-cache fill (kernelfill.go)
+// keeps its per-node state under Node.mu; a fence waits on a condition of
+// Node.mu and is never entered holding dataMu, since a running push may be
+// waiting (in the kernel, for a page lock) on a read that needs dataMu.
 
 import (
 	"context"
