@@ -95,7 +95,10 @@ func TestReadPathRandomReaderFillsPageCache(t *testing.T) {
 				}
 			}
 			switch {
-			case isRead[b] && n != bs/4096:
+			// Nearly all, not all: once in CI one page of 256 was
+			// missing (the kernel may drop a page at any time); the
+			// fetch count below is the exact check.
+			case isRead[b] && n < bs/4096*9/10:
 				return "block " + strconv.Itoa(b) + " read but only " + strconv.Itoa(n) + " of its pages resident"
 			case !isRead[b] && n != 0:
 				t.Fatalf("block %d never read but %d of its pages resident", b, n)
