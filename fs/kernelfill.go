@@ -132,37 +132,37 @@ func (n *Node) releasePushes() {
 // of the version (key, etag, size) that the block cache holds and that have
 // not been pushed yet. Call it after a read of a random reader.
 func (n *Node) fillKernelCache(key, etag string, size, off, length int64) {
-	kf := n.fsys.fill
-	if kf == nil || length <= 0 {
+	if length <= 0 {
 		return
 	}
+	kf := n.fsys.fill
 	bs := n.fsys.blocks.BlockSize()
 	first, last := off/bs, (off+length-1)/bs
+	var todo [2]int64 // a read spans one block, rarely two
+	blocks := todo[:0]
+	now := time.Now().UnixNano()
 	n.mu.Lock()
 	epoch := n.push.epoch
-	skip := n.push.holds > 0 || n.staging != nil
-	n.mu.Unlock()
-	if skip {
-		return
-	}
-	for i := first; i <= last; i++ {
-		n.mu.Lock()
-		done := n.push.isRecent(i, time.Now().UnixNano())
-		n.mu.Unlock()
-		if done {
-			continue
+	if n.push.holds == 0 && n.staging == nil {
+		for i := first; i <= last; i++ {
+			if !n.push.isRecent(i, now) {
+				blocks = append(blocks, i)
+			}
 		}
+	}
+	n.mu.Unlock()
+	for _, i := range blocks {
 		select {
 		case kf.slots <- struct{}{}:
 		default:
 			return // all busy: a later miss in this block asks again
 		}
 		kf.wg.Add(1)
-		go func(i int64) {
+		go func() {
 			defer kf.wg.Done()
 			defer func() { <-kf.slots }()
 			n.pushBlock(key, etag, size, i, epoch)
-		}(i)
+		}()
 	}
 }
 

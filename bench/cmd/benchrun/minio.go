@@ -96,7 +96,7 @@ func cleanEnv() []string {
 // there are none while only GETs run). MinIO's own traffic metric is not
 // used: it is cached for seconds, so a sample taken just after another
 // tool's run still missed that run's bytes.
-func (m *minioServer) sentBytes(ctx context.Context) (float64, error) {
+func (m *minioServer) sentBytes() (float64, error) {
 	pid := m.srv.PID()
 	if pid == 0 {
 		return 0, errors.New("minio is not running")

@@ -438,7 +438,7 @@ func (r *runner) wFio(ctx context.Context, c *cellRun) error {
 	}
 	defer r.unmount(m)
 	path := filepath.Join(m.Dir, bigKey)
-	sent0, sentErr := r.minio.sentBytes(ctx)
+	sent0, sentErr := r.minio.sentBytes()
 	out, _, err := r.command(ctx, r.cfg.FioRuntime+90*time.Second, "fio",
 		"--name=randread", "--filename="+path, "--readonly", "--rw=randread", "--bs=4k",
 		"--ioengine=psync", fmt.Sprintf("--numjobs=%d", r.cfg.FioJobs),
@@ -455,7 +455,7 @@ func (r *runner) wFio(ctx context.Context, c *cellRun) error {
 	// byte once), before the spot-check below reads more.
 	if sentErr == nil {
 		var sent1 float64
-		if sent1, sentErr = r.minio.sentBytes(ctx); sentErr == nil {
+		if sent1, sentErr = r.minio.sentBytes(); sentErr == nil {
 			c.ok("fio_fetched", (sent1-sent0)/float64(r.cfg.Size), nil)
 		}
 	}
