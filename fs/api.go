@@ -27,13 +27,21 @@ type Config struct {
 	FileMode uint32 // permission bits, e.g. 0644
 	DirMode  uint32 // permission bits, e.g. 0755
 
-	// StagingDir holds the local copies of files being written. It must
-	// exist; files in it are private to this process.
+	// StagingDir holds the local copies of files being written, each with
+	// a sidecar naming its key (staging.go). It must exist and belong to
+	// this process alone (ClaimStagingDir); what a killed daemon left in it
+	// is picked up and uploaded by New. "" means a fresh temporary one.
 	StagingDir string
-	// RecoveryDir receives the staged data of files whose upload failed for
-	// good (at release or shutdown), so that nothing acknowledged to a
-	// writer is lost. Created on demand.
+	// Bucket and Prefix are written into the staging sidecars, and only
+	// sidecars that name them are picked up.
+	Bucket, Prefix string
+	// RecoveryDir receives, by rename, the staged data and sidecar of
+	// files whose upload kept failing for RetryFor. Created on demand.
 	RecoveryDir string
+	// RetryFor is how long failed uploads are retried in the background
+	// (capped exponential back-off with jitter) before their data goes to
+	// RecoveryDir; 0 means 30 minutes.
+	RetryFor time.Duration
 
 	// UploadTimeout bounds one upload (PUT or whole multipart upload). It
 	// runs on its own context, so a FUSE interrupt cannot cancel it.
@@ -64,5 +72,5 @@ type MountConfig struct {
 //
 //	func New(cfg Config) (*FS, error)
 //	func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error)
-//	func (f *FS) FlushAll(ctx context.Context) error // upload every dirty file; failures go to RecoveryDir
+//	func (f *FS) FlushAll(ctx context.Context) error // upload every pending file; failures stay in StagingDir
 //	func (f *FS) Close()                             // free the read cache if New made it

@@ -54,10 +54,20 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, ent listEntry, found, fresh bool) (*gofs.Inode, syscall.Errno) {
 	key := n.childKey(name)
 	existing := n.GetChild(name)
+	if existing == nil {
+		// A file with local data whose node the kernel forgot (or that a
+		// previous daemon left): its data, not the store, is the truth.
+		if r := n.fsys.registered(key); r != nil {
+			if child := n.fsys.adopt(r); child != nil {
+				inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: child.ino})
+				return child.entry(inode, out), 0
+			}
+		}
+	}
 	if existing != nil {
 		child := existing.Operations().(*Node)
 		child.mu.Lock()
-		local := child.staging != nil || child.dirty || (child.kind == kindFile && child.etag == "")
+		local := child.staging != nil || child.up.state.pending() || (child.kind == kindFile && child.etag == "")
 		valid := time.Now().Before(child.validUntil)
 		child.mu.Unlock()
 		if local || valid {
@@ -87,12 +97,12 @@ func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, e
 	child.mu.Lock()
 	child.applyEntryLocked(ent)
 	child.mu.Unlock()
-	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: ent.kind.typeBits(), Ino: n.fsys.newIno()})
+	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: ent.kind.typeBits(), Ino: child.ino})
 	return child.entry(inode, out), 0
 }
 
 func (f *FS) newNode(k kind, key string) *Node {
-	return &Node{fsys: f, kind: k, key: key}
+	return &Node{fsys: f, kind: k, key: key, ino: f.newIno()}
 }
 
 // applyEntryLocked sets attributes from a listing or stat result. n.mu held.
@@ -291,15 +301,12 @@ func (n *Node) readdir(ctx context.Context) (map[string]listEntry, []fuse.DirEnt
 	for name, ent := range listing {
 		names[name] = ent.kind
 	}
-	// Children created here but not yet in the bucket (or not yet in a
-	// listing, which is eventually consistent on some stores).
-	for name, ch := range n.Children() {
-		child := ch.Operations().(*Node)
-		child.mu.Lock()
-		pending := !child.unlinked && (child.etag == "" || child.dirty) && child.kind != kindDir
-		child.mu.Unlock()
-		if _, ok := names[name]; !ok && pending {
-			names[name] = child.kind
+	// Files with local data not yet in the bucket (or not yet in a
+	// listing, which is eventually consistent on some stores), whether or
+	// not the kernel still knows their nodes.
+	for _, name := range n.fsys.registeredChildren(n.currentKey()) {
+		if _, ok := names[name]; !ok {
+			names[name] = kindFile
 		}
 	}
 	entries := make([]fuse.DirEntry, 0, len(names))
@@ -477,7 +484,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	child.listing = make(map[string]listEntry)
 	child.listingUntil = child.validUntil
 	n.listingAdd(name, kindDir)
-	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: n.fsys.newIno()})
+	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: child.ino})
 	return child.entry(inode, out), 0
 }
 
@@ -543,7 +550,7 @@ func (f *FS) isEmptyDir(ctx context.Context, key string) (bool, syscall.Errno) {
 func (n *Node) isPendingCreate() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return !n.unlinked && n.kind == kindFile && (n.etag == "" || n.dirty)
+	return !n.unlinked && n.kind == kindFile && (n.etag == "" || n.up.state.pending())
 }
 
 // Create makes a new, empty, staged file. Nothing is sent to the store until
@@ -561,6 +568,10 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		// negative cache lied): the old node no longer owns the name.
 		old.Operations().(*Node).markUnlinked()
 	}
+	if r := n.fsys.registered(n.childKey(name)); r != nil {
+		// A forgotten node's data for this name: the new file replaces it.
+		r.markUnlinked()
+	}
 	child := n.fsys.newNode(kindFile, n.childKey(name))
 	child.attrs = n.fsys.callerAttrs(ctx, mode)
 	if errno := child.stageEmpty(); errno != 0 {
@@ -568,21 +579,28 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	h := newHandle(child, flags)
 	child.mu.Lock()
-	child.dirty = true
+	child.markDirtyLocked() // an empty file must exist as an empty object
 	child.openCount++
 	if h.writable {
 		child.push.holds++ // released with the handle; nothing to fence yet
 	}
 	child.mu.Unlock()
 	n.listingAdd(name, kindFile)
-	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: n.fsys.newIno()})
+	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: child.ino})
 	return child.entry(inode, out), h, 0, 0
 }
 
+// markUnlinked takes n out of the namespace: it is never uploaded again,
+// leaves the registry, and its staging files leave the staging directory
+// (its open descriptors keep the data through the open staging file).
 func (n *Node) markUnlinked() {
 	n.mu.Lock()
 	n.unlinked = true
+	key, id := n.key, n.stage
+	n.stage = ""
 	n.mu.Unlock()
+	n.fsys.unregister(n, key)
+	n.fsys.removeStage(id)
 }
 
 // Unlink deletes the object. An open file stays usable through its open
@@ -595,6 +613,10 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	var child *Node
 	if ch := n.GetChild(name); ch != nil {
 		child = ch.Operations().(*Node)
+	} else {
+		child = n.fsys.registered(key) // forgotten by the kernel, data kept
+	}
+	if child != nil {
 		// Take the upload lock so that no upload of this file is
 		// half-way through when the object is deleted.
 		child.uploadMu.Lock()
@@ -642,7 +664,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	child.size = int64(len(target))
 	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	n.listingAdd(name, kindSymlink)
-	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFLNK, Ino: n.fsys.newIno()})
+	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFLNK, Ino: child.ino})
 	return child.entry(inode, out), 0
 }
 

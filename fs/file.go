@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -217,8 +218,7 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 		n.size = end
 	}
 	if written > 0 {
-		n.dirty = true
-		n.gen++
+		n.markDirtyLocked()
 		n.attrs.mtime = time.Now()
 	}
 	if err != nil {
@@ -257,8 +257,7 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 		return toErrno(err)
 	}
 	n.size = size
-	n.dirty = true
-	n.gen++
+	n.markDirtyLocked()
 	n.attrs.mtime = time.Now()
 	return 0
 }
@@ -291,21 +290,21 @@ func (n *Node) stageEmpty() syscall.Errno {
 
 // stageEmptyLocked replaces any content with an empty staging file. dataMu held.
 func (n *Node) stageEmptyLocked() syscall.Errno {
-	f, err := os.CreateTemp(n.fsys.cfg.StagingDir, "stage-")
+	f, id, err := n.fsys.createStagingFile(n)
 	if err != nil {
 		n.fsys.log.Warn("cannot create staging file", "dir", n.fsys.cfg.StagingDir, "err", err)
 		return toErrno(err)
 	}
-	os.Remove(f.Name()) // nameless: nothing to clean up after a crash but what FlushAll saves
 	n.mu.Lock()
-	old := n.staging
-	n.staging = f
+	old, oldID := n.staging, n.stage
+	n.staging, n.stage = f, id
 	n.size = 0
 	n.mu.Unlock()
 	if old != nil {
 		old.Close()
+		n.fsys.removeStage(oldID)
 	}
-	n.fsys.trackStaged(n, true)
+	n.fsys.register(n)
 	return 0
 }
 
@@ -320,12 +319,11 @@ func (n *Node) ensureStagedLocked(ctx context.Context) syscall.Errno {
 	key, etag, size := n.key, n.etag, n.size
 	n.mu.Unlock()
 
-	f, err := os.CreateTemp(n.fsys.cfg.StagingDir, "stage-")
+	f, id, err := n.fsys.createStagingFile(n)
 	if err != nil {
 		n.fsys.log.Warn("cannot create staging file", "dir", n.fsys.cfg.StagingDir, "err", err)
 		return toErrno(err)
 	}
-	os.Remove(f.Name())
 	if size > 0 && etag != "" {
 		// The download runs on its own context: an interrupted write
 		// must not leave a half-filled staging file behind.
@@ -334,6 +332,7 @@ func (n *Node) ensureStagedLocked(ctx context.Context) syscall.Errno {
 		cancel()
 		if err != nil {
 			f.Close()
+			n.fsys.removeStage(id)
 			errno := toErrno(err)
 			if errno == syscall.ESTALE {
 				n.expire()
@@ -343,9 +342,17 @@ func (n *Node) ensureStagedLocked(ctx context.Context) syscall.Errno {
 		}
 	}
 	n.mu.Lock()
-	n.staging = f
+	n.staging, n.stage = f, id
+	unlinked := n.unlinked
 	n.mu.Unlock()
-	n.fsys.trackStaged(n, true)
+	if unlinked {
+		// Kept for the open descriptors only: no sidecar, not registered.
+		n.fsys.removeStage(id)
+		return 0
+	}
+	// The sidecar was written as dirty; say what it really is.
+	n.saveSidecar()
+	n.fsys.register(n)
 	return 0
 }
 
@@ -383,9 +390,8 @@ func (n *Node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sysca
 }
 
 // Release drops a handle. When the last one goes, a clean staging file is
-// freed; a dirty one (its upload failed at close, or it changed after the
-// last flush) is uploaded in the background, with a few retries, and goes to
-// the recovery directory if they all fail.
+// freed; a file with pending data (its upload failed at close, or it
+// changed after the last flush) is left to the retry loop (retry.go).
 func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	if h, ok := f.(*handle); ok {
 		h.closeReader()
@@ -396,42 +402,17 @@ func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	n.mu.Lock()
 	n.openCount--
 	last := n.openCount == 0
-	dirty := n.dirty && !n.unlinked
+	pending := n.hasPendingLocked()
 	n.mu.Unlock()
 	if !last {
 		return 0
 	}
-	if dirty {
-		n.fsys.retryStarted()
-		go n.retryThenRecover()
+	if pending {
+		n.fsys.wakeRetries()
 		return 0
 	}
 	n.dropStagingIfIdle()
 	return 0
-}
-
-func (n *Node) retryThenRecover() {
-	defer n.fsys.retryDone()
-	delay := time.Second
-	for attempt := 0; attempt < 4; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-time.After(delay):
-			case <-n.fsys.shutdown:
-				return // FlushAll uploads or saves it, within its deadline
-			}
-			delay *= 2
-		}
-		if !n.isDirty() {
-			n.dropStagingIfIdle()
-			return
-		}
-		if n.upload(context.Background(), "retry") == 0 {
-			n.dropStagingIfIdle()
-			return
-		}
-	}
-	n.recover("release")
 }
 
 // dropStagingIfIdle frees the staging file of a clean node nobody has open.
@@ -439,28 +420,29 @@ func (n *Node) dropStagingIfIdle() {
 	n.dataMu.Lock()
 	defer n.dataMu.Unlock()
 	n.mu.Lock()
-	if n.openCount > 0 || (n.dirty && !n.unlinked) || n.staging == nil {
+	if n.openCount > 0 || n.hasPendingLocked() || n.staging == nil {
 		n.mu.Unlock()
 		return
 	}
-	f := n.staging
-	n.staging = nil
-	n.dirty = false
+	f, id, key := n.staging, n.stage, n.key
+	n.staging, n.stage = nil, ""
 	n.mu.Unlock()
 	f.Close()
-	n.fsys.trackStaged(n, false)
+	n.fsys.removeStage(id)
+	n.fsys.unregister(n, key)
 }
 
-func (n *Node) isDirty() bool {
+// hasPending reports whether n has data the bucket lacks.
+func (n *Node) hasPending() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.dirty && !n.unlinked
+	return n.hasPendingLocked()
 }
 
-// upload sends the staging file as the whole object when it is dirty. It
-// runs on its own context with a deadline: a FUSE interrupt must not abort
-// it half-way. Only uploads, renames, unlinks and metadata rewrites hold
-// uploadMu.
+// upload sends the staging file as the whole object when it has pending
+// data. It runs on its own context with a deadline: a FUSE interrupt must
+// not abort it half-way. Only uploads, renames, unlinks and metadata
+// rewrites hold uploadMu.
 func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
 	errno, created := n.uploadLocking(why)
 	if created {
@@ -483,12 +465,13 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	defer n.fsys.renameMu.RUnlock()
 
 	n.mu.Lock()
-	if !n.dirty || n.unlinked || n.staging == nil {
+	if !n.hasPendingLocked() || n.retired || n.staging == nil {
 		n.mu.Unlock()
 		return 0, false
 	}
 	created = n.etag == ""
-	key, gen, size, staging := n.key, n.gen, n.size, n.staging
+	gen := n.beginUploadLocked()
+	key, size, staging := n.key, n.size, n.staging
 	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
 	n.mu.Unlock()
 
@@ -497,47 +480,68 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	n.dataMu.RLock()
 	etag, err := n.fsys.store.Upload(uctx, key, zeroPadded{staging, size}, size, opts)
 	n.dataMu.RUnlock()
+	n.mu.Lock()
+	n.endUploadLocked(gen, etag, err, time.Now())
+	if err == nil {
+		n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	}
+	n.mu.Unlock()
+	n.saveSidecar()
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("upload ("+why+")", key, err, errno)
 		return errno, false
 	}
-	n.mu.Lock()
-	n.etag = etag
-	if n.gen == gen {
-		n.dirty = false
-	}
-	n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
-	n.mu.Unlock()
 	// The previous version's blocks can never be read again: free them.
 	n.fsys.blocks.Invalidate(key)
 	return 0, created
 }
 
-// recover saves a dirty node's data in the recovery directory and stops
-// trying to upload it. The returned error names the file.
-func (n *Node) recover(why string) error {
+// giveUp moves a file the retry loop could not upload within its window
+// to the recovery directory (by rename, sidecar included) and takes it out
+// of the namespace: the bucket does not have it. It does nothing if the
+// file was opened, changed or uploaded meanwhile. The returned error names
+// the file.
+func (n *Node) giveUp(why string) error {
+	n.uploadMu.Lock()
+	defer n.uploadMu.Unlock()
 	n.dataMu.Lock()
 	defer n.dataMu.Unlock()
 	n.mu.Lock()
-	key, size, staging := n.key, n.size, n.staging
-	if !n.dirty || staging == nil {
+	if n.up.state != stateFailed || n.openCount > 0 || n.unlinked || n.retired || n.staging == nil {
 		n.mu.Unlock()
 		return nil
 	}
+	key, id, size, staging, lastErr := n.key, n.stage, n.size, n.staging, n.up.lastFailure
 	n.mu.Unlock()
-	path, err := n.fsys.copyToRecovery(key, zeroPadded{staging, size}, size)
+	// The data file must hold exactly size bytes (an extending truncate
+	// leaves it short, reading as zeros).
+	if err := staging.Truncate(size); err != nil {
+		n.fsys.log.Warn("recovery: could not size the data file", "key", key, "err", err)
+	}
+	path, err := n.fsys.moveToRecovery(id, key)
 	if err != nil {
-		n.fsys.log.Error("data could not be uploaded NOR saved for recovery", "key", key, "why", why, "err", err)
-		err = fmt.Errorf("%s: upload failed and recovery copy failed: %w", key, err)
+		n.fsys.log.Error("upload failed for good and the data could not be moved to the recovery directory; it stays in the staging directory for the next start",
+			"key", key, "why", why, "staging_dir", n.fsys.cfg.StagingDir, "err", err)
+		err = fmt.Errorf("%s: upload failed, kept in %s: %w", key, n.fsys.cfg.StagingDir, err)
 		n.fsys.noteRecovered(err)
 		return err
 	}
-	n.fsys.log.Error("upload failed for good; data saved for recovery", "key", key, "why", why, "recovery_file", path, "bytes", size)
 	n.mu.Lock()
-	n.dirty = false
+	n.up.state = stateRecovered
+	n.unlinked = true
+	n.staging, n.stage = nil, ""
 	n.mu.Unlock()
-	err = fmt.Errorf("%s: not uploaded, saved to %s", key, path)
+	staging.Close()
+	n.fsys.unregister(n, key)
+	n.fsys.log.Error("upload failed for good; data moved to the recovery directory",
+		"key", key, "why", why, "recovery_file", path, "sidecar", strings.TrimSuffix(path, dataSuffix)+sidecarSuffix,
+		"bytes", size, "last_error", errString(lastErr),
+		"reupload", fmt.Sprintf("copy %s into the mount as %s, or PUT it to the bucket as %s%s", path, key, n.fsys.cfg.Prefix, key))
+	if name, parent := n.Parent(); parent != nil {
+		parent.Operations().(*Node).listingRemove(name)
+	}
+	err = fmt.Errorf("%s: not uploaded, moved to %s", key, path)
 	n.fsys.noteRecovered(err)
 	return err
 }

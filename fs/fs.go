@@ -9,9 +9,12 @@ package fs
 //	                that no upload runs with a key the rename is moving
 //	Node.dataMu     per file: the staging file's content (write: writes,
 //	                truncates and the initial download; read: reads, uploads)
-//	Node.mu         per node: attributes, key and state fields; a leaf,
-//	                never held across network I/O or while calling go-fuse
-//	FS.mu           staged nodes, retry count, recovered list; a leaf
+//	Node.sidecarMu  per file: serialises sidecar writes (staging.go); held
+//	                across a local file write, never across network I/O
+//	Node.mu         per node: attributes, key, the upload state machine
+//	                (state.go); never held across I/O or while calling go-fuse
+//	FS.mu           the registry of files with local data, the recovered
+//	                list; a leaf
 //
 // go-fuse's tree methods (GetChild, NewInode, Children…) and Notify* are never
 // called while holding Node.mu or FS.mu. The page-cache fill (kernelfill.go)
@@ -23,9 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,25 +59,22 @@ type FS struct {
 	// renameMu: see the lock order above.
 	renameMu sync.RWMutex
 
-	// mu guards staged.
+	// mu guards files and recovered (a leaf).
 	mu sync.Mutex
-	// staged holds every node that has a staging file, dirty or not, so
-	// that FlushAll can find dirty data even for nodes the kernel forgot.
-	staged map[*Node]struct{}
+	// files is the registry (registry.go): every file with local data, by
+	// object key, whether or not the kernel still knows its node.
+	files map[string]*Node
 
-	// recovered lists the files saved to the recovery directory this
-	// session (guarded by mu), for FlushAll's report.
+	// recovered lists the files moved to the recovery directory this
+	// session, for FlushAll's report.
 	recovered []error
 
-	// retrying counts background uploads started at release (guarded by
-	// mu); retryIdle is signalled when it drops to zero, for FlushAll.
-	retrying  int
-	retryIdle *sync.Cond
-
-	// shutdown is closed by FlushAll: background retries stop waiting out
-	// their back-off and leave what is still dirty to FlushAll.
+	// The retry loop (retry.go): wake asks it for a pass now; shutdown
+	// (closed by FlushAll) ends it; retryStopped is closed when it has.
+	wake         chan struct{}
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
+	retryStopped chan struct{}
 }
 
 const (
@@ -119,7 +117,7 @@ func New(cfg Config) (*FS, error) {
 		store:  cfg.Store,
 		log:    cfg.Logger,
 		blocks: cfg.Blocks,
-		staged: make(map[*Node]struct{}),
+		files:  make(map[string]*Node),
 	}
 	if f.blocks == nil {
 		bc, err := cache.New(cache.Options{})
@@ -129,12 +127,20 @@ func New(cfg Config) (*FS, error) {
 		f.blocks, f.ownsBlocks = bc, true
 	}
 	f.fill = newKernelFill(f.blocks.BlockSize())
-	f.retryIdle = sync.NewCond(&f.mu)
+	if f.cfg.RetryFor <= 0 {
+		f.cfg.RetryFor = defaultRetryFor
+	}
+	f.wake = make(chan struct{}, 1)
 	f.shutdown = make(chan struct{})
+	f.retryStopped = make(chan struct{})
 	f.nextIno.Store(rootIno)
-	f.root = &Node{fsys: f, kind: kindDir}
+	f.root = &Node{fsys: f, kind: kindDir, ino: rootIno}
 	f.root.attrs = posixAttrs{perm: cfg.DirMode, uid: cfg.UID, gid: cfg.GID, mtime: time.Now()}
 	f.root.isRoot = true
+	if err := f.loadStaged(); err != nil {
+		return nil, err
+	}
+	go f.retryLoop()
 	return f, nil
 }
 
@@ -159,7 +165,11 @@ func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
 			// workload 1b), one reader from 569 to 623-642.
 			MaxBackground: 64,
 			DisableXAttrs: true,
-			Debug:         mc.Debug,
+			// open(O_TRUNC) arrives as an open with O_TRUNC, not as a
+			// size-0 setattr before it: the object then changes only when
+			// the new content is flushed, never to an empty one first.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			Debug:             mc.Debug,
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
@@ -205,47 +215,10 @@ func (f *FS) raiseReadahead(mountpoint string) {
 	}
 }
 
-// FlushAll uploads every dirty file. Data that cannot be uploaded is copied
-// to the recovery directory and named in the log; the returned error lists
-// those files.
-func (f *FS) FlushAll(ctx context.Context) error {
-	f.shutdownOnce.Do(func() { close(f.shutdown) })
-	f.mu.Lock()
-	for f.retrying > 0 {
-		f.retryIdle.Wait()
-	}
-	f.mu.Unlock()
-	for _, n := range f.stagedNodes() {
-		if !n.isDirty() {
-			continue
-		}
-		if errno := n.upload(ctx, "shutdown"); errno != 0 {
-			n.recover("shutdown")
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return errors.Join(f.recovered...)
-}
-
-func (f *FS) retryStarted() {
-	f.mu.Lock()
-	f.retrying++
-	f.mu.Unlock()
-}
-
-func (f *FS) retryDone() {
-	f.mu.Lock()
-	f.retrying--
-	if f.retrying == 0 {
-		f.retryIdle.Broadcast()
-	}
-	f.mu.Unlock()
-}
-
 // Close frees the read cache if New made it. Call it after the mount is
 // gone and FlushAll has run.
 func (f *FS) Close() {
+	f.stopRetries()
 	f.fill.wg.Wait()
 	if f.ownsBlocks {
 		f.blocks.Close()
@@ -256,26 +229,6 @@ func (f *FS) noteRecovered(err error) {
 	f.mu.Lock()
 	f.recovered = append(f.recovered, err)
 	f.mu.Unlock()
-}
-
-func (f *FS) stagedNodes() []*Node {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]*Node, 0, len(f.staged))
-	for n := range f.staged {
-		out = append(out, n)
-	}
-	return out
-}
-
-func (f *FS) trackStaged(n *Node, staged bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if staged {
-		f.staged[n] = struct{}{}
-	} else {
-		delete(f.staged, n)
-	}
 }
 
 func (f *FS) newIno() uint64 { return f.nextIno.Add(1) }
@@ -310,29 +263,4 @@ func (f *FS) logFailure(op, key string, err error, errno syscall.Errno) {
 	if f.cfg.OnFailure != nil {
 		f.cfg.OnFailure(op, errno)
 	}
-}
-
-// copyToRecovery saves the staged bytes of key in the recovery directory and
-// returns the path.
-func (f *FS) copyToRecovery(key string, src io.ReaderAt, size int64) (string, error) {
-	if err := os.MkdirAll(f.cfg.RecoveryDir, 0o700); err != nil {
-		return "", fmt.Errorf("create recovery dir: %w", err)
-	}
-	name := fmt.Sprintf("%s.%s", time.Now().UTC().Format("20060102T150405.000000000Z"), url.PathEscape(key))
-	if len(name) > 250 {
-		name = name[:250]
-	}
-	path := filepath.Join(f.cfg.RecoveryDir, name)
-	dst, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("create recovery file: %w", err)
-	}
-	if _, err := io.Copy(dst, io.NewSectionReader(src, 0, size)); err != nil {
-		dst.Close()
-		return "", fmt.Errorf("write recovery file %s: %w", path, err)
-	}
-	if err := dst.Close(); err != nil {
-		return "", fmt.Errorf("close recovery file %s: %w", path, err)
-	}
-	return path, nil
 }

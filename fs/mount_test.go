@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -219,13 +220,44 @@ func TestUploadFailureIsReportedAndRecoverable(t *testing.T) {
 	if err := fsys.FlushAll(t.Context()); err == nil {
 		t.Errorf("FlushAll must report the file it could not upload")
 	}
-	files, _ := filepath.Glob(filepath.Join(fsys.cfg.RecoveryDir, "*"))
+	// The data stays in the staging directory with a sidecar naming it…
+	files, _ := filepath.Glob(filepath.Join(fsys.cfg.StagingDir, "*"+dataSuffix))
 	if len(files) != 1 {
-		t.Fatalf("recovery files: %v", files)
+		t.Fatalf("staged files: %v", files)
 	}
 	if b, _ := os.ReadFile(files[0]); string(b) != "precious" {
-		t.Errorf("recovered %q", b)
+		t.Errorf("staged %q", b)
 	}
+	sc, err := os.ReadFile(strings.TrimSuffix(files[0], dataSuffix) + sidecarSuffix)
+	if err != nil || !strings.Contains(string(sc), `"key":"lost?"`) {
+		t.Fatalf("sidecar %s %v", sc, err)
+	}
+	// …and a filesystem started again on that directory uploads it.
+	s.mu.Lock()
+	s.failPut = nil
+	s.mu.Unlock()
+	again, err := New(Config{Store: s, StagingDir: fsys.cfg.StagingDir, RecoveryDir: fsys.cfg.RecoveryDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if o, ok := s.get("lost?"); ok && string(o.data) == "precious" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the staged file was not uploaded by the next filesystem on its staging directory")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for time.Now().Before(deadline) {
+		if left, _ := filepath.Glob(filepath.Join(fsys.cfg.StagingDir, "*"+dataSuffix)); len(left) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Error("the staging files were not removed after the upload")
 }
 
 func TestToolsOnMount(t *testing.T) {

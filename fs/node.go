@@ -23,8 +23,13 @@ type Node struct {
 	kind   kind
 	isRoot bool
 
-	uploadMu sync.Mutex   // see the lock order in fs.go
-	dataMu   sync.RWMutex // see the lock order in fs.go
+	uploadMu  sync.Mutex   // see the lock order in fs.go
+	dataMu    sync.RWMutex // see the lock order in fs.go
+	sidecarMu sync.Mutex   // serialises sidecar writes (staging.go); before mu
+
+	// ino is the inode number, kept for the node's life and handed on
+	// when the registry adopts its state into a new node.
+	ino uint64
 
 	mu sync.Mutex // guards every field below
 
@@ -42,10 +47,14 @@ type Node struct {
 	linkTarget string            // symlinks: cached target, "" until read
 
 	// Write staging (files only).
-	staging   *os.File // local copy of the content, nil when not staged
-	dirty     bool     // staging holds data the bucket does not have
-	gen       uint64   // bumped on every change, so an upload knows if it is still current
-	openCount int      // open file handles
+	staging   *os.File     // local copy of the content, nil when not staged
+	stage     string       // the staging file's id in the staging directory (staging.go)
+	up        uploadRecord // the upload state machine (state.go)
+	gen       uint64       // bumped on every change, so an upload knows if it is still current
+	openCount int          // open file handles
+	// retired: the registry moved this node's state into a newer node
+	// (adopt); nothing may act on it any more.
+	retired bool
 	// openedETag is the ETag the last open saw: an open of the same
 	// version keeps the kernel's page cache.
 	openedETag string
@@ -118,7 +127,7 @@ func (n *Node) fillAttrLocked(out *fuse.Attr) {
 // applyInfo sets n's attributes from what the store says about its object.
 // n.mu held. It leaves local state alone when n has data the store does not.
 func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
-	if n.staging != nil || n.dirty {
+	if n.staging != nil || n.up.state.pending() {
 		return
 	}
 	cfg := &n.fsys.cfg
@@ -219,7 +228,7 @@ func (n *Node) fillAttrOut(out *fuse.AttrOut) {
 // have expired. Directories are refreshed by their parent's lookups.
 func (n *Node) refreshIfStale(ctx context.Context) syscall.Errno {
 	n.mu.Lock()
-	stale := n.kind != kindDir && !n.isRoot && n.staging == nil && !n.dirty && !n.unlinked &&
+	stale := n.kind != kindDir && !n.isRoot && n.staging == nil && !n.up.state.pending() && !n.unlinked &&
 		n.etag != "" && time.Now().After(n.validUntil)
 	key := n.key
 	n.mu.Unlock()
@@ -280,8 +289,9 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		n.attrs.mtime = mtime
 		metaChanged = true
 	}
-	if metaChanged || hasSize {
-		n.gen++
+	dirty := n.up.state.pending()
+	if dirty && metaChanged {
+		n.markDirtyLocked() // the pending upload carries the new attributes
 	}
 	// Through a descriptor (ftruncate, fchmod…) the writer's close will
 	// upload it all. By path (truncate(2), chmod(2), utimensat) there may
@@ -289,8 +299,8 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	// openCount cannot tell. A dirty file is then uploaded here, with
 	// whatever the open descriptors have written so far.
 	viaHandle := f != nil
-	deferred := n.dirty && viaHandle
-	uploadNow := n.dirty && !viaHandle
+	deferred := dirty && viaHandle
+	uploadNow := dirty && !viaHandle
 	n.mu.Unlock()
 
 	var errno syscall.Errno
@@ -322,7 +332,7 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 	defer n.fsys.renameMu.RUnlock()
 
 	n.mu.Lock()
-	if n.unlinked || n.dirty {
+	if n.unlinked || n.up.state.pending() {
 		n.mu.Unlock()
 		return 0 // nothing to persist, or the pending upload carries it
 	}
@@ -359,16 +369,21 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// Statfs reports a large, mostly free filesystem: buckets have no fixed
-// size, and tools such as df and installers refuse to write to a full one.
+// Statfs reports the free space of the staging disk, which is what bounds
+// how much can be written before uploads drain: a bucket has no size, but
+// a sandbox's local disk does, and installers that check df before writing
+// must see the truth. Totals come from the same disk.
 func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	const blockSize = 4096
-	const total = 1 << 50 / blockSize // 1 PiB
-	out.Bsize = blockSize
-	out.Frsize = blockSize
-	out.Blocks = total
-	out.Bfree = total
-	out.Bavail = total
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(n.fsys.cfg.StagingDir, &st); err != nil {
+		return toErrno(err)
+	}
+	out.Bsize = uint32(st.Bsize)
+	out.Frsize = uint32(st.Frsize)
+	out.Blocks = st.Blocks
+	out.Bfree = st.Bfree
+	out.Bavail = st.Bavail
+	// Objects are not inodes of the staging disk: there is no limit.
 	out.Files = 1 << 40
 	out.Ffree = 1 << 40
 	out.NameLen = 255

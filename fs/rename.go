@@ -79,7 +79,9 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		// empty target directory's marker is simply overwritten.)
 		dst.uploadMu.Lock()
 		dst.preserveIfOpen(ctx)
-		dst.markUnlinked()
+		dst.mu.Lock()
+		dst.unlinked = true // no upload of it from now on; undone if the rename fails
+		dst.mu.Unlock()
 		dst.uploadMu.Unlock()
 	}
 	var errno syscall.Errno
@@ -96,19 +98,28 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		}
 		return errno
 	}
+	if dst != nil {
+		dst.markUnlinked() // out of the registry and the staging directory
+	}
 	n.listingRemove(name)
 	dstDir.listingAdd(newName, src.kind)
 	return 0
 }
 
-// renameObject moves one file or symlink object.
+// renameObject moves one file or symlink object. A file with pending data
+// is uploaded under its new name (rename is where editors and package
+// managers expect their data to be safe); a clean one is copied server-side.
 func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
 
 	n.mu.Lock()
-	local := n.dirty || n.etag == ""
-	etag, gen, size, staging := n.etag, n.gen, n.size, n.staging
+	local := n.up.state.pending() || n.etag == ""
+	etag, size, staging := n.etag, n.size, n.staging
+	var gen uint64
+	if local {
+		gen = n.beginUploadLocked()
+	}
 	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
 	n.mu.Unlock()
 
@@ -117,12 +128,9 @@ func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 	var err error
 	var newETag string
 	if local {
-		// Make the file durable under its new name now: rename is
-		// where programs (editors, package managers) expect their
-		// data to be safe.
 		n.dataMu.RLock()
 		if staging != nil {
-			newETag, err = n.fsys.store.Upload(uctx, dstKey, staging, size, opts)
+			newETag, err = n.fsys.store.Upload(uctx, dstKey, zeroPadded{staging, size}, size, opts)
 		} else {
 			newETag, err = n.fsys.store.Upload(uctx, dstKey, emptyReader{}, 0, opts)
 		}
@@ -130,36 +138,58 @@ func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 	} else {
 		newETag, err = n.fsys.store.Copy(uctx, srcKey, dstKey, etag, nil)
 	}
+	if err == nil && etag != "" {
+		if derr := n.fsys.store.Delete(uctx, srcKey); derr != nil {
+			// The new key is complete; the old one lingers. Report it:
+			// the caller would otherwise see the file twice. The node
+			// moves all the same: its data is under the new name.
+			errno := toErrno(derr)
+			n.fsys.logFailure("rename-delete", srcKey, derr, errno)
+			n.moveKey(srcKey, dstKey, gen, local, newETag, nil)
+			return errno
+		}
+	}
 	if err != nil {
+		if local {
+			n.mu.Lock()
+			n.endUploadLocked(gen, "", err, time.Now())
+			n.mu.Unlock()
+			n.saveSidecar()
+		}
 		errno := toErrno(err)
 		n.fsys.logFailure("rename", srcKey, err, errno)
 		return errno
 	}
-	if etag != "" {
-		if err := n.fsys.store.Delete(uctx, srcKey); err != nil {
-			// The new key is complete; the old one lingers. Report it:
-			// the caller would otherwise see the file twice.
-			errno := toErrno(err)
-			n.fsys.logFailure("rename-delete", srcKey, err, errno)
-			return errno
-		}
-	}
+	n.moveKey(srcKey, dstKey, gen, local, newETag, nil)
+	return 0
+}
+
+// moveKey records that n's object now lives at dstKey: the key, the
+// registry, the sidecar and, when the rename uploaded it, the upload's end.
+func (n *Node) moveKey(srcKey, dstKey string, gen uint64, uploaded bool, newETag string, err error) {
 	n.mu.Lock()
 	n.key = dstKey
-	n.etag = newETag
-	if local && n.gen == gen {
-		n.dirty = false
+	if uploaded {
+		n.endUploadLocked(gen, newETag, err, time.Now())
+	} else {
+		n.etag = newETag
 	}
 	n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	staged := n.staging != nil && !n.unlinked && !n.retired
 	n.mu.Unlock()
-	return 0
+	if staged {
+		n.fsys.rekeyRegistered(n, srcKey, dstKey)
+		n.saveSidecar()
+	}
 }
 
 // renameDir moves every key under srcKey/ to dstKey/.
 func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) syscall.Errno {
-	// Upload what is dirty below src first, so that the copy takes it.
-	for _, d := range descendants(src) {
-		if d.isDirty() {
+	// Upload what has pending data below src first, so that the copy
+	// takes it: the nodes the kernel knows and the registered ones it
+	// forgot.
+	for _, d := range f.registeredUnder(srcKey) {
+		if d.hasPending() {
 			if errno := d.upload(ctx, "rename"); errno != 0 {
 				return errno
 			}
@@ -241,6 +271,13 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 	for _, d := range descendants(src) {
 		rekey(d, srcKey, dstKey, moved)
 		d.invalidateListing()
+	}
+	// Staged files below src, known to the kernel or not, move in the
+	// registry and their sidecars name the new keys.
+	for oldKey, d := range f.registeredUnder(srcKey) {
+		rekey(d, srcKey, dstKey, moved)
+		f.rekeyRegistered(d, oldKey, d.currentKey())
+		d.saveSidecar()
 	}
 	src.mu.Lock()
 	src.hasMarker = true

@@ -169,7 +169,7 @@ type flagValues struct {
 	logFormat, readyFile, metricsAddr                      string
 	stagingDir, recoveryDir, cacheDir                      string
 	blockSize, memoryCacheSize, cacheSize                  int64
-	statTTL, uploadTimeout, shutdownTimeout                time.Duration
+	statTTL, uploadTimeout, shutdownTimeout, retryFor      time.Duration
 	uid, gid, fileMode, dirMode                            uint32
 	options                                                []string
 }
@@ -197,8 +197,9 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.logFile, "log-file", "", "log to this file (appended)")
 	fs.StringVar(&fv.logFormat, "log-format", "text", "log line format: text (key=value) or json")
 	fs.StringVar(&fv.profile, "profile", "", "AWS shared-config profile")
-	fs.StringVar(&fv.stagingDir, "staging-dir", "", "local copies of files being written, in a fresh private subdirectory removed at exit when empty (default $TMPDIR)")
-	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload failed for good is saved here")
+	fs.StringVar(&fv.stagingDir, "staging-dir", defaultStagingBase(env), "local copies of files being written, with sidecars naming their keys, in a subdirectory per bucket and prefix; a daemon started again on the same bucket and prefix uploads what a killed one left there")
+	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload kept failing for --upload-retry-time is moved here, with its sidecar")
+	fs.DurationVar(&fv.retryFor, "upload-retry-time", defaultRetryFor, "how long failed uploads are retried in the background (capped exponential back-off with jitter) before their data goes to --recovery-dir")
 	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, autoCacheSize
 	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB)")
 	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
@@ -269,6 +270,7 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		DirMode:         fv.dirMode,
 		RecoveryDir:     env.abs(fv.recoveryDir),
 		UploadTimeout:   fv.uploadTimeout,
+		RetryFor:        fv.retryFor,
 		ShutdownTimeout: fv.shutdownTimeout,
 		BlockSize:       fv.blockSize,
 		MemoryCacheSize: fv.memoryCacheSize,

@@ -129,8 +129,8 @@ func TestParseArgsDefaults(t *testing.T) {
 	if cfg.RecoveryDir != "/home/u/.local/share/bucketfs/recovery" {
 		t.Errorf("RecoveryDir = %q", cfg.RecoveryDir)
 	}
-	if cfg.StagingDir != "" || cfg.LogFile != "" {
-		t.Errorf("StagingDir %q LogFile %q, want empty defaults", cfg.StagingDir, cfg.LogFile)
+	if cfg.StagingDir != "/home/u/.local/state/bucketfs/staging" || cfg.LogFile != "" {
+		t.Errorf("StagingDir %q LogFile %q, want the XDG state directory and no log file", cfg.StagingDir, cfg.LogFile)
 	}
 	if cfg.UploadTimeout != defaultUploadTimeout || cfg.ShutdownTimeout != defaultShutdownTimeout {
 		t.Errorf("timeouts %v %v", cfg.UploadTimeout, cfg.ShutdownTimeout)

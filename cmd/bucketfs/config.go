@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"os/user"
@@ -37,8 +39,13 @@ type Config struct {
 	AllowOther   bool
 	NonEmpty     bool
 
-	StagingDir  string // "" means a fresh private directory, removed at exit when empty
+	// StagingDir is the base of the staging directories: each mount
+	// claims StagingDir/<bucket>-<hash of endpoint, bucket, prefix>
+	// (stagingDirFor), so that a daemon started again on the same bucket
+	// and prefix finds what a killed one left.
+	StagingDir  string
 	RecoveryDir string
+	RetryFor    time.Duration // background retries of failed uploads, before recovery
 
 	// Read cache: blocks of BlockSize bytes in memory, at most
 	// MemoryCacheSize bytes (fetches in flight included), and a disk
@@ -85,6 +92,7 @@ const (
 	defaultDirMode         = 0o755
 	defaultUploadTimeout   = 10 * time.Minute
 	defaultShutdownTimeout = 2 * time.Minute
+	defaultRetryFor        = 30 * time.Minute
 	defaultBlockSize       = 1 << 20
 	defaultMemoryCacheSize = 256 << 20
 	autoCacheSize          = -1
@@ -136,17 +144,41 @@ func (e sysEnv) abs(p string) string {
 	return filepath.Join(e.Cwd, p)
 }
 
-// defaultRecoveryDir is where data whose upload failed for good is kept:
-// a system directory for root (the usual case in sandboxes, where the
-// mount runs under sudo), otherwise the user's XDG data directory.
-func defaultRecoveryDir(e sysEnv) string {
+// defaultStagingBase is where files being written are staged: a system
+// directory for root, otherwise the user's XDG state directory. Stable
+// across runs, unlike $TMPDIR, so that nothing a killed daemon held is
+// lost.
+func defaultStagingBase(e sysEnv) string {
+	return e.dataDir("staging", "XDG_STATE_HOME", ".local/state")
+}
+
+// dataDir is /var/lib/bucketfs/leaf for root (the usual case in sandboxes,
+// where the mount runs under sudo), else $xdgVar/bucketfs/leaf, else
+// ~/homeRel/bucketfs/leaf.
+func (e sysEnv) dataDir(leaf, xdgVar, homeRel string) string {
 	if e.UID == 0 {
-		return "/var/lib/bucketfs/recovery"
+		return filepath.Join("/var/lib/bucketfs", leaf)
 	}
-	if d := e.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "bucketfs", "recovery")
+	if d := e.Getenv(xdgVar); filepath.IsAbs(d) {
+		return filepath.Join(d, "bucketfs", leaf)
 	}
-	return filepath.Join(e.Home, ".local", "share", "bucketfs", "recovery")
+	return filepath.Join(e.Home, homeRel, "bucketfs", leaf)
+}
+
+// stagingDirFor names the staging directory of one bucket and prefix on
+// one endpoint under base.
+func stagingDirFor(base string, cfg *Config) string {
+	sum := sha256.Sum256([]byte(cfg.Endpoint + "\x00" + cfg.Bucket + "\x00" + cfg.Prefix))
+	name := cfg.Bucket
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return filepath.Join(base, name+"-"+hex.EncodeToString(sum[:6]))
+}
+
+// defaultRecoveryDir is where data whose upload failed for good is kept.
+func defaultRecoveryDir(e sysEnv) string {
+	return e.dataDir("recovery", "XDG_DATA_HOME", ".local/share")
 }
 
 // defaultDaemonLogFile is where a background daemon logs when --log-file

@@ -116,11 +116,11 @@ func run(ctx context.Context, cfg *Config) error {
 	gate := newStoreGate()
 	fsStore := gate.wrap(metrics.InstrumentStore(store))
 
-	staging, cleanupStaging, err := prepareStaging(cfg.StagingDir)
+	staging, releaseStaging, err := bfs.ClaimStagingDir(stagingDirFor(cfg.StagingDir, cfg))
 	if err != nil {
 		return err
 	}
-	defer cleanupStaging(log)
+	defer releaseStaging()
 
 	blocks, closeBlocks, err := openReadCache(cfg, log)
 	if err != nil {
@@ -137,7 +137,10 @@ func run(ctx context.Context, cfg *Config) error {
 		FileMode:      cfg.FileMode,
 		DirMode:       cfg.DirMode,
 		StagingDir:    staging,
+		Bucket:        cfg.Bucket,
+		Prefix:        cfg.Prefix,
 		RecoveryDir:   cfg.RecoveryDir,
+		RetryFor:      cfg.RetryFor,
 		UploadTimeout: cfg.UploadTimeout,
 		Logger:        log.With("component", "fs"),
 		OnFailure:     metrics.FSFailure,
@@ -323,28 +326,6 @@ func lazyUnmount(mnt string) error {
 		}
 	}
 	return errors.New("no fusermount3 for a lazy unmount")
-}
-
-// prepareStaging returns a fresh private staging directory and a cleanup
-// function. It is created under dir (default os.TempDir()), so that two
-// mounts given the same --staging-dir never share files. At exit it is
-// removed if empty; a non-empty one holds data that did not reach the
-// store, so it is kept and named in the log.
-func prepareStaging(dir string) (string, func(*slog.Logger), error) {
-	if dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", nil, fmt.Errorf("staging directory: %w", err)
-		}
-	}
-	d, err := os.MkdirTemp(dir, "bucketfs-staging-")
-	if err != nil {
-		return "", nil, fmt.Errorf("creating a staging directory: %w", err)
-	}
-	return d, func(log *slog.Logger) {
-		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
-			log.Warn("staging directory not removed: it still holds data", "dir", d, "err", err)
-		}
-	}, nil
 }
 
 // describeEndpoint names the endpoint for humans.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	bfs "github.com/novitalabs/bucketfs/fs"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
@@ -100,8 +100,10 @@ func TestRunFailsCleanly(t *testing.T) {
 		gotCfg.Region != "r1" || !gotCfg.PathStyle || gotCfg.Credentials == nil {
 		t.Errorf("store config %+v", gotCfg)
 	}
-	if ents, _ := os.ReadDir(staging); len(ents) != 0 {
-		t.Errorf("staging dir not clean: %v", ents)
+	// Only the claimed directory's lock is left: nothing was staged.
+	sub := stagingDirFor(staging, cfg)
+	if ents, _ := os.ReadDir(sub); len(ents) > 1 || (len(ents) == 1 && ents[0].Name() != ".lock") {
+		t.Errorf("staging dir %s not clean: %v", sub, ents)
 	}
 
 	// The mountpoint is checked before any network access.
@@ -115,29 +117,41 @@ func TestRunFailsCleanly(t *testing.T) {
 	}
 }
 
-func TestPrepareStaging(t *testing.T) {
-	parent := filepath.Join(t.TempDir(), "st")
-	d1, clean1, err := prepareStaging(parent)
+func TestClaimStagingDir(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "st")
+	d1, release1, err := bfs.ClaimStagingDir(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d2, clean2, err := prepareStaging(parent)
+	d2, release2, err := bfs.ClaimStagingDir(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d1 == d2 || filepath.Dir(d1) != parent {
-		t.Errorf("staging dirs %s %s", d1, d2)
+	if d1 != base || d2 != base+".2" {
+		t.Errorf("staging dirs %s %s, want %s and %s.2 (the first is locked by a live mount)", d1, d2, base, base)
 	}
 	if st, err := os.Stat(d1); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("staging dir mode: %v %v", st, err)
 	}
-	writeFile(t, filepath.Join(d2, "data"), "x", 0o600)
-	clean1(slog.Default())
-	clean2(slog.Default())
-	if _, err := os.Stat(d1); !os.IsNotExist(err) {
-		t.Errorf("empty staging dir kept: %v", err)
+	release1()
+	d3, release3, err := bfs.ClaimStagingDir(base)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(d2); err != nil {
-		t.Errorf("staging dir with data removed: %v", err)
+	if d3 != base {
+		t.Errorf("after release, claimed %s, want %s again (a restarted daemon finds its files)", d3, base)
+	}
+	release2()
+	release3()
+}
+
+func TestStagingDirFor(t *testing.T) {
+	a := stagingDirFor("/s", &Config{Bucket: "b", Prefix: "p/", Endpoint: "http://x"})
+	b := stagingDirFor("/s", &Config{Bucket: "b", Prefix: "q/", Endpoint: "http://x"})
+	if a == b || filepath.Dir(a) != "/s" || !strings.HasPrefix(filepath.Base(a), "b-") {
+		t.Errorf("stagingDirFor: %s %s", a, b)
+	}
+	if a != stagingDirFor("/s", &Config{Bucket: "b", Prefix: "p/", Endpoint: "http://x"}) {
+		t.Error("stagingDirFor is not stable")
 	}
 }

@@ -1,0 +1,327 @@
+package fs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Crash-safe staging. Every file with local data has two files in the
+// staging directory:
+//
+//	<id>.data   the file's content (sparse where an extending truncate
+//	            wrote nothing)
+//	<id>.meta   a JSON sidecar: bucket, prefix, key, the ETag the data was
+//	            based on, generation, size, attributes, state
+//
+// The sidecar is written before the data file is created and rewritten at
+// every flush, rename and attribute change, so a daemon killed at any point
+// leaves, for each file whose close did not succeed, a sidecar that names it.
+// A daemon started again on the same directory (the same bucket and prefix,
+// see ClaimStagingDir) registers those files, shows them in the mount and
+// uploads them. Data the retry loop gives up on moves to the recovery
+// directory by rename, sidecar included.
+
+const (
+	dataSuffix    = ".data"
+	sidecarSuffix = ".meta"
+	sidecarFormat = 1
+)
+
+// sidecar is the on-disk description of one staged file.
+type sidecar struct {
+	Format   int               `json:"format"`
+	Bucket   string            `json:"bucket"`
+	Prefix   string            `json:"prefix"`
+	Key      string            `json:"key"`
+	BaseETag string            `json:"base_etag,omitempty"`
+	Gen      uint64            `json:"gen"`
+	Size     int64             `json:"size"`
+	State    string            `json:"state"`
+	Mode     uint32            `json:"mode"`
+	UID      uint32            `json:"uid"`
+	GID      uint32            `json:"gid"`
+	MtimeNs  int64             `json:"mtime_ns"`
+	Foreign  map[string]string `json:"foreign,omitempty"`
+	Saved    time.Time         `json:"saved"`
+	Error    string            `json:"last_error,omitempty"`
+}
+
+// ClaimStagingDir makes base (or, when another live daemon holds base,
+// base.2, base.3, …) the staging directory of this process, locked with
+// flock for as long as the process lives. It returns the directory and a
+// function that releases the lock.
+func ClaimStagingDir(base string) (string, func(), error) {
+	for i := 1; i <= 32; i++ {
+		dir := base
+		if i > 1 {
+			dir = base + "." + strconv.Itoa(i)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", nil, fmt.Errorf("staging directory %s: %w", dir, err)
+		}
+		lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return "", nil, fmt.Errorf("staging directory lock: %w", err)
+		}
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			lock.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				continue // another mount of the same bucket and prefix
+			}
+			return "", nil, fmt.Errorf("staging directory lock %s: %w", dir, err)
+		}
+		return dir, func() { lock.Close() }, nil
+	}
+	return "", nil, fmt.Errorf("staging directory %s: 32 live mounts already use it", base)
+}
+
+func newStageID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func (f *FS) stagePath(id, suffix string) string {
+	return filepath.Join(f.cfg.StagingDir, id+suffix)
+}
+
+// createStagingFile makes a new, empty staging file for key with its
+// sidecar (written first, so a crash never leaves data that names no key).
+func (f *FS) createStagingFile(n *Node) (*os.File, string, error) {
+	id := newStageID()
+	n.mu.Lock()
+	sc := n.sidecarLocked()
+	n.mu.Unlock()
+	sc.Size, sc.State = 0, stateDirty.String()
+	if err := f.writeSidecar(id, sc); err != nil {
+		return nil, "", err
+	}
+	file, err := os.OpenFile(f.stagePath(id, dataSuffix), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		os.Remove(f.stagePath(id, sidecarSuffix))
+		return nil, "", fmt.Errorf("create staging file: %w", err)
+	}
+	return file, id, nil
+}
+
+// sidecarLocked describes n for its sidecar. n.mu held.
+func (n *Node) sidecarLocked() sidecar {
+	return sidecar{
+		Format:   sidecarFormat,
+		Bucket:   n.fsys.cfg.Bucket,
+		Prefix:   n.fsys.cfg.Prefix,
+		Key:      n.key,
+		BaseETag: n.etag,
+		Gen:      n.gen,
+		Size:     n.size,
+		State:    n.up.state.String(),
+		Mode:     n.attrs.perm,
+		UID:      n.attrs.uid,
+		GID:      n.attrs.gid,
+		MtimeNs:  n.attrs.mtime.UnixNano(),
+		Foreign:  n.foreign,
+		Error:    errString(n.up.lastFailure),
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// writeSidecar replaces id's sidecar atomically (write, then rename).
+func (f *FS) writeSidecar(id string, sc sidecar) error {
+	sc.Saved = time.Now().UTC()
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return fmt.Errorf("encode sidecar: %w", err)
+	}
+	tmp := f.stagePath(id, sidecarSuffix+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write sidecar: %w", err)
+	}
+	if err := os.Rename(tmp, f.stagePath(id, sidecarSuffix)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write sidecar: %w", err)
+	}
+	return nil
+}
+
+// saveSidecar rewrites n's sidecar with its current state. Writers are
+// serialised by sidecarMu and each writes the state as of its own turn, so
+// the last write on disk is never older than the state it follows.
+func (n *Node) saveSidecar() {
+	n.sidecarMu.Lock()
+	defer n.sidecarMu.Unlock()
+	n.mu.Lock()
+	id := n.stage
+	sc := n.sidecarLocked()
+	gone := n.unlinked || n.retired || n.staging == nil
+	n.mu.Unlock()
+	if id == "" || gone {
+		return
+	}
+	if err := n.fsys.writeSidecar(id, sc); err != nil {
+		n.fsys.log.Warn("staging sidecar not updated: a crash now would lose this file's latest name or attributes",
+			"key", sc.Key, "err", err)
+	}
+}
+
+// removeStage deletes id's files (sidecar first: data without a sidecar is
+// only ever a crash's leftover, never mistaken for a file to upload).
+func (f *FS) removeStage(id string) {
+	if id == "" {
+		return
+	}
+	for _, suffix := range []string{sidecarSuffix, dataSuffix} {
+		if err := os.Remove(f.stagePath(id, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			f.log.Warn("could not remove a staging file", "path", f.stagePath(id, suffix), "err", err)
+		}
+	}
+}
+
+// moveToRecovery renames id's files into the recovery directory and
+// returns the data file's new path.
+func (f *FS) moveToRecovery(id, key string) (string, error) {
+	if err := os.MkdirAll(f.cfg.RecoveryDir, 0o700); err != nil {
+		return "", fmt.Errorf("create recovery dir: %w", err)
+	}
+	name := id + "." + url.PathEscape(key)
+	if len(name) > 200 {
+		name = name[:200]
+	}
+	dst := filepath.Join(f.cfg.RecoveryDir, name)
+	for _, suffix := range []string{dataSuffix, sidecarSuffix} {
+		if err := moveFile(f.stagePath(id, suffix), dst+suffix); err != nil {
+			return "", err
+		}
+	}
+	return dst + dataSuffix, nil
+}
+
+// moveFile renames src to dst, copying when they are on different
+// filesystems.
+func moveFile(src, dst string) error {
+	err := os.Rename(src, dst)
+	if err == nil || !errors.Is(err, syscall.EXDEV) {
+		if err != nil {
+			return fmt.Errorf("move %s to %s: %w", src, dst, err)
+		}
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("move %s: %w", src, err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("move to %s: %w", dst, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return fmt.Errorf("move to %s: %w", dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("move to %s: %w", dst, err)
+	}
+	return os.Remove(src)
+}
+
+// loadStaged registers the files a previous daemon left in the staging
+// directory: each becomes a dirty node that the mount shows and the retry
+// loop uploads. Leftovers that name no file are moved to the recovery
+// directory (data) or removed (temporary files, empty data).
+func (f *FS) loadStaged() error {
+	entries, err := os.ReadDir(f.cfg.StagingDir)
+	if err != nil {
+		return fmt.Errorf("read staging dir: %w", err)
+	}
+	sidecars := make(map[string]bool)
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), sidecarSuffix); ok {
+			sidecars[id] = true
+		}
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, sidecarSuffix+".tmp"):
+			os.Remove(filepath.Join(f.cfg.StagingDir, name))
+		case strings.HasSuffix(name, sidecarSuffix):
+			f.loadOne(strings.TrimSuffix(name, sidecarSuffix))
+		case strings.HasSuffix(name, dataSuffix) && !sidecars[strings.TrimSuffix(name, dataSuffix)]:
+			id := strings.TrimSuffix(name, dataSuffix)
+			if info, err := e.Info(); err == nil && info.Size() == 0 {
+				os.Remove(filepath.Join(f.cfg.StagingDir, name))
+				continue
+			}
+			if err := os.MkdirAll(f.cfg.RecoveryDir, 0o700); err == nil {
+				dst := filepath.Join(f.cfg.RecoveryDir, id+".unnamed"+dataSuffix)
+				if err := moveFile(filepath.Join(f.cfg.StagingDir, name), dst); err == nil {
+					f.log.Error("staging data without a sidecar (a crash while creating it) moved to recovery", "recovery_file", dst)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// loadOne registers one staged file from its sidecar.
+func (f *FS) loadOne(id string) {
+	b, err := os.ReadFile(f.stagePath(id, sidecarSuffix))
+	if err != nil {
+		f.log.Warn("unreadable staging sidecar left alone", "id", id, "err", err)
+		return
+	}
+	var sc sidecar
+	if err := json.Unmarshal(b, &sc); err != nil || sc.Format != sidecarFormat {
+		f.log.Warn("staging sidecar of an unknown format left alone", "id", id, "err", err)
+		return
+	}
+	if sc.Bucket != f.cfg.Bucket || sc.Prefix != f.cfg.Prefix {
+		f.log.Warn("staging sidecar of another bucket or prefix left alone", "id", id,
+			"bucket", sc.Bucket, "prefix", sc.Prefix)
+		return
+	}
+	if sc.State == stateClean.String() {
+		f.removeStage(id) // the bucket has it
+		return
+	}
+	file, err := os.OpenFile(f.stagePath(id, dataSuffix), os.O_RDWR, 0)
+	if err != nil {
+		f.log.Error("staged file's data is missing; nothing to upload", "key", sc.Key, "id", id, "err", err)
+		os.Remove(f.stagePath(id, sidecarSuffix))
+		return
+	}
+	if prev := f.registered(sc.Key); prev != nil {
+		// Two leftovers for one key: keep the newer generation.
+		file.Close()
+		f.log.Warn("two staged versions of one key; keeping the first found", "key", sc.Key, "id", id)
+		return
+	}
+	n := f.newNode(kindFile, sc.Key)
+	n.attrs = posixAttrs{perm: sc.Mode, uid: sc.UID, gid: sc.GID, mtime: time.Unix(0, sc.MtimeNs)}
+	n.size = sc.Size
+	n.etag = sc.BaseETag
+	n.foreign = sc.Foreign
+	n.staging, n.stage = file, id
+	n.gen = sc.Gen
+	n.up.state = stateDirty
+	f.register(n)
+	f.log.Info("picked up a file a previous daemon had not uploaded", "key", sc.Key, "bytes", sc.Size, "staged_at", sc.Saved)
+}

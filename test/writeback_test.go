@@ -1,0 +1,311 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/novitalabs/bucketfs/internal/miniotest"
+)
+
+// The durable write path: each test reproduces one way the promise "close
+// and fsync never succeed for data the bucket does not hold, and failed
+// data is kept and uploaded later" used to break.
+
+// storeDown makes every new connection to the store fail (TCP reset) and
+// cuts the open ones, until the returned function restores it.
+func storeDown(p *faultProxy) (restore func()) {
+	p.set(func(p *faultProxy) { p.reset = true })
+	p.closeAll(true)
+	return func() { p.set(func(p *faultProxy) { p.reset = false }) }
+}
+
+// failedCloses creates and writes each file with the store up (a create
+// needs a lookup, which needs the store), takes the store down and closes
+// them, checking that every close reports EIO. It returns the function
+// that brings the store back.
+func failedCloses(t *testing.T, m *Mount, p *faultProxy, files map[string][]byte) (restore func()) {
+	t.Helper()
+	open := map[string]*os.File{}
+	for name, data := range files {
+		f, err := os.Create(m.Path(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		open[name] = f
+	}
+	restore = storeDown(p)
+	for name, f := range open {
+		wantErrno(t, "close of "+name+" with the store down", f.Close(), syscall.EIO)
+	}
+	return restore
+}
+
+// mountBehindProxy mounts a fresh bucket through a fault proxy.
+func mountBehindProxy(t *testing.T, extra ...string) (*Mount, *faultProxy) {
+	t.Helper()
+	needSuite(t)
+	p := startFaultProxy(t, strings.TrimPrefix(sharedMinio.Endpoint, "http://"))
+	m := mount(t, withFlags(append([]string{"--endpoint", p.URL(), "--stat-cache-ttl", "1s"}, extra...)...))
+	return m, p
+}
+
+func dropKernelCaches(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+		t.Skipf("cannot drop caches: %v", err)
+	}
+}
+
+// objectIs waits until the bucket holds want under name.
+func objectIs(t *testing.T, m *Mount, name string, want []byte, within time.Duration) {
+	t.Helper()
+	eventually(t, within, func() string {
+		got, err := m.TryGet(name)
+		if err != nil {
+			return name + ": " + err.Error()
+		}
+		if !bytes.Equal(got, want) {
+			return name + ": the bucket has " + sha(got) + ", want " + sha(want)
+		}
+		return ""
+	})
+}
+
+// Broken behaviour 1: recovery cleared the dirty state of a file a writer
+// had reopened; its next close returned 0 and uploaded nothing.
+func TestWritebackReopenDuringRetries(t *testing.T) {
+	t.Parallel()
+	// A short retry window: the old code gave up after ~7 s whatever the
+	// window; now nothing is given up while a writer has the file open.
+	m, p := mountBehindProxy(t, "--upload-retry-time", "3s")
+	first := randBytes(101, 64<<10)
+	restore := failedCloses(t, m, p, map[string][]byte{"f": first})
+
+	// Reopening a file whose close just failed works while the store is down.
+	f, err := os.OpenFile(m.Path("f"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("reopen with the store down: %v", err)
+	}
+	defer f.Close()
+	time.Sleep(10 * time.Second) // several retries fail, the window passes
+	restore()
+	second := randBytes(102, 3000)
+	if _, err := f.Write(second); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after the store came back: %v", err)
+	}
+	// close returned 0: the bucket must hold both parts, now.
+	got, err := m.TryGet("f")
+	if err != nil {
+		t.Fatalf("close returned 0 but the object is missing: %v", err)
+	}
+	sameBytes(t, "object after close", got, append(append([]byte{}, first...), second...))
+}
+
+// Broken behaviour 2: after a failed close the kernel forgot the node; a
+// fresh node for the same name took new data; the old node's retry then
+// uploaded its stale bytes over it (or brought back a removed file).
+func TestWritebackForgottenNodeNeverOverwrites(t *testing.T) {
+	t.Parallel()
+	m, p := mountBehindProxy(t)
+	old := []byte("old content, close failed\n")
+	restore := failedCloses(t, m, p, map[string][]byte{"same": old, "removed": old})
+	for range 3 {
+		dropKernelCaches(t)
+		time.Sleep(200 * time.Millisecond)
+	}
+	// While the store is down, the files are still there, with their data.
+	if got := readFile(t, m.Path("same")); !bytes.Equal(got, old) {
+		t.Errorf("after forget, the mount shows %q, want %q", got, old)
+	}
+	dropKernelCaches(t)
+	restore()
+	newer := []byte("new\n")
+	if err := os.WriteFile(m.Path("same"), newer, 0o644); err != nil {
+		t.Fatalf("overwrite: %v", err)
+	}
+	if err := os.Remove(m.Path("removed")); err != nil {
+		t.Fatalf("rm: %v", err)
+	}
+	// Longer than any back-off of a stale retry.
+	time.Sleep(8 * time.Second)
+	if got, err := m.TryGet("same"); err != nil || !bytes.Equal(got, newer) {
+		t.Errorf("the bucket has %q (%v) under same, want %q: a stale upload overwrote newer data", got, err, newer)
+	}
+	if m.Exists("removed") {
+		t.Error("a removed file came back from a stale retry")
+	}
+	if _, err := os.Stat(m.Path("removed")); !os.IsNotExist(err) {
+		t.Errorf("stat of the removed file: %v, want ENOENT", err)
+	}
+}
+
+// Broken behaviour 2, directory rename: a forgotten node's pending data
+// must follow its directory's rename.
+func TestWritebackForgottenNodeFollowsDirRename(t *testing.T) {
+	t.Parallel()
+	m, p := mountBehindProxy(t)
+	if err := os.Mkdir(m.Path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(103, 10000)
+	restore := failedCloses(t, m, p, map[string][]byte{"d/f": data})
+	for range 3 {
+		dropKernelCaches(t)
+		time.Sleep(200 * time.Millisecond)
+	}
+	restore()
+	if err := os.Rename(m.Path("d"), m.Path("e")); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	objectIs(t, m, "e/f", data, 30*time.Second)
+	time.Sleep(3 * time.Second)
+	if m.Exists("d/f") {
+		t.Error("d/f exists after the directory moved: a stale upload used the old key")
+	}
+	sameBytes(t, "e/f through the mount", readFile(t, m.Path("e/f")), data)
+}
+
+// Broken behaviour 3: open(O_TRUNC) of an existing object uploaded an
+// empty object at once; if the write then failed, the old content was gone.
+func TestWritebackOTruncIsAtomic(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	m, p := mountBehindProxy(t, "--metrics-addr", addr)
+	oldData := randBytes(104, 5000)
+	m.Put("f", oldData, nil)
+	// Known to the mount first, so that open needs no lookup.
+	if got := readFile(t, m.Path("f")); !bytes.Equal(got, oldData) {
+		t.Fatal("read before truncate")
+	}
+	before, _ := scrape(t, addr)
+	f, err := os.OpenFile(m.Path("f"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing changed in the bucket at open.
+	if got := m.Get("f"); !bytes.Equal(got, oldData) {
+		t.Errorf("after open(O_TRUNC) the bucket has %d bytes, want the old %d: the object changed before any close", len(got), len(oldData))
+	}
+	if _, err := f.Write([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := scrape(t, addr)
+	const puts = `bucketfs_s3_requests_total{op="upload",outcome="ok"}`
+	if n := after[puts] - before[puts]; n != 1 {
+		t.Errorf("an overwrite with O_TRUNC sent %v uploads, want 1", n)
+	}
+	if got := m.Get("f"); string(got) != "new" {
+		t.Errorf("object %q, want %q", got, "new")
+	}
+
+	// With the store down, a failed overwrite leaves the old object whole.
+	m.Put("g", oldData, nil)
+	readFile(t, m.Path("g"))
+	g, err := os.OpenFile(m.Path("g"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Write([]byte("doomed")); err != nil {
+		t.Fatal(err)
+	}
+	restore := storeDown(p)
+	wantErrno(t, "overwrite with the store down", g.Close(), syscall.EIO)
+	if got, err := m.TryGet("g"); err != nil || !bytes.Equal(got, oldData) {
+		t.Errorf("after a failed overwrite the bucket has %d bytes (%v), want the old object whole", len(got), err)
+	}
+	restore()
+	objectIs(t, m, "g", []byte("doomed"), 60*time.Second) // then the retry lands it
+}
+
+// Broken behaviour 4 and the crash target: five files whose close failed,
+// the daemon killed with -9, the same command run again, the store back:
+// all five reach the bucket.
+func TestWritebackSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	m, p := mountBehindProxy(t)
+	want := map[string][]byte{}
+	for i := range 5 {
+		want["pending-"+string(rune('a'+i))] = randBytes(uint64(110+i), 100<<10+i)
+	}
+	restore := failedCloses(t, m, p, want)
+	if m.PID == 0 {
+		t.Fatal("cannot find the daemon")
+	}
+	if err := unix.Kill(m.PID, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitPID(m.PID, 10*time.Second)
+	m.done = true
+	_ = exec.Command("fusermount3", "-uz", m.Dir).Run()
+	restore()
+
+	// The same bucket mounted again with default flags.
+	start := time.Now()
+	m2 := mount(t, onBucket(m.Bucket), withFlags("--endpoint", p.URL()))
+	for name, data := range want {
+		objectIs(t, m2, name, data, 90*time.Second-time.Since(start))
+	}
+	t.Logf("all five in the bucket %s after the restart", time.Since(start).Round(time.Millisecond))
+	for name, data := range want {
+		sameBytes(t, name+" through the new mount", readFile(t, m2.Path(name)), data)
+	}
+}
+
+// A file whose upload keeps failing stays in the mount (stat, read, append)
+// through an outage and reaches the bucket when the store is back; the
+// recovery directory is not involved.
+func TestWritebackOutageKeepsFileInMount(t *testing.T) {
+	t.Parallel()
+	needSuite(t)
+	srv := miniotest.StartT(t) // its own server: this test kills it
+	recovery := filepath.Join(t.TempDir(), "recovery")
+	m := mount(t, onServer(srv), withFlags("--recovery-dir", recovery, "--stat-cache-ttl", "1s"))
+	data := randBytes(120, 20<<20+7)
+	f, err := os.Create(m.Path("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, "close with MinIO down", f.Close(), syscall.EIO)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := os.Stat(m.Path("big"))
+		if err != nil || st.Size() != int64(len(data)) {
+			t.Fatalf("during the outage: stat %v, size %v; want the file with %d bytes", err, st, len(data))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	sameBytes(t, "read during the outage", readFile(t, m.Path("big")), data)
+	if ents, _ := os.ReadDir(recovery); len(ents) != 0 {
+		t.Errorf("the recovery directory has %d entries during a 30 s outage", len(ents))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objectIs(t, m, "big", data, 90*time.Second)
+}
