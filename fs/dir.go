@@ -596,10 +596,10 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 func (n *Node) markUnlinked() {
 	n.mu.Lock()
 	n.unlinked = true
-	key, id := n.key, n.stage
+	id := n.stage
 	n.stage = ""
+	n.fsys.unregister(n, n.key)
 	n.mu.Unlock()
-	n.fsys.unregister(n, key)
 	n.fsys.removeStage(id)
 }
 

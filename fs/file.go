@@ -424,12 +424,14 @@ func (n *Node) dropStagingIfIdle() {
 		n.mu.Unlock()
 		return
 	}
-	f, id, key := n.staging, n.stage, n.key
+	f, id := n.staging, n.stage
 	n.staging, n.stage = nil, ""
+	// Under n.mu (FS.mu nests inside it): no one sees a registered node
+	// without its staging file.
+	n.fsys.unregister(n, n.key)
 	n.mu.Unlock()
 	f.Close()
 	n.fsys.removeStage(id)
-	n.fsys.unregister(n, key)
 }
 
 // hasPending reports whether n has data the bucket lacks.
@@ -531,9 +533,9 @@ func (n *Node) giveUp(why string) error {
 	n.up.state = stateRecovered
 	n.unlinked = true
 	n.staging, n.stage = nil, ""
+	n.fsys.unregister(n, n.key)
 	n.mu.Unlock()
 	staging.Close()
-	n.fsys.unregister(n, key)
 	n.fsys.log.Error("upload failed for good; data moved to the recovery directory",
 		"key", key, "why", why, "recovery_file", path, "sidecar", strings.TrimSuffix(path, dataSuffix)+sidecarSuffix,
 		"bytes", size, "last_error", errString(lastErr),

@@ -46,6 +46,9 @@ func mountFake(t *testing.T) (string, *fakeStore, *FS) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		for _, bad := range fsys.checkInvariants() {
+			t.Errorf("invariant: %s", bad)
+		}
 		if err := server.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
 		}

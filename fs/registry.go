@@ -50,13 +50,15 @@ func (f *FS) registered(key string) *Node {
 	return f.files[key]
 }
 
-// rekeyRegistered moves n from oldKey to newKey in the registry.
+// rekeyRegistered moves n from oldKey to newKey in the registry, if it is
+// registered there (it may have dropped its staging file meanwhile).
 func (f *FS) rekeyRegistered(n *Node, oldKey, newKey string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.files[oldKey] == n {
-		delete(f.files, oldKey)
+	if f.files[oldKey] != n {
+		return
 	}
+	delete(f.files, oldKey)
 	f.files[newKey] = n
 }
 

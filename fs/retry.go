@@ -123,13 +123,16 @@ func (f *FS) FlushAll(ctx context.Context) error {
 			continue
 		}
 		if ctx.Err() != nil {
-			failed = append(failed, errors.New(n.currentKey()+": not uploaded before the shutdown deadline; kept in "+f.cfg.StagingDir))
+			failed = append(failed, errors.New(n.currentKey()+": not uploaded before the shutdown deadline; kept in the staging directory "+f.cfg.StagingDir))
 			continue
 		}
 		if errno := n.upload(ctx, "shutdown"); errno != 0 {
-			failed = append(failed, errors.New(n.currentKey()+": upload failed ("+errno.Error()+"); kept in "+f.cfg.StagingDir))
-			f.log.Error("file not uploaded at shutdown; it stays in the staging directory and is uploaded when the same bucket is mounted again",
-				"key", n.currentKey(), "staging_dir", f.cfg.StagingDir)
+			n.mu.Lock()
+			key, file := n.key, f.stagePath(n.stage, dataSuffix)
+			n.mu.Unlock()
+			failed = append(failed, errors.New(key+": upload failed ("+errno.Error()+"); kept in "+file))
+			f.log.Error("file not uploaded at shutdown; it stays in the staging directory and is uploaded when the same bucket and prefix are mounted again",
+				"key", key, "staging_file", file)
 			continue
 		}
 		n.dropStagingIfIdle()

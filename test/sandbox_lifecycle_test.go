@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -360,8 +361,9 @@ func countMounts(dir string) int {
 // TestSandboxShutdownDeadline: SIGTERM with writes that cannot be
 // uploaded (the store refuses connections, or hangs) ends the daemon
 // within --shutdown-timeout: it exits non-zero, the mount is gone (lazily
-// detached although a file is open), and the data is in --recovery-dir,
-// named in the log.
+// detached although a file is open), and the data stays in the staging
+// directory, named in the log; the next mount of the bucket, with the
+// store back, uploads it.
 func TestSandboxShutdownDeadline(t *testing.T) {
 	t.Parallel()
 	needSuite(t)
@@ -383,9 +385,9 @@ func TestSandboxShutdownDeadline(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := miniotest.StartT(t) // its own server: this test stops it
-			recovery := filepath.Join(t.TempDir(), "recovery")
+			staging := filepath.Join(t.TempDir(), "staging")
 			m := mount(t, onServer(srv), onBucket(newBucketPatient(t, srv)),
-				withFlags("--shutdown-timeout", deadline.String(), "--recovery-dir", recovery))
+				withFlags("--shutdown-timeout", deadline.String(), "--staging-dir", staging))
 			if m.PID == 0 {
 				t.Fatal("cannot find the daemon to signal")
 			}
@@ -443,16 +445,30 @@ func TestSandboxShutdownDeadline(t *testing.T) {
 				t.Errorf("%s still mounted after SIGTERM", m.Dir)
 				_ = exec.Command("fusermount3", "-uz", m.Dir).Run()
 			}
-			saved := findFileWithContent(recovery, data)
+			saved := findFileWithContent(staging, data)
 			if saved == "" {
-				t.Fatalf("the pending data is not in --recovery-dir %s", recovery)
+				t.Fatalf("the pending data is not in --staging-dir %s", staging)
 			}
 			if log := m.readLog(); !strings.Contains(log, saved) {
-				t.Errorf("the log does not name the recovery file %s:\n%s", saved, log)
+				t.Errorf("the log does not name the staged file %s:\n%s", saved, log)
 			}
 			if !bytes.Contains([]byte(m.readLog()), []byte("key=pending.bin")) {
 				t.Errorf("the log does not name the key pending.bin")
 			}
+
+			// The store comes back; the same bucket mounted again with the
+			// same staging directory uploads the file.
+			if tc.hang {
+				_ = unix.Kill(findMinioPID(t, srv), unix.SIGCONT)
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				if err := srv.Restart(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m2 := mount(t, onServer(srv), onBucket(m.Bucket), withFlags("--staging-dir", staging))
+			objectIs(t, m2, "pending.bin", data, 90*time.Second)
 		})
 	}
 }
