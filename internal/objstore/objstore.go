@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"time"
 )
 
@@ -144,3 +145,41 @@ type ObjectStore interface {
 	// Delete removes key. Deleting a missing key succeeds.
 	Delete(ctx context.Context, key string) error
 }
+
+// Op names one ObjectStore method, for code that counts or intercepts calls
+// by method (memstore's counters, faultstore's rules).
+type Op string
+
+// The operations, one per ObjectStore method.
+const (
+	OpHead              Op = "Head"
+	OpList              Op = "List"
+	OpGetRange          Op = "GetRange"
+	OpUpload            Op = "Upload"
+	OpCreateMultipart   Op = "CreateMultipart"
+	OpUploadPart        Op = "UploadPart"
+	OpUploadPartCopy    Op = "UploadPartCopy"
+	OpCompleteMultipart Op = "CompleteMultipart"
+	OpAbortMultipart    Op = "AbortMultipart"
+	OpListMultipart     Op = "ListMultipart"
+	OpCopy              Op = "Copy"
+	OpDelete            Op = "Delete"
+)
+
+// Ops lists every Op.
+var Ops = []Op{OpHead, OpList, OpGetRange, OpUpload, OpCreateMultipart, OpUploadPart,
+	OpUploadPartCopy, OpCompleteMultipart, OpAbortMultipart, OpListMultipart, OpCopy, OpDelete}
+
+// Error is an error of a store implementation without a wire protocol of
+// its own (memstore, faultstore): the operation, the key and a cause that
+// wraps a sentinel, so errors.Is(err, ErrNotFound) works.
+type Error struct {
+	Op  Op
+	Key string
+	Err error
+}
+
+func (e *Error) Error() string {
+	return string(e.Op) + " " + strconv.Quote(e.Key) + ": " + e.Err.Error()
+}
+func (e *Error) Unwrap() error { return e.Err }
