@@ -152,6 +152,9 @@ func (s *fakeStore) CompleteMultipart(context.Context, string, string, []s3backe
 	return "", s3backend.ErrNotSupported
 }
 func (s *fakeStore) AbortMultipart(context.Context, string, string) error { return nil }
+func (s *fakeStore) ListMultipart(context.Context, string) ([]s3backend.MultipartUpload, error) {
+	return nil, nil
+}
 
 func (s *fakeStore) Copy(ctx context.Context, src, dst, ifMatch string, opts *s3backend.PutOptions) (string, error) {
 	s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -502,7 +503,8 @@ func TestMultipartPrimitives(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Given out of order: CompleteMultipart sorts.
-	parts = append(parts, CompletedPart{3, e3}, CompletedPart{1, e1}, CompletedPart{4, e4}, CompletedPart{2, e2})
+	parts = append(parts, CompletedPart{Number: 3, ETag: e3}, CompletedPart{Number: 1, ETag: e1},
+		CompletedPart{Number: 4, ETag: e4}, CompletedPart{Number: 2, ETag: e2})
 	etag, err := st.CompleteMultipart(ctx, "composed", id, parts)
 	if err != nil {
 		t.Fatal(err)
@@ -792,4 +794,56 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(context.Background(), Config{Bucket: "b", PartSize: 1 << 20}); err == nil {
 		t.Error("New with a 1 MiB part size succeeded")
 	}
+}
+
+func TestListMultipart(t *testing.T) {
+	st, bucket := newStore(t, func(c *Config) { c.Prefix = "mnt" })
+	st.listUploadsPage = 2 // page through five uploads
+	ctx := testCtx(t)
+	raw := minio(t).Client()
+	// An upload outside the mount prefix must never be listed.
+	if _, err := raw.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("a/x")}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Minute) // MinIO's clock vs ours: a generous bound
+	want := map[string][]string{}
+	for _, k := range []string{"a/x", "a/x", "a/x", "a/x", "a/x", "a/y"} {
+		id, err := st.CreateMultipart(ctx, k, PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[k] = append(want[k], id)
+	}
+	check := func(key string, ids []string) {
+		t.Helper()
+		ups, err := st.ListMultipart(ctx, key)
+		if err != nil {
+			t.Fatalf("ListMultipart(%q): %v", key, err)
+		}
+		var got []string
+		for _, u := range ups {
+			if u.Key != key {
+				t.Errorf("ListMultipart(%q) lists key %q", key, u.Key)
+			}
+			if u.Initiated.Before(before) {
+				t.Errorf("upload %s initiated %v, before the test started", u.UploadID, u.Initiated)
+			}
+			got = append(got, u.UploadID)
+		}
+		sort.Strings(got)
+		ids = slices.Sorted(slices.Values(ids))
+		if !slices.Equal(got, ids) {
+			t.Errorf("ListMultipart(%q) = %v, want %v", key, got, ids)
+		}
+	}
+	check("a/x", want["a/x"]) // three pages of two
+	check("a/y", want["a/y"])
+	check("none", nil)
+
+	for _, id := range want["a/x"][:4] {
+		if err := st.AbortMultipart(ctx, "a/x", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("a/x", want["a/x"][4:])
 }

@@ -79,6 +79,11 @@ type Store struct {
 	// with small objects.
 	copyMultipartAbove int64
 	copyPartSize       int64
+
+	// listUploadsPage is the MaxUploads of each ListMultipartUploads page
+	// (0: the store's default, 1000); a field so tests can page with few
+	// uploads.
+	listUploadsPage int32
 }
 
 var _ ObjectStore = (*Store)(nil)

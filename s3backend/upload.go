@@ -268,3 +268,43 @@ func escapeKeyPath(key string) string {
 	}
 	return string(b)
 }
+
+// ListMultipart implements ObjectStore. It pages through
+// ListMultipartUploads (key and upload-id markers) until the listing is
+// complete; keys are returned relative to the mount prefix.
+//
+// MinIO lists the uploads of one exact key only, not of a key prefix: a
+// prefix that is not itself the key of an upload yields nothing there. Call
+// it with the exact key when the caller knows it (e.g. from a sidecar).
+func (s *Store) ListMultipart(ctx context.Context, prefix string) ([]MultipartUpload, error) {
+	in := &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(s.full(prefix)),
+	}
+	if s.listUploadsPage > 0 {
+		in.MaxUploads = aws.Int32(s.listUploadsPage)
+	}
+	var out []MultipartUpload
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return nil, wrapErr("ListMultipartUploads", prefix, err)
+		}
+		for _, u := range page.Uploads {
+			out = append(out, MultipartUpload{
+				Key:       s.rel(aws.ToString(u.Key)),
+				UploadID:  aws.ToString(u.UploadId),
+				Initiated: aws.ToTime(u.Initiated),
+			})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return out, nil
+		}
+		nextKey, nextID := aws.ToString(page.NextKeyMarker), aws.ToString(page.NextUploadIdMarker)
+		if nextKey == "" && nextID == "" {
+			// A truncated page without markers would loop for ever.
+			return nil, errorf("ListMultipartUploads", prefix, "truncated listing without a continuation marker")
+		}
+		in.KeyMarker, in.UploadIdMarker = aws.String(nextKey), aws.String(nextID)
+	}
+}

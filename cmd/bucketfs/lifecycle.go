@@ -211,6 +211,12 @@ func (s *gatedStore) AbortMultipart(ctx context.Context, key, uploadID string) e
 	return s.next.AbortMultipart(ctx, key, uploadID)
 }
 
+func (s *gatedStore) ListMultipart(ctx context.Context, prefix string) ([]s3backend.MultipartUpload, error) {
+	ctx, cancel := s.g.bind(ctx)
+	defer cancel()
+	return s.next.ListMultipart(ctx, prefix)
+}
+
 func (s *gatedStore) Copy(ctx context.Context, src, dst string, srcIfMatch string, opts *s3backend.PutOptions) (string, error) {
 	ctx, cancel := s.g.bind(ctx)
 	defer cancel()

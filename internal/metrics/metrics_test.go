@@ -57,6 +57,9 @@ func (f *fakeStore) CompleteMultipart(context.Context, string, string, []s3backe
 	return `"e"`, f.err
 }
 func (f *fakeStore) AbortMultipart(context.Context, string, string) error { return f.err }
+func (f *fakeStore) ListMultipart(context.Context, string) ([]s3backend.MultipartUpload, error) {
+	return nil, f.err
+}
 func (f *fakeStore) Copy(context.Context, string, string, string, *s3backend.PutOptions) (string, error) {
 	return `"e"`, f.err
 }
@@ -86,6 +89,9 @@ func TestInstrumentStoreCounts(t *testing.T) {
 	if _, err := ok.UploadPart(ctx, "k", "id", 1, bytes.NewReader(make([]byte, 300)), 300); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := ok.ListMultipart(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
 
 	missing := &s3backend.OpError{Op: "HeadObject", Key: "k", Err: s3backend.ErrNotFound, Code: "NotFound", StatusCode: 404}
 	bad := m.InstrumentStore(&fakeStore{err: fmt.Errorf("wrapped: %w", missing)})
@@ -104,6 +110,7 @@ func TestInstrumentStoreCounts(t *testing.T) {
 	}{
 		{"head", "ok", 1}, {"head", "not_found", 2}, {"get", "ok", 1},
 		{"upload", "ok", 1}, {"upload", "not_found", 1}, {"upload_part", "ok", 1},
+		{"list_multipart", "ok", 1},
 		{"delete", "error", 1}, {"list", "canceled", 1},
 	} {
 		if got := testutil.ToFloat64(m.requests.WithLabelValues(c.op, c.outcome)); got != c.want {
@@ -119,8 +126,8 @@ func TestInstrumentStoreCounts(t *testing.T) {
 	if got := testutil.ToFloat64(m.uploads); got != 0 {
 		t.Errorf("uploads in flight after all returned = %v, want 0", got)
 	}
-	if n := testutil.CollectAndCount(m.duration); n != 6 {
-		t.Errorf("duration series = %d, want one per op used (6)", n)
+	if n := testutil.CollectAndCount(m.duration); n != 7 {
+		t.Errorf("duration series = %d, want one per op used (7)", n)
 	}
 }
 

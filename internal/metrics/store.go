@@ -22,6 +22,7 @@ const (
 	opUploadPartCopy    = "upload_part_copy"
 	opCompleteMultipart = "complete_multipart"
 	opAbortMultipart    = "abort_multipart"
+	opListMultipart     = "list_multipart"
 	opCopy              = "copy"
 	opDelete            = "delete"
 )
@@ -128,6 +129,13 @@ func (s *store) AbortMultipart(ctx context.Context, key, uploadID string) error 
 	err := s.next.AbortMultipart(ctx, key, uploadID)
 	s.observe(opAbortMultipart, start, err)
 	return err
+}
+
+func (s *store) ListMultipart(ctx context.Context, prefix string) ([]s3backend.MultipartUpload, error) {
+	start := time.Now()
+	ups, err := s.next.ListMultipart(ctx, prefix)
+	s.observe(opListMultipart, start, err)
+	return ups, err
 }
 
 func (s *store) Copy(ctx context.Context, src, dst string, srcIfMatch string, opts *s3backend.PutOptions) (string, error) {
