@@ -131,6 +131,9 @@ type BlockCache struct {
 	freeB    int64                            // bytes in free
 	freed    chan struct{}                    // closed when budget is released, if someone waits; else nil
 	closed   bool
+	freq     freqSketch // recent reads per block, for promoting disk hits; only with a disk tier
+
+	rangeBufs bufPool // buffers of disk-tier range reads handed out in Slices
 
 	ctr counters
 }
@@ -242,6 +245,13 @@ func New(opts Options) (*BlockCache, error) {
 		lru:      lru,
 		ahead:    make(map[BlockKey]*block),
 		inflight: make(map[BlockKey]*call),
+	}
+	if opts.Disk != nil {
+		blocks := opts.MaxBytes / opts.BlockSize
+		if dm := opts.Disk.max / opts.BlockSize; dm > blocks {
+			blocks = dm
+		}
+		c.freq = newFreqSketch(blocks)
 	}
 	c.base, c.stop = context.WithCancel(context.Background())
 	return c, nil
@@ -409,6 +419,8 @@ func (c *BlockCache) Stats() Stats {
 	s.FetchErrors = c.ctr.fetchErrors.Load()
 	s.FetchedBytes = c.ctr.fetchedBytes.Load()
 	s.DiskHits = c.ctr.diskHits.Load()
+	s.DiskRangeHits = c.ctr.diskRangeHits.Load()
+	s.DiskPromotions = c.ctr.diskPromotions.Load()
 	s.PrefetchBlocks = c.ctr.prefetchBlocks.Load()
 	s.PrefetchSkipped = c.ctr.prefetchSkipped.Load()
 	s.PrefetchCancelled = c.ctr.prefetchCancelled.Load()
@@ -862,7 +874,66 @@ func (c *BlockCache) noteFetch(bytes int64, d time.Duration, err error) {
 
 func (c *BlockCache) noteDiskHit(bytes int64, d time.Duration) {
 	c.ctr.diskHits.Add(1)
+	c.ctr.diskPromotions.Add(1)
 	c.obs.Fetched(TierDisk, bytes, d, nil)
+}
+
+// noteRangeHit counts a read served by the disk tier at its own size: a
+// miss of the memory tier, a hit of the disk tier.
+func (c *BlockCache) noteRangeHit() {
+	c.ctr.diskHits.Add(1)
+	c.ctr.diskRangeHits.Add(1)
+	c.countLookup(LookupMiss)
+}
+
+// promoteLocked decides whether a read of a block that the disk tier holds
+// and memory does not, read f times lately (this read included), brings
+// the whole block into memory instead of reading just its bytes from disk.
+//
+// A range read from disk costs about what the read asks for; a promotion
+// costs a whole block's read and, once memory is full, the eviction of
+// another block, which the next read of that one pays for again. So
+// promotion must be rare when the working set is larger than memory, and
+// must not let a scan push out what is read often:
+//   - the first read of a block (since the sketch last aged) never
+//     promotes it;
+//   - while memory has room, the second read does;
+//   - once memory is full, a block is promoted only if it is read more
+//     than twice as often as the block it would evict (the least recently
+//     read one). Under uniform random reads their counts are alike and
+//     memory stays as it is instead of churning; a hot block among cold
+//     ones gets in.
+func (c *BlockCache) promoteLocked(f uint8) bool {
+	if f < 2 {
+		return false
+	}
+	if len(c.free) > 0 || c.resident+c.reserved+c.freeB+c.bs <= c.max {
+		return true
+	}
+	vk, _, ok := c.lru.GetOldest()
+	if !ok {
+		return false // only unread prefetched blocks: leave them
+	}
+	return int(f) > 2*int(c.freq.get(vk))
+}
+
+// CopyBlock copies block k, of size bytes, into dst from memory, else from
+// the disk tier, without counting a lookup or changing what memory holds:
+// it is for copying a block somewhere else (the kernel's page cache), not
+// for serving a read. A block being fetched is waited for as in Peek.
+func (c *BlockCache) CopyBlock(ctx context.Context, k BlockKey, size int64, dst []byte) (int, bool) {
+	if s, ok := c.Peek(ctx, k); ok {
+		n := copy(dst, s.Vecs[0])
+		s.Release()
+		return n, true
+	}
+	if c.disk == nil || size > int64(len(dst)) || !c.disk.has(k) {
+		return 0, false
+	}
+	if !c.disk.readRange(k, dst[:size], 0) {
+		return 0, false
+	}
+	return int(size), true
 }
 
 func (c *BlockCache) runFill(r *run) {

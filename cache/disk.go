@@ -93,6 +93,7 @@ type DiskCache struct {
 	closed   bool
 
 	hits, misses, writes, dropped, evictions, errs atomic.Int64
+	readBytes                                      atomic.Int64
 }
 
 // diskWrite is one queued block, or with done set a marker that Drain
@@ -122,6 +123,8 @@ type DiskStats struct {
 	// Evictions counts files removed to stay under the cap; ReadErrors
 	// files that could not be read back (and were dropped).
 	Evictions, ReadErrors int64
+	// ReadBytes counts the bytes read back from cache files.
+	ReadBytes int64
 	// UsedBytes: accounted bytes of complete files; ReservedBytes: of
 	// files being written or removed. Their sum never exceeds the cap.
 	UsedBytes, ReservedBytes int64
@@ -275,6 +278,9 @@ func (d *DiskCache) Get(k BlockKey, size int64) ([]byte, bool) {
 		return nil, false
 	}
 	data, err := readFile(d.path(k), size)
+	if err == nil {
+		d.readBytes.Add(int64(len(data)))
+	}
 	return data, d.readDone(k, err)
 }
 
@@ -283,7 +289,51 @@ func (d *DiskCache) getInto(k BlockKey, buf []byte) bool {
 	if !d.lookup(k) {
 		return false
 	}
-	return d.readDone(k, readFileInto(d.path(k), buf))
+	err := readFileInto(d.path(k), buf)
+	if err == nil {
+		d.readBytes.Add(int64(len(buf)))
+	}
+	return d.readDone(k, err)
+}
+
+// has reports whether the tier holds block k, without counting a lookup or
+// refreshing its recency: for deciding how to serve a read before reading.
+func (d *DiskCache) has(k BlockKey) bool {
+	if d.disabled.Load() {
+		return false
+	}
+	d.mu.Lock()
+	ok := d.index.Contains(k)
+	d.mu.Unlock()
+	return ok
+}
+
+// readRange fills dst with the bytes at off within block k: one pread of
+// just those bytes, not of the whole block, so that a 4 KiB read costs 4
+// KiB of disk (or of the kernel's page cache). A file too short for the
+// range is dropped and counts as a miss, as in Get.
+func (d *DiskCache) readRange(k BlockKey, dst []byte, off int64) bool {
+	if !d.lookup(k) {
+		return false
+	}
+	err := preadFile(d.path(k), dst, off)
+	if err == nil {
+		d.readBytes.Add(int64(len(dst)))
+	}
+	return d.readDone(k, err)
+}
+
+// preadFile reads len(dst) bytes at off from the file.
+func preadFile(path string, dst []byte, off int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(dst, off); err != nil {
+		return fmt.Errorf("read cache file: %w", err)
+	}
+	return nil
 }
 
 // lookup reports whether the index has k, counting a miss if not.
@@ -632,6 +682,7 @@ func (d *DiskCache) Stats() DiskStats {
 	s.Hits, s.Misses = d.hits.Load(), d.misses.Load()
 	s.Writes, s.Dropped = d.writes.Load(), d.dropped.Load()
 	s.Evictions, s.ReadErrors = d.evictions.Load(), d.errs.Load()
+	s.ReadBytes = d.readBytes.Load()
 	return s
 }
 

@@ -141,6 +141,16 @@
 // are written asynchronously by one goroutine behind a short queue; when the
 // queue is full a block is not written, so the disk never slows a read.
 //
+// A random read (one within a block, with no readahead) of a block that
+// only the disk tier holds is served by a pread of just the bytes it asks
+// for, and the block stays out of memory: a 4 KiB read costs 4 KiB, not a
+// 1 MiB copy and an eviction. A block is promoted into memory (read whole)
+// on its second read while memory has room, and once memory is full only
+// when it is read more than twice as often as the block it would evict, as
+// counted by a small frequency sketch that ages by halving: under uniform
+// random reads of more than memory holds, memory stays put instead of
+// churning, and a scan cannot push out what is read often.
+//
 // # Locks
 //
 // Each type has one mutex, documented on its fields. They are leaves: no

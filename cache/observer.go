@@ -96,8 +96,11 @@ type Stats struct {
 	// Fetches counts store round trips (ranged GETs or fill calls) and
 	// FetchErrors the failed ones; FetchedBytes is what they delivered.
 	Fetches, FetchErrors, FetchedBytes int64
-	// DiskHits counts blocks served by the disk tier instead of the store.
-	DiskHits int64
+	// DiskHits counts blocks served by the disk tier instead of the store:
+	// DiskRangeHits of them were read at the size the read asked for and
+	// left out of memory, DiskPromotions were read whole into memory
+	// because they had been read often enough (see promoteLocked).
+	DiskHits, DiskRangeHits, DiskPromotions int64
 
 	// PrefetchBlocks counts blocks whose fetch readahead started;
 	// PrefetchSkipped counts readahead requests refused for lack of budget.
@@ -127,12 +130,12 @@ type Stats struct {
 
 // counters are the monotonic parts of Stats, updated without the cache lock.
 type counters struct {
-	hits, prefetchHits, joins, misses      atomic.Int64
-	fetches, fetchErrors, fetchedBytes     atomic.Int64
-	diskHits                               atomic.Int64
-	prefetchBlocks, prefetchSkipped        atomic.Int64
-	prefetchCancelled                      atomic.Int64
-	evictions, evictedUnread, evictedBytes atomic.Int64
-	budgetWaits                            atomic.Int64
-	recycled                               atomic.Int64
+	hits, prefetchHits, joins, misses       atomic.Int64
+	fetches, fetchErrors, fetchedBytes      atomic.Int64
+	diskHits, diskRangeHits, diskPromotions atomic.Int64
+	prefetchBlocks, prefetchSkipped         atomic.Int64
+	prefetchCancelled                       atomic.Int64
+	evictions, evictedUnread, evictedBytes  atomic.Int64
+	budgetWaits                             atomic.Int64
+	recycled                                atomic.Int64
 }

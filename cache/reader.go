@@ -63,6 +63,16 @@ func (r *Reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, error
 	if n == 0 {
 		return 0, err
 	}
+	ahead := r.observe(off, n)
+	if k == 1 && r.rangeFromDisk(first, ahead) {
+		if r.c.disk.readRange(r.blockKey(first), dest[:n], off-first*r.c.bs) {
+			r.c.noteRangeHit()
+			if n < int64(len(dest)) {
+				return int(n), io.EOF
+			}
+			return int(n), nil
+		}
+	}
 	// Most reads touch one or two blocks: no allocation for those.
 	var smallData [4][]byte
 	var smallPins [4]*block
@@ -71,7 +81,7 @@ func (r *Reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, error
 		data, pins = make([][]byte, 0, k), make([]*block, 0, k)
 	}
 	data, pins = data[:k], pins[:k]
-	if err := r.acquire(ctx, off, off+n, data, pins); err != nil {
+	if err := r.acquire(ctx, off, off+n, data, pins, ahead); err != nil {
 		r.c.unpin(pins...)
 		return 0, err
 	}
@@ -87,6 +97,41 @@ func (r *Reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, error
 	return done, nil
 }
 
+// observe tells the readahead window about a read of n bytes at off and
+// returns the blocks it wants prefetched.
+func (r *Reader) observe(off, n int64) []int64 {
+	if r.win == nil {
+		return nil
+	}
+	return r.win.Observe(off, n)
+}
+
+// rangeFromDisk decides whether a read within block i, which wants the
+// blocks ahead prefetched, is served by the disk tier at the size it asks
+// for (a pread of just its bytes, the block staying out of memory) rather
+// than through memory. That is the case for a random read (no readahead) of
+// a block the disk tier has and memory neither holds nor is fetching,
+// unless the block is read often enough to be promoted into memory
+// (promoteLocked). It counts the read in the frequency sketch when it says
+// yes; acquire counts it otherwise.
+func (r *Reader) rangeFromDisk(i int64, ahead []int64) bool {
+	c := r.c
+	if c.disk == nil || len(ahead) > 0 {
+		return false
+	}
+	k := r.blockKey(i)
+	if !c.disk.has(k) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.heldLocked(k) || c.promoteLocked(c.freq.get(k)+1) {
+		return false
+	}
+	c.freq.add(k)
+	return true
+}
+
 // Slices is a read's bytes left where they are, in the cache's blocks, for
 // a zero-copy reply (writev straight from the blocks). The blocks stay
 // valid, and their buffers are not reused, until Release. A go-fuse
@@ -98,6 +143,7 @@ type Slices struct {
 
 	c        *BlockCache
 	pins     []*block
+	buf      *[]byte // a disk range read's buffer, from c.rangeBufs
 	released atomic.Bool
 }
 
@@ -115,6 +161,10 @@ func (s *Slices) Len() int {
 func (s *Slices) Release() {
 	if s.c != nil && s.released.CompareAndSwap(false, true) {
 		s.c.unpin(s.pins...)
+		if s.buf != nil {
+			s.c.rangeBufs.put(s.buf)
+			s.buf = nil
+		}
 		s.Vecs = nil
 	}
 }
@@ -128,8 +178,22 @@ func (r *Reader) ReadSlices(ctx context.Context, off int64, n int) (*Slices, err
 	if m == 0 {
 		return &Slices{}, err
 	}
+	ahead := r.observe(off, m)
+	if k == 1 && r.rangeFromDisk(first, ahead) {
+		c := r.c
+		bp := c.rangeBufs.get(int(m))
+		if c.disk.readRange(r.blockKey(first), *bp, off-first*c.bs) {
+			c.noteRangeHit()
+			s := &Slices{Vecs: [][]byte{*bp}, c: c, buf: bp}
+			if m < int64(n) {
+				return s, io.EOF
+			}
+			return s, nil
+		}
+		c.rangeBufs.put(bp)
+	}
 	data, pins := make([][]byte, k), make([]*block, k)
-	if err := r.acquire(ctx, off, off+m, data, pins); err != nil {
+	if err := r.acquire(ctx, off, off+m, data, pins, ahead); err != nil {
 		r.c.unpin(pins...)
 		return nil, err
 	}
@@ -213,14 +277,10 @@ func (r *Reader) blockLen(i int64) int64 {
 // acquire serves a read of [off, end): it sets data[j] to block first+j
 // (or, while it is still arriving, to at least its bytes below end),
 // pinning each in pins[j] (the caller unpins them, even on error), fetches
-// what is missing, and starts the readahead the window asks for.
-func (r *Reader) acquire(ctx context.Context, off, end int64, data [][]byte, pins []*block) error {
+// what is missing, and starts the readahead the window asked for (ahead).
+func (r *Reader) acquire(ctx context.Context, off, end int64, data [][]byte, pins []*block, ahead []int64) error {
 	c := r.c
 	first := off / c.bs
-	var ahead []int64
-	if r.win != nil {
-		ahead = r.win.Observe(off, end-off)
-	}
 	var (
 		waits   []*call
 		waitIdx []int
@@ -232,6 +292,13 @@ func (r *Reader) acquire(ctx context.Context, off, end int64, data [][]byte, pin
 		bufs    [][]byte
 	)
 	c.mu.Lock()
+	if c.disk != nil {
+		// Only the reads themselves count towards promoting disk
+		// hits, not readahead.
+		for j := range data {
+			c.freq.add(r.blockKey(first + int64(j)))
+		}
+	}
 	for {
 		if c.closed {
 			c.mu.Unlock()

@@ -27,6 +27,10 @@ type handle struct {
 	n        *Node
 	writable bool
 	append   bool
+	// direct: opened with O_DIRECT. The kernel sends all its reads to us
+	// and never looks at the page cache for them, so pushing blocks into
+	// it (kernelfill.go) would be work for nothing.
+	direct bool
 
 	// mu guards rd, the block-cache reader of this handle, pinned to the
 	// object version it was made for (a newer version gets a new one).
@@ -40,6 +44,7 @@ func newHandle(n *Node, flags uint32) *handle {
 		n:        n,
 		writable: acc == syscall.O_WRONLY || acc == syscall.O_RDWR,
 		append:   flags&syscall.O_APPEND != 0,
+		direct:   flags&syscall.O_DIRECT != 0,
 	}
 }
 
@@ -134,9 +139,9 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		}
 		return nil, errno
 	}
-	if w := rd.Window(); w != nil && w.Blocks() == 0 && f != nil {
-		// A random reader: let its next reads in these blocks stay
-		// in the kernel (kernelfill.go).
+	if w := rd.Window(); w != nil && w.Blocks() == 0 && f != nil && !h.direct {
+		// A random buffered reader: let its next reads in these
+		// blocks stay in the kernel (kernelfill.go).
 		n.fillKernelCache(key, etag, size, off, want)
 	}
 	return sliceResult{slices}, 0

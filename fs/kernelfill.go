@@ -166,26 +166,26 @@ func (n *Node) fillKernelCache(key, etag string, size, off, length int64) {
 	}
 }
 
-// pushBlock copies block i out of the block cache and stores it in the
-// kernel's page cache, if the node still is what the block was read from.
+// pushBlock copies block i out of the block cache (either tier) and stores
+// it in the kernel's page cache, if the node still is what the block was read from.
 func (n *Node) pushBlock(key, etag string, size, i int64, epoch uint64) {
 	kf := n.fsys.fill
 	bs := n.fsys.blocks.BlockSize()
 	ctx, cancel := context.WithTimeout(context.Background(), pushWaitFetch)
 	defer cancel()
-	blk, ok := n.fsys.blocks.Peek(ctx, cache.BlockKey{Key: key, ETag: etag, Index: i})
-	if !ok {
-		return
-	}
-	bp := kf.bufs.Get().(*[]byte)
-	defer kf.bufs.Put(bp)
-	data := (*bp)[:copy(*bp, blk.Vecs[0])]
-	blk.Release()
 	off := i * bs
 	if off >= size {
 		return
 	}
-	data = data[:min(int64(len(data)), size-off)]
+	bp := kf.bufs.Get().(*[]byte)
+	defer kf.bufs.Put(bp)
+	// From memory, or from the disk tier, which serves random readers'
+	// blocks without bringing them into memory.
+	got, ok := n.fsys.blocks.CopyBlock(ctx, cache.BlockKey{Key: key, ETag: etag, Index: i}, min(bs, size-off), *bp)
+	if !ok {
+		return
+	}
+	data := (*bp)[:min(int64(got), size-off)]
 
 	now := time.Now().UnixNano()
 	n.mu.Lock()

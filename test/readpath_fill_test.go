@@ -327,3 +327,74 @@ func TestReadPathAutoDiskTier(t *testing.T) {
 		t.Errorf("--cache-size 0 still made a disk tier: %v", dirs)
 	}
 }
+
+// TestReadPathDirectReaderNoFill: a reader that opened the file with
+// O_DIRECT never looks at the page cache, so bucketfs pushes nothing into
+// it for that reader's reads, while a buffered random reader of another
+// file still gets its blocks pushed.
+func TestReadPathDirectReaderNoFill(t *testing.T) {
+	t.Parallel()
+	const bs = 1 << 20
+	const size = 8 * bs
+	direct, buffered := randBytes(71, size), randBytes(72, size)
+	m := mount(t, withTTL(time.Minute), withFlags("--memory-cache-size", "16MiB", "--cache-size", "0"))
+	m.Put("direct.bin", direct, nil)
+	m.Put("buffered.bin", buffered, nil)
+	read := []int{5, 1, 7, 3}
+
+	fd, err := unix.Open(m.Path("direct.bin"), unix.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		t.Fatalf("open O_DIRECT: %v", err)
+	}
+	defer unix.Close(fd)
+	// O_DIRECT wants an aligned buffer: a mapping is page-aligned.
+	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(buf)
+	for _, b := range read {
+		off := int64(b*bs + 300*1024)
+		if n, err := unix.Pread(fd, buf, off); err != nil || n != len(buf) {
+			t.Fatalf("O_DIRECT read at %d: %d, %v", off, n, err)
+		}
+		sameBytes(t, "O_DIRECT read", buf, direct[off:off+4096])
+	}
+
+	// The buffered reader's pushes come after the direct reader's would
+	// have: once they are in, a push for the direct reader would be too.
+	f := randomReader(t, m.Path("buffered.bin"))
+	defer f.Close()
+	for _, b := range read {
+		off := int64(b*bs + 300*1024)
+		got := make([]byte, 4096)
+		if _, err := f.ReadAt(got, off); err != nil {
+			t.Fatal(err)
+		}
+		sameBytes(t, "buffered read", got, buffered[off:off+4096])
+	}
+	eventually(t, 10*time.Second, func() string {
+		res := residentPages(t, m.Path("buffered.bin"), size)
+		for _, b := range read {
+			n := 0
+			for _, r := range res[b*bs/4096 : (b+1)*bs/4096] {
+				if r {
+					n++
+				}
+			}
+			if n < bs/4096*9/10 {
+				return "buffered reader: block " + strconv.Itoa(b) + " has only " + strconv.Itoa(n) + " pages resident"
+			}
+		}
+		return ""
+	})
+	n := 0
+	for _, r := range residentPages(t, m.Path("direct.bin"), size) {
+		if r {
+			n++
+		}
+	}
+	if n != 0 {
+		t.Errorf("O_DIRECT reader: %d pages of the file resident, want none", n)
+	}
+}

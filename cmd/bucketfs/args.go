@@ -201,7 +201,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload kept failing for --upload-retry-time is moved here, with its sidecar")
 	fs.DurationVar(&fv.retryFor, "upload-retry-time", defaultRetryFor, "how long failed uploads are retried in the background (capped exponential back-off with jitter) before their data goes to --recovery-dir")
 	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, autoCacheSize
-	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB)")
+	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB; default 256MiB, at most an eighth of the cgroup's memory limit)")
 	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
 	fs.StringVar(&fv.cacheDir, "cache-dir", "", "disk tier of the read cache in this directory, keeping everything read (default: a private directory in $TMPDIR, removed at exit, keeping what random readers read)")
 	fs.Var(byteSizeValue{&fv.cacheSize}, "cache-size", "hard cap of the disk tier; 0 turns it off; auto is a quarter of the free space there at mount, at most 10GiB")
@@ -283,6 +283,10 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	}
 	if fv.cacheDir != "" {
 		cfg.CacheDir = env.abs(fv.cacheDir)
+	}
+	cfg.MemoryLimit = env.MemLimit
+	if !fs.Changed("memory-cache-size") {
+		cfg.MemoryCacheSize = defaultMemoryCacheFor(env.MemLimit, cfg.BlockSize)
 	}
 	if cfg.BlockSize < 4096 || cfg.BlockSize > 64<<20 || cfg.BlockSize&(cfg.BlockSize-1) != 0 {
 		return nil, usageErrorf("--block-size must be a power of two from 4KiB to 64MiB")

@@ -56,6 +56,10 @@ type Config struct {
 	// maxAutoCacheSize; 0 turns the disk tier off.
 	BlockSize       int64
 	MemoryCacheSize int64
+	// MemoryLimit is the cgroup memory limit the daemon runs under (0:
+	// none). The default MemoryCacheSize and the Go runtime's soft limit
+	// are derived from it (memlimit.go).
+	MemoryLimit int64
 	CacheDir        string
 	CacheSize       int64
 	UploadTimeout   time.Duration
@@ -113,6 +117,7 @@ type sysEnv struct {
 	DBHome    string // the effective user's home from the passwd database (differs from $HOME under some sudo setups)
 	EtcPasswd string // the system-wide s3fs password file, /etc/passwd-s3fs
 	Cwd       string // to make relative paths absolute
+	MemLimit  int64  // the cgroup's memory limit in bytes; 0: none (cgroupMemoryLimit)
 }
 
 // realSysEnv describes the running process.
@@ -134,6 +139,7 @@ func realSysEnv() sysEnv {
 		Home:      home,
 		EtcPasswd: "/etc/passwd-s3fs",
 		Cwd:       cwd,
+		MemLimit:  cgroupMemoryLimit("/"),
 	}
 }
 

@@ -174,6 +174,10 @@ func run(ctx context.Context, cfg *Config) error {
 	if cfg.OnReady != nil {
 		cfg.OnReady()
 	}
+	// Starting up (credentials, the SDK's tables, the mount) leaves a few
+	// MiB of garbage that the next collection, far off on an idle mount,
+	// would only then give back: give it back now.
+	debug.FreeOSMemory()
 
 	served := make(chan struct{})
 	go func() { server.Wait(); close(served) }()
@@ -446,7 +450,15 @@ func openReadCache(cfg *Config, log *slog.Logger) (*cache.BlockCache, func(), er
 		closeDisk()
 		return nil, nil, fmt.Errorf("read cache: %w", err)
 	}
-	debug.SetMemoryLimit(cfg.MemoryCacheSize + memoryHeadroom)
+	// GOMEMLIMIT, if the user set it, is theirs to choose.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		soft := goSoftLimit(cfg.MemoryCacheSize, cfg.MemoryLimit)
+		debug.SetMemoryLimit(soft)
+		if cfg.MemoryLimit > 0 {
+			log.Info("under a memory limit", "limit", formatByteSize(cfg.MemoryLimit),
+				"memory_cache", formatByteSize(cfg.MemoryCacheSize), "go_soft_limit", formatByteSize(soft))
+		}
+	}
 	stop := make(chan struct{})
 	go func() { // the cache-bytes gauge, sampled: the cache keeps no callback for it
 		t := time.NewTicker(2 * time.Second)
