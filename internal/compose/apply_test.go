@@ -330,7 +330,7 @@ func TestFailuresKeepOldObject(t *testing.T) {
 	}
 }
 
-// smallEdit writes a 3000-byte base to mem and returns it with its ETag and
+// smallEdit writes a 3000-byte base to mem and returns its content and
 // the Edit of a 10-byte pwrite into its middle.
 func smallEdit(mem *memstore.Store, seed uint64) ([]byte, Edit) {
 	rng := rand.New(rand.NewPCG(seed, seed))
