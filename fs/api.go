@@ -43,6 +43,11 @@ type Config struct {
 	// RecoveryDir; 0 means 30 minutes.
 	RetryFor time.Duration
 
+	// SparseEditMin: edits of objects bigger than this send only what
+	// changed instead of downloading the object (edit.go); 0 means 16 MiB,
+	// negative means always.
+	SparseEditMin int64
+
 	// UploadTimeout bounds one upload (PUT or whole multipart upload). It
 	// runs on its own context, so a FUSE interrupt cannot cancel it.
 	UploadTimeout time.Duration

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,6 +98,12 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	n.dataMu.RLock()
 	n.mu.Lock()
 	staging, size, key, etag := n.staging, n.size, n.key, n.etag
+	var base editBase
+	sparse := n.editBase != nil
+	var dirty rangeSet
+	if sparse {
+		base, dirty = *n.editBase, slices.Clone(n.dirty)
+	}
 	n.mu.Unlock()
 	if staging != nil {
 		defer n.dataMu.RUnlock()
@@ -104,6 +111,22 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 			return fuse.ReadResultData(nil), 0
 		}
 		want := min(int64(len(dest)), size-off)
+		if sparse {
+			h, _ := f.(*handle)
+			if h == nil {
+				h = &handle{n: n}
+				defer h.closeReader()
+			}
+			if err := n.readSparse(ctx, h, staging, base, dirty, dest[:want], off); err != nil {
+				errno := toErrno(err)
+				if errors.Is(err, cache.ErrShortObject) {
+					errno = syscall.ESTALE
+				}
+				n.fsys.logFailure("read", key, err, errno)
+				return nil, errno
+			}
+			return fuse.ReadResultData(dest[:want]), 0
+		}
 		got, err := staging.ReadAt(dest[:want], off)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, toErrno(err)
@@ -219,6 +242,10 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	written, err := staging.WriteAt(data, off)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.editBase != nil {
+		n.growLocked(n.size, off) // a hole past the old end reads zeros
+		n.dirty = n.dirty.add(off, int64(written))
+	}
 	if end := off + int64(written); end > n.size {
 		n.size = end
 	}
@@ -261,6 +288,10 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	if err := n.staging.Truncate(size); err != nil {
 		return toErrno(err)
 	}
+	if n.editBase != nil {
+		n.dirty = n.dirty.clip(size)
+		n.growLocked(n.size, size)
+	}
 	n.size = size
 	n.markDirtyLocked()
 	n.attrs.mtime = time.Now()
@@ -280,7 +311,11 @@ func (n *Node) preserveIfOpen(ctx context.Context) {
 	}
 	n.dataMu.Lock()
 	defer n.dataMu.Unlock()
-	if errno := n.ensureStagedLocked(ctx); errno != 0 {
+	errno := n.ensureStagedLocked(ctx)
+	if errno == 0 {
+		errno = n.fillCleanLocked(ctx) // the base is about to go
+	}
+	if errno != 0 {
 		n.fsys.log.Warn("could not keep an open file's content before removing it; its descriptors will see ESTALE",
 			"key", n.currentKey(), "errno", errno.Error())
 	}
@@ -304,6 +339,7 @@ func (n *Node) stageEmptyLocked() syscall.Errno {
 	old, oldID := n.staging, n.stage
 	n.staging, n.stage = f, id
 	n.size = 0
+	n.editBase, n.dirty = nil, nil
 	n.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -322,6 +358,7 @@ func (n *Node) ensureStagedLocked(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	key, etag, size := n.key, n.etag, n.size
+	sparse := n.sparseCandidateLocked()
 	n.mu.Unlock()
 
 	f, id, err := n.fsys.createStagingFile(n)
@@ -329,7 +366,9 @@ func (n *Node) ensureStagedLocked(ctx context.Context) syscall.Errno {
 		n.fsys.log.Warn("cannot create staging file", "dir", n.fsys.cfg.StagingDir, "err", err)
 		return toErrno(err)
 	}
-	if size > 0 && etag != "" {
+	if sparse {
+		// Nothing to download: untouched bytes stay in the object.
+	} else if size > 0 && etag != "" {
 		// The download runs on its own context: an interrupted write
 		// must not leave a half-filled staging file behind.
 		dctx, cancel := n.fsys.uploadContext()
@@ -348,6 +387,9 @@ func (n *Node) ensureStagedLocked(ctx context.Context) syscall.Errno {
 	}
 	n.mu.Lock()
 	n.staging, n.stage = f, id
+	if sparse {
+		n.editBase, n.dirty = &editBase{key: key, etag: etag, size: size}, nil
+	}
 	unlinked := n.unlinked
 	n.mu.Unlock()
 	if unlinked {
@@ -479,17 +521,25 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	created = n.etag == ""
 	gen := n.beginUploadLocked()
 	key, size, staging := n.key, n.size, n.staging
+	base, dirty := n.editBase, slices.Clone(n.dirty)
 	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
 	n.mu.Unlock()
 
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	n.dataMu.RLock()
-	etag, err := n.fsys.store.Upload(uctx, key, zeroPadded{staging, size}, size, opts)
+	var etag string
+	var err error
+	if base != nil {
+		etag, err = n.applyEdit(uctx, key, *base, dirty, zeroPadded{staging, size}, size, opts)
+	} else {
+		etag, err = n.fsys.store.Upload(uctx, key, zeroPadded{staging, size}, size, opts)
+	}
 	n.dataMu.RUnlock()
 	n.mu.Lock()
 	n.endUploadLocked(gen, etag, err, time.Now())
 	if err == nil {
+		n.afterUploadLocked(key, etag, gen)
 		n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	}
 	n.mu.Unlock()

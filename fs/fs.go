@@ -127,6 +127,9 @@ func New(cfg Config) (*FS, error) {
 		f.blocks, f.ownsBlocks = bc, true
 	}
 	f.fill = newKernelFill(f.blocks.BlockSize())
+	if f.cfg.SparseEditMin == 0 {
+		f.cfg.SparseEditMin = defaultSparseEditMin
+	}
 	if f.cfg.RetryFor <= 0 {
 		f.cfg.RetryFor = defaultRetryFor
 	}

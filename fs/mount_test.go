@@ -36,7 +36,9 @@ func mountFake(t *testing.T) (string, *fakeStore, *FS) {
 			t.Fatal(err)
 		}
 	}
-	fsys, err := New(Config{Store: store, StatCacheTTL: time.Second, StagingDir: staging,
+	// SparseEditMin -1: every edit of an existing object takes the sparse
+	// path (edit.go), so these tests exercise it on small files too.
+	fsys, err := New(Config{Store: store, StatCacheTTL: time.Second, StagingDir: staging, SparseEditMin: -1,
 		RecoveryDir: filepath.Join(dir, "recovery"), FileMode: 0o644, DirMode: 0o755})
 	if err != nil {
 		t.Fatal(err)

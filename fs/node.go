@@ -52,6 +52,10 @@ type Node struct {
 	up        uploadRecord // the upload state machine (state.go)
 	gen       uint64       // bumped on every change, so an upload knows if it is still current
 	openCount int          // open file handles
+	// editBase, dirty: a sparse staging file's base object and the ranges
+	// written since (edit.go); editBase nil: staging holds every byte.
+	editBase *editBase
+	dirty    rangeSet
 	// retired: the registry moved this node's state into a newer node
 	// (adopt); nothing may act on it any more.
 	retired bool

@@ -137,6 +137,8 @@ func (f *FS) adopt(old *Node) *Node {
 		validUntil: old.validUntil,
 		staging:    old.staging,
 		stage:      old.stage,
+		editBase:   old.editBase,
+		dirty:      old.dirty,
 		gen:        old.gen,
 		up:         old.up,
 		openedETag: old.openedETag,

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -116,6 +117,7 @@ func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 	n.mu.Lock()
 	local := n.up.state.pending() || n.etag == ""
 	etag, size, staging := n.etag, n.size, n.staging
+	base, dirty := n.editBase, slices.Clone(n.dirty)
 	var gen uint64
 	if local {
 		gen = n.beginUploadLocked()
@@ -129,7 +131,9 @@ func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 	var newETag string
 	if local {
 		n.dataMu.RLock()
-		if staging != nil {
+		if staging != nil && base != nil {
+			newETag, err = n.applyEdit(uctx, dstKey, *base, dirty, zeroPadded{staging, size}, size, opts)
+		} else if staging != nil {
 			newETag, err = n.fsys.store.Upload(uctx, dstKey, zeroPadded{staging, size}, size, opts)
 		} else {
 			newETag, err = n.fsys.store.Upload(uctx, dstKey, emptyReader{}, 0, opts)
@@ -171,6 +175,9 @@ func (n *Node) moveKey(srcKey, dstKey string, gen uint64, uploaded bool, newETag
 	n.key = dstKey
 	if uploaded {
 		n.endUploadLocked(gen, newETag, err, time.Now())
+		if err == nil {
+			n.afterUploadLocked(dstKey, newETag, gen)
+		}
 	} else {
 		n.etag = newETag
 	}

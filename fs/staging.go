@@ -10,10 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/novitalabs/bucketfs/internal/compose"
 )
 
 // Crash-safe staging. Every file with local data has two files in the
@@ -53,8 +56,13 @@ type sidecar struct {
 	GID      uint32            `json:"gid"`
 	MtimeNs  int64             `json:"mtime_ns"`
 	Foreign  map[string]string `json:"foreign,omitempty"`
-	Saved    time.Time         `json:"saved"`
-	Error    string            `json:"last_error,omitempty"`
+	// A sparse staging file (edit.go): the data file holds only the Dirty
+	// ranges; the rest is the base object's, pinned to BaseETag.
+	BaseKey  string          `json:"base_key,omitempty"`
+	BaseSize int64           `json:"base_size,omitempty"`
+	Dirty    []compose.Range `json:"dirty,omitempty"`
+	Saved    time.Time       `json:"saved"`
+	Error    string          `json:"last_error,omitempty"`
 }
 
 // ClaimStagingDir makes base (or, when another live daemon holds base,
@@ -117,7 +125,7 @@ func (f *FS) createStagingFile(n *Node) (*os.File, string, error) {
 
 // sidecarLocked describes n for its sidecar. n.mu held.
 func (n *Node) sidecarLocked() sidecar {
-	return sidecar{
+	sc := sidecar{
 		Format:   sidecarFormat,
 		Bucket:   n.fsys.cfg.Bucket,
 		Prefix:   n.fsys.cfg.Prefix,
@@ -133,6 +141,11 @@ func (n *Node) sidecarLocked() sidecar {
 		Foreign:  n.foreign,
 		Error:    errString(n.up.lastFailure),
 	}
+	if n.editBase != nil {
+		sc.BaseKey, sc.BaseETag, sc.BaseSize = n.editBase.key, n.editBase.etag, n.editBase.size
+		sc.Dirty = slices.Clone(n.dirty)
+	}
+	return sc
 }
 
 func errString(err error) string {
@@ -321,6 +334,10 @@ func (f *FS) loadOne(id string) {
 	n.foreign = sc.Foreign
 	n.staging, n.stage = file, id
 	n.gen = sc.Gen
+	if sc.BaseKey != "" {
+		n.editBase = &editBase{key: sc.BaseKey, etag: sc.BaseETag, size: sc.BaseSize}
+		n.dirty = rangeSet(sc.Dirty)
+	}
 	n.up.state = stateDirty
 	f.register(n)
 	f.log.Info("picked up a file a previous daemon had not uploaded", "key", sc.Key, "bytes", sc.Size, "staged_at", sc.Saved)

@@ -168,7 +168,7 @@ type flagValues struct {
 	endpoint, region, profile, logLevel, logFile           string
 	logFormat, readyFile, metricsAddr                      string
 	stagingDir, recoveryDir, cacheDir                      string
-	blockSize, memoryCacheSize, cacheSize                  int64
+	blockSize, memoryCacheSize, cacheSize, sparseEditMin   int64
 	statTTL, uploadTimeout, shutdownTimeout, retryFor      time.Duration
 	uid, gid, fileMode, dirMode                            uint32
 	options                                                []string
@@ -201,6 +201,8 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.recoveryDir, "recovery-dir", defaultRecoveryDir(env), "data whose upload kept failing for --upload-retry-time is moved here, with its sidecar")
 	fs.DurationVar(&fv.retryFor, "upload-retry-time", defaultRetryFor, "how long failed uploads are retried in the background (capped exponential back-off with jitter) before their data goes to --recovery-dir")
 	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, autoCacheSize
+	fv.sparseEditMin = defaultSparseEditMin
+	fs.Var(byteSizeValue{&fv.sparseEditMin}, "sparse-edit-min", "edits (append, pwrite, truncate) of objects bigger than this send only what changed (server-side copies of the rest) instead of downloading the object; 0: every edit")
 	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB; default 256MiB, at most an eighth of the cgroup's memory limit)")
 	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
 	fs.StringVar(&fv.cacheDir, "cache-dir", "", "disk tier of the read cache in this directory, keeping everything read (default: a private directory in $TMPDIR, removed at exit, keeping what random readers read)")
@@ -274,6 +276,7 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		ShutdownTimeout: fv.shutdownTimeout,
 		BlockSize:       fv.blockSize,
 		MemoryCacheSize: fv.memoryCacheSize,
+		SparseEditMin:   fv.sparseEditMin,
 		CacheSize:       fv.cacheSize,
 		DebugFUSE:       fv.debugFUSE,
 		env:             env,

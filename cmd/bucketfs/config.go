@@ -46,6 +46,8 @@ type Config struct {
 	StagingDir  string
 	RecoveryDir string
 	RetryFor    time.Duration // background retries of failed uploads, before recovery
+	// SparseEditMin: edits of bigger objects send only what changed.
+	SparseEditMin int64
 
 	// Read cache: blocks of BlockSize bytes in memory, at most
 	// MemoryCacheSize bytes (fetches in flight included), and a disk
@@ -59,7 +61,7 @@ type Config struct {
 	// MemoryLimit is the cgroup memory limit the daemon runs under (0:
 	// none). The default MemoryCacheSize and the Go runtime's soft limit
 	// are derived from it (memlimit.go).
-	MemoryLimit int64
+	MemoryLimit     int64
 	CacheDir        string
 	CacheSize       int64
 	UploadTimeout   time.Duration
@@ -97,6 +99,7 @@ const (
 	defaultUploadTimeout   = 10 * time.Minute
 	defaultShutdownTimeout = 2 * time.Minute
 	defaultRetryFor        = 30 * time.Minute
+	defaultSparseEditMin   = 16 << 20
 	defaultBlockSize       = 1 << 20
 	defaultMemoryCacheSize = 256 << 20
 	autoCacheSize          = -1

@@ -141,6 +141,7 @@ func run(ctx context.Context, cfg *Config) error {
 		Prefix:        cfg.Prefix,
 		RecoveryDir:   cfg.RecoveryDir,
 		RetryFor:      cfg.RetryFor,
+		SparseEditMin: sparseEditMin(cfg.SparseEditMin),
 		UploadTimeout: cfg.UploadTimeout,
 		Logger:        log.With("component", "fs"),
 		OnFailure:     metrics.FSFailure,
@@ -573,3 +574,12 @@ func removeStaleCacheDirs(tmp string, log *slog.Logger) {
 // memoryHeadroom is what the daemon may use beyond the read cache: FUSE
 // buffers, listings, the SDK. The Go runtime's soft limit is the sum.
 const memoryHeadroom = 96 << 20
+
+// sparseEditMin maps the flag (0: every edit) to fs.Config's (0: default,
+// negative: every edit).
+func sparseEditMin(flag int64) int64 {
+	if flag == 0 {
+		return -1
+	}
+	return flag
+}
