@@ -133,7 +133,11 @@ func New(cfg Config) (*FS, error) {
 	f.shutdown = make(chan struct{})
 	f.nextIno.Store(rootIno)
 	f.root = &Node{fsys: f, kind: kindDir}
-	f.root.attrs = posixAttrs{perm: cfg.DirMode, uid: cfg.UID, gid: cfg.GID, mtime: time.Now()}
+	rootPerm := cfg.DirMode
+	if cfg.RootMode != nil {
+		rootPerm = *cfg.RootMode
+	}
+	f.root.attrs = posixAttrs{perm: rootPerm, uid: cfg.UID, gid: cfg.GID, mtime: time.Now()}
 	f.root.isRoot = true
 	return f, nil
 }
@@ -165,8 +169,8 @@ func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
 		AttrTimeout:     &ttl,
 		NegativeTimeout: &ttl,
 		RootStableAttr:  &gofs.StableAttr{Ino: rootIno, Mode: syscall.S_IFDIR},
-		UID:             f.cfg.UID,
-		GID:             f.cfg.GID,
+		// No go-fuse UID/GID: it would show an owner of 0 (an object
+		// stored as root's) as the default owner; every node sets its own.
 	}
 	if mc.AllowOther {
 		// Other users see the mount: let the kernel enforce the modes.

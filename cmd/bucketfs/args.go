@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	bfs "github.com/novitalabs/bucketfs/fs"
 )
 
 // errHelp and errVersion are returned by parseArgs when --help or
@@ -46,7 +48,13 @@ const usageFooter = `
   use_path_request_style   path-style addressing (default with any url=)
   passwd_file=PATH         s3fs password file (ACCESS:SECRET or BUCKET:ACCESS:SECRET)
   profile=NAME             AWS shared-config profile
-  allow_other, ro, nonempty, uid=N, gid=N, umask=OCTAL
+  allow_other              let other users in; the mount root shows 0777
+                           (&^ mp_umask=OCTAL), as with s3fs
+  uid=N, gid=N, umask=OCTAL  overrides (libfuse's): every object shows this
+                           owner, group, mode 0777 &^ umask, whatever its
+                           metadata; --uid/--gid/--file-mode/--dir-mode are
+                           only defaults for objects without metadata
+  ro, nonempty
   stat_cache_expire=SECS   same as --stat-cache-ttl
   no_check_certificate     do not verify TLS certificates (insecure)
   public_bucket=1          anonymous, unsigned requests
@@ -353,19 +361,17 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	if changed("insecure-skip-verify") {
 		cfg.InsecureSkipVerify = fv.insecure
 	}
-	if mo.UID != nil && !changed("uid") {
-		cfg.UID = *mo.UID
-	}
-	if mo.GID != nil && !changed("gid") {
-		cfg.GID = *mo.GID
-	}
-	if mo.Umask != nil {
-		if !changed("file-mode") {
-			cfg.FileMode = 0o666 &^ *mo.Umask
+	// -o uid=, gid=, umask= override what every object shows (libfuse's
+	// meaning, which s3fs users rely on); the flags stay defaults.
+	cfg.Override = bfs.Override{UID: mo.UID, GID: mo.GID, Umask: mo.Umask}
+	if cfg.AllowOther {
+		// s3fs shows an allow_other mount's root as 0777 &^ mp_umask, so
+		// that every user can create files at the top of the mount.
+		root := uint32(0o777)
+		if mo.MpUmask != nil {
+			root &^= *mo.MpUmask
 		}
-		if !changed("dir-mode") {
-			cfg.DirMode = 0o777 &^ *mo.Umask
-		}
+		cfg.RootMode = &root
 	}
 	if mo.StatTTL != nil && !changed("stat-cache-ttl") {
 		cfg.StatCacheTTL = *mo.StatTTL

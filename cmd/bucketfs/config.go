@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	bfs "github.com/novitalabs/bucketfs/fs"
 )
 
 // Config is everything the command line says, resolved to concrete values.
@@ -36,6 +38,14 @@ type Config struct {
 	DirMode      uint32
 	AllowOther   bool
 	NonEmpty     bool
+
+	// Override holds -o uid=, gid=, umask= (libfuse's overrides: what every
+	// object shows, whatever its metadata), unlike UID, GID, FileMode and
+	// DirMode, which are defaults for objects without metadata.
+	Override bfs.Override
+	// RootMode is the mount root's permission bits: with allow_other 0777
+	// &^ mp_umask, as s3fs shows it; nil means DirMode.
+	RootMode *uint32
 
 	StagingDir  string // "" means a fresh private directory, removed at exit when empty
 	RecoveryDir string

@@ -136,6 +136,8 @@ func run(ctx context.Context, cfg *Config) error {
 		GID:           cfg.GID,
 		FileMode:      cfg.FileMode,
 		DirMode:       cfg.DirMode,
+		RootMode:      cfg.RootMode,
+		Override:      cfg.Override,
 		StagingDir:    staging,
 		RecoveryDir:   cfg.RecoveryDir,
 		UploadTimeout: cfg.UploadTimeout,
