@@ -384,7 +384,7 @@ func TestSandboxShutdownDeadline(t *testing.T) {
 			t.Parallel()
 			srv := miniotest.StartT(t) // its own server: this test stops it
 			recovery := filepath.Join(t.TempDir(), "recovery")
-			m := mount(t, onServer(srv), onBucket(newBucketPatient(t, srv)),
+			m := mount(t, onServer(srv), onBucket(srv.NewBucket(t)),
 				withFlags("--shutdown-timeout", deadline.String(), "--recovery-dir", recovery))
 			if m.PID == 0 {
 				t.Fatal("cannot find the daemon to signal")
