@@ -497,12 +497,8 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if n.fsys.cfg.ReadOnly {
 		return syscall.EROFS
 	}
-	if ch := n.GetChild(name); ch != nil {
-		for _, gc := range ch.Children() {
-			if gc.Operations().(*Node).isPendingCreate() {
-				return syscall.ENOTEMPTY
-			}
-		}
+	if ch := n.GetChild(name); ch != nil && ch.Operations().(*Node).hasPendingChild() {
+		return syscall.ENOTEMPTY
 	}
 	key := n.childKey(name)
 	empty, errno := n.fsys.isEmptyDir(ctx, key)
@@ -538,6 +534,17 @@ func (f *FS) isEmptyDir(ctx context.Context, key string) (bool, syscall.Errno) {
 		}
 	}
 	return len(page.CommonPrefixes) == 0, 0
+}
+
+// hasPendingChild reports whether directory n holds a file created here
+// and not yet in the bucket: no listing shows it, yet n is not empty.
+func (n *Node) hasPendingChild() bool {
+	for _, ch := range n.Children() {
+		if ch.Operations().(*Node).isPendingCreate() {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) isPendingCreate() bool {

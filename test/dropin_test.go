@@ -166,3 +166,40 @@ func TestUmaskOverride(t *testing.T) {
 		t.Errorf("mount options %q: allow_other without asking", out)
 	}
 }
+
+// TestRenameOntoDirWithPendingFile: the model test's seed
+// 1796113388258237765. A directory whose only entry is a file still being
+// written (not in the bucket yet) is not empty: rename onto it and rmdir
+// of it fail with ENOTEMPTY, and nothing in the bucket moves. (rename(2)
+// itself: os.Rename refuses any existing target directory with EEXIST.)
+func TestRenameOntoDirWithPendingFile(t *testing.T) {
+	t.Parallel()
+	m := mount(t)
+	for _, d := range []string{"a", "a/b", "b"} {
+		if err := os.Mkdir(m.Path(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.OpenFile(m.Path("b/c"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	wantErrno(t, `rename("a/b", "b") with b/c open and not uploaded`, syscall.Rename(m.Path("a/b"), m.Path("b")), syscall.ENOTEMPTY)
+	wantErrno(t, `rmdir("b") with b/c open and not uploaded`, syscall.Rmdir(m.Path("b")), syscall.ENOTEMPTY)
+	if _, err := f.Write([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Uploaded now: the listing says the same.
+	wantErrno(t, `rename("a/b", "b") after close`, syscall.Rename(m.Path("a/b"), m.Path("b")), syscall.ENOTEMPTY)
+	sameBytes(t, "b/c", m.Get("b/c"), []byte("c"))
+	if keys := strings.Join(m.AllKeys(), " "); keys != "a/ a/b/ b/ b/c" {
+		t.Errorf("bucket after the refused renames: %s, want a/ a/b/ b/ b/c", keys)
+	}
+	if st := lstat(t, m.Path("a/b")); st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		t.Errorf("a/b: mode %#o, want a directory still there", st.Mode)
+	}
+}
