@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Issue 12: the s3fs command lines sandboxes use, unchanged.
@@ -201,5 +203,116 @@ func TestRenameOntoDirWithPendingFile(t *testing.T) {
 	}
 	if st := lstat(t, m.Path("a/b")); st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 		t.Errorf("a/b: mode %#o, want a directory still there", st.Mode)
+	}
+}
+
+// fgDaemon is a `bucketfs -f` started by a test, ready once its ready
+// file appeared.
+type fgDaemon struct {
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// startForeground runs `bucketfs -f ... BUCKET DIR` with a ready file and
+// waits until the mount answers.
+func startForeground(t *testing.T, bucket, dir, work string) *fgDaemon {
+	t.Helper()
+	srv := sharedMinio
+	ready := filepath.Join(work, "ready")
+	raceDir := filepath.Join(work, "race")
+	if err := os.MkdirAll(raceDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(work, "bucketfs.log")
+	cmd := exec.Command(bucketfsBin, "-f", "--endpoint", srv.Endpoint, "--log-file", logFile,
+		"--ready-file", ready, bucket, dir)
+	cmd.Env = daemonEnv(t, raceDir, "fg-"+filepath.Base(work), []string{
+		"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey})
+	var stderr bytes.Buffer // read only once the process has exited
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &fgDaemon{cmd: cmd, exited: make(chan error, 1)}
+	go func() { d.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(logFile); err == nil {
+				t.Logf("bucketfs log (%s):\n%s", work, b)
+			}
+		}
+		checkRaceDir(t, raceDir)
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			return d
+		}
+		select {
+		case err := <-d.exited:
+			b, _ := os.ReadFile(logFile)
+			t.Fatalf("bucketfs -f exited before the ready file appeared: %v: %s\nlog:\n%s", err, stderr.String(), b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no ready file after 60s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSandboxDeadMountRerunAtOnce: a foreground daemon killed with -9 and
+// the same command run again at once (no one touched the dead mount in
+// between, and the kernel still holds the root's attributes, so stat of
+// the mountpoint succeeds) replaces the dead mount and serves the bucket.
+func TestSandboxDeadMountRerunAtOnce(t *testing.T) {
+	t.Parallel()
+	needSuite(t)
+	bucket := sharedMinio.NewBucket(t)
+	dir := newMountDir(t)
+	work := t.TempDir()
+	old := startForeground(t, bucket, dir, filepath.Join(work, "old"))
+	writeFile(t, filepath.Join(dir, "before"), []byte("before"))
+	// Fresh attributes of the root in the kernel's cache, as a shell's
+	// prompt or `ls` would leave them.
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	d := startForeground(t, bucket, dir, filepath.Join(work, "new"))
+	defer func() {
+		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Error(err)
+		}
+		select {
+		case err := <-d.exited:
+			if err != nil {
+				t.Errorf("bucketfs -f after SIGTERM: %v, want exit 0", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("bucketfs -f did not exit within 60s of SIGTERM")
+			_ = d.cmd.Process.Kill()
+		}
+		if isMounted(dir) {
+			t.Errorf("%s still mounted after exit", dir)
+			_ = exec.Command("fusermount3", "-uz", dir).Run()
+		}
+	}()
+	if err := <-old.exited; err == nil {
+		t.Error("the killed daemon exited 0")
+	}
+	sameBytes(t, "before, through the new mount", readFile(t, filepath.Join(dir, "before")), []byte("before"))
+	writeFile(t, filepath.Join(dir, "after"), []byte("after"))
+	b, err := getObject(sharedMinio.Client(), bucket, "after")
+	if err != nil || string(b) != "after" {
+		t.Errorf("after in the bucket: %q, %v", b, err)
+	}
+	if n := countMounts(dir); n != 1 {
+		t.Errorf("%d mounts stacked on %s, want 1", n, dir)
+	}
+	if log, _ := os.ReadFile(filepath.Join(work, "new", "bucketfs.log")); !strings.Contains(string(log), "replaced a dead FUSE mount") {
+		t.Errorf("no log line about the replaced mount:\n%s", log)
 	}
 }
