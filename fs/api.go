@@ -21,6 +21,11 @@ type Config struct {
 
 	ReadOnly     bool          // every change fails with EROFS
 	StatCacheTTL time.Duration // how long metadata and listings are trusted
+	// NegativeTTL is how long "no such name" is trusted, by the kernel and
+	// from a cached listing (at most StatCacheTTL). 0, the default, asks
+	// the store every time, so that an object another tool just created
+	// is found by name at once, as with s3fs.
+	NegativeTTL time.Duration
 
 	// Attributes for objects that carry no metadata.
 	UID, GID uint32

@@ -145,7 +145,7 @@ func New(cfg Config) (*FS, error) {
 // Mount mounts the filesystem on mountpoint and serves it in the background.
 // It returns once the kernel has completed the FUSE handshake.
 func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
-	ttl := f.cfg.StatCacheTTL
+	ttl, negTTL := f.cfg.StatCacheTTL, min(f.cfg.NegativeTTL, f.cfg.StatCacheTTL)
 	opts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:      mc.FsName,
@@ -167,7 +167,7 @@ func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
-		NegativeTimeout: &ttl,
+		NegativeTimeout: &negTTL,
 		RootStableAttr:  &gofs.StableAttr{Ino: rootIno, Mode: syscall.S_IFDIR},
 		// No go-fuse UID/GID: it would show an owner of 0 (an object
 		// stored as root's) as the default owner; every node sets its own.

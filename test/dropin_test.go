@@ -316,3 +316,42 @@ func TestSandboxDeadMountRerunAtOnce(t *testing.T) {
 		t.Errorf("no log line about the replaced mount:\n%s", log)
 	}
 }
+
+// TestNegativeLookupSeesNewObject: with the default --negative-ttl 0 an
+// object another tool creates is found by name at once, although the
+// directory's listing (cached for --stat-cache-ttl) and the kernel's last
+// lookup said it was not there; --negative-ttl trades that for fewer
+// requests.
+func TestNegativeLookupSeesNewObject(t *testing.T) {
+	t.Parallel()
+	t.Run("Default", func(t *testing.T) {
+		t.Parallel()
+		m := mount(t, withTTL(time.Hour))
+		if err := os.Mkdir(m.Path("d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"later", "d/later"} {
+			if _, err := os.ReadDir(filepath.Dir(m.Path(name))); err != nil { // a fresh listing without it
+				t.Fatal(err)
+			}
+			_, err := os.Stat(m.Path(name))
+			wantErrno(t, "stat "+name+" before it exists", err, syscall.ENOENT)
+			m.Put(name, []byte("from another tool"), nil)
+			b, err := os.ReadFile(m.Path(name))
+			if err != nil {
+				t.Errorf("%s right after another tool created it: %v", name, err)
+				continue
+			}
+			sameBytes(t, name, b, []byte("from another tool"))
+		}
+	})
+	t.Run("Cached", func(t *testing.T) {
+		t.Parallel()
+		m := mount(t, withTTL(time.Hour), withFlags("--negative-ttl", "1h"))
+		_, err := os.Stat(m.Path("later"))
+		wantErrno(t, "stat before it exists", err, syscall.ENOENT)
+		m.Put("later", []byte("x"), nil)
+		_, err = os.Stat(m.Path("later"))
+		wantErrno(t, "stat with the absence cached for --negative-ttl", err, syscall.ENOENT)
+	})
+}

@@ -56,6 +56,7 @@ const usageFooter = `
                            only defaults for objects without metadata
   ro, nonempty
   stat_cache_expire=SECS   same as --stat-cache-ttl
+  enable_noobj_cache       --negative-ttl of the stat cache TTL (disable_noobj_cache: 0)
   no_check_certificate     do not verify TLS certificates (insecure)
   public_bucket=1          anonymous, unsigned requests
   Other s3fs options (use_cache, retries, multipart_size, ...) are accepted
@@ -73,7 +74,7 @@ As a mount helper (/sbin/mount.fuse.bucketfs, a link to this binary), for
 "mount -t fuse.bucketfs BUCKET DIR -o OPTIONS" and fstab lines, these
 flags are written as -o options with underscores: log_file=, log_level=,
 log_format=, metrics_addr=, ready_file=, shutdown_timeout=, upload_timeout=,
-recovery_dir=, staging_dir=, stat_cache_ttl=, region=, file_mode=,
+recovery_dir=, staging_dir=, stat_cache_ttl=, negative_ttl=, region=, file_mode=,
 dir_mode=, debug_fuse, insecure_skip_verify, read_only.
 
 A dead mount left on MOUNTPOINT by a killed daemon ("Transport endpoint is
@@ -177,7 +178,7 @@ type flagValues struct {
 	logFormat, readyFile, metricsAddr                      string
 	stagingDir, recoveryDir, cacheDir                      string
 	blockSize, memoryCacheSize, cacheSize                  int64
-	statTTL, uploadTimeout, shutdownTimeout                time.Duration
+	statTTL, negativeTTL, uploadTimeout, shutdownTimeout   time.Duration
 	uid, gid, fileMode, dirMode                            uint32
 	options                                                []string
 }
@@ -195,6 +196,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.BoolVar(&fv.insecure, "insecure-skip-verify", false, "do not verify the endpoint's TLS certificate (insecure; same as -o no_check_certificate)")
 	fs.BoolVar(&fv.readOnly, "read-only", false, "mount read-only: every change fails with EROFS")
 	fs.DurationVar(&fv.statTTL, "stat-cache-ttl", defaultStatCacheTTL, "how long metadata and listings are trusted")
+	fs.DurationVar(&fv.negativeTTL, "negative-ttl", 0, "how long a name found missing stays missing without asking the store (at most --stat-cache-ttl; default 0: objects other tools create are visible at once, as with s3fs)")
 	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata (default: the daemon's uid)")
 	fs.Uint32Var(&fv.gid, "gid", uint32(env.GID), "group of objects that carry no metadata (default: the daemon's gid)")
 	fv.fileMode, fv.dirMode = defaultFileMode, defaultDirMode
@@ -376,9 +378,17 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	if mo.StatTTL != nil && !changed("stat-cache-ttl") {
 		cfg.StatCacheTTL = *mo.StatTTL
 	}
+	// s3fs's enable_noobj_cache caches "no such object" as long as stats.
+	cfg.NegativeTTL = fv.negativeTTL
+	if mo.NoObjCache != nil && !changed("negative-ttl") {
+		cfg.NegativeTTL = 0
+		if *mo.NoObjCache {
+			cfg.NegativeTTL = cfg.StatCacheTTL
+		}
+	}
 
-	if cfg.StatCacheTTL < 0 || cfg.UploadTimeout <= 0 || cfg.ShutdownTimeout <= 0 {
-		return nil, usageErrorf("--stat-cache-ttl must not be negative, --upload-timeout and --shutdown-timeout must be positive")
+	if cfg.StatCacheTTL < 0 || cfg.NegativeTTL < 0 || cfg.UploadTimeout <= 0 || cfg.ShutdownTimeout <= 0 {
+		return nil, usageErrorf("--stat-cache-ttl and --negative-ttl must not be negative, --upload-timeout and --shutdown-timeout must be positive")
 	}
 	if len(mo.Ignored) > 0 {
 		cfg.Warnings = append(cfg.Warnings, "ignoring s3fs options that have no meaning for bucketfs: "+strings.Join(mo.Ignored, ", "))

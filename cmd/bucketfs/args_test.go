@@ -29,7 +29,7 @@ type wantCfg struct {
 	ReadOnly, AllowOther       bool
 	NonEmpty                   bool
 	PasswdFile, Profile        string
-	TTL                        time.Duration
+	TTL, NegTTL                time.Duration
 	UID, GID                   uint32
 	FileMode, DirMode          uint32
 	// Overrides and the root's mode; -1 when unset.
@@ -48,7 +48,7 @@ func summarize(c *Config) wantCfg {
 		Bucket: c.Bucket, Prefix: c.Prefix, Mountpoint: c.Mountpoint, Foreground: c.Foreground,
 		Endpoint: c.Endpoint, Region: c.Region, PathStyle: c.PathStyle, Insecure: c.InsecureSkipVerify,
 		ReadOnly: c.ReadOnly, AllowOther: c.AllowOther, NonEmpty: c.NonEmpty,
-		PasswdFile: c.PasswdFile, Profile: c.Profile, TTL: c.StatCacheTTL,
+		PasswdFile: c.PasswdFile, Profile: c.Profile, TTL: c.StatCacheTTL, NegTTL: c.NegativeTTL,
 		UID: c.UID, GID: c.GID, FileMode: c.FileMode, DirMode: c.DirMode,
 		OvUID: optU32(c.Override.UID), OvGID: optU32(c.Override.GID), OvUmask: optU32(c.Override.Umask),
 		RootMode: optU32(c.RootMode),
@@ -118,6 +118,11 @@ func TestParseArgs(t *testing.T) {
 		{"mp_umask", "b /mnt/x -o allow_other,mp_umask=022", base(func(w *wantCfg) { w.AllowOther, w.RootMode = true, 0o755 })},
 		{"mp_umask without allow_other", "b /mnt/x -o mp_umask=077", base(nil)},
 		{"modes", "--file-mode 600 --dir-mode 0o700 b /mnt/x", base(func(w *wantCfg) { w.FileMode, w.DirMode = 0o600, 0o700 })},
+		{"negative ttl flag", "--negative-ttl 2s b /mnt/x", base(func(w *wantCfg) { w.NegTTL = 2 * time.Second })},
+		{"enable_noobj_cache", "--stat-cache-ttl 9s b /mnt/x -o enable_noobj_cache",
+			base(func(w *wantCfg) { w.TTL, w.NegTTL = 9*time.Second, 9*time.Second })},
+		{"negative ttl flag wins", "--negative-ttl 1s b /mnt/x -o enable_noobj_cache", base(func(w *wantCfg) { w.NegTTL = time.Second })},
+		{"disable_noobj_cache", "b /mnt/x -o disable_noobj_cache", base(nil)},
 		{"ttl flag", "--stat-cache-ttl 1m b /mnt/x", base(func(w *wantCfg) { w.TTL = time.Minute })},
 		{"stat_cache_expire seconds", "b /mnt/x -o stat_cache_expire=30", base(func(w *wantCfg) { w.TTL = 30 * time.Second })},
 		{"stat_cache_expire under flag", "--stat-cache-ttl 1s b /mnt/x -o stat_cache_expire=30", base(func(w *wantCfg) { w.TTL = time.Second })},

@@ -33,6 +33,7 @@ type Config struct {
 
 	ReadOnly     bool
 	StatCacheTTL time.Duration
+	NegativeTTL  time.Duration // how long "no such name" is trusted
 	UID, GID     uint32
 	FileMode     uint32
 	DirMode      uint32

@@ -29,6 +29,8 @@ type mountOptions struct {
 	Umask    *uint32
 	MpUmask  *uint32 // mp_umask=: the mount root's mode with allow_other
 	StatTTL  *time.Duration
+	// NoObjCache: enable_noobj_cache (true) or disable_noobj_cache (false).
+	NoObjCache *bool
 
 	// Ignored lists the s3fs options that were accepted but mean nothing
 	// to bucketfs, in order, for one warning line.
@@ -42,8 +44,8 @@ type mountOptions struct {
 var s3fsIgnored = map[string]bool{
 	"use_cache": true, "del_cache": true, "dbglevel": true, "retries": true,
 	"multipart_size": true, "multipart_copy_size": true, "parallel_count": true,
-	"max_stat_cache_size": true, "enable_noobj_cache": true, "disable_noobj_cache": true,
-	"complement_stat": true, "compat_dir": true, "notsup_compat_dir": true,
+	"max_stat_cache_size": true,
+	"complement_stat":     true, "compat_dir": true, "notsup_compat_dir": true,
 	"default_acl": true, "sigv2": true, "sigv4": true,
 	"nomultipart": true, "curldbg": true, "connect_timeout": true,
 	"readwrite_timeout": true, "list_object_max_keys": true, "max_dirty_data": true,
@@ -176,6 +178,9 @@ func (mo *mountOptions) apply(item string) error {
 		} else {
 			mo.MpUmask = &m
 		}
+	case "enable_noobj_cache", "disable_noobj_cache":
+		on := key == "enable_noobj_cache"
+		mo.NoObjCache = &on
 	case "stat_cache_expire":
 		if err := needVal(); err != nil {
 			return err

@@ -132,6 +132,7 @@ func run(ctx context.Context, cfg *Config) error {
 		Store:         fsStore,
 		ReadOnly:      cfg.ReadOnly,
 		StatCacheTTL:  cfg.StatCacheTTL,
+		NegativeTTL:   cfg.NegativeTTL,
 		UID:           cfg.UID,
 		GID:           cfg.GID,
 		FileMode:      cfg.FileMode,
