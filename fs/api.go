@@ -21,11 +21,26 @@ type Config struct {
 
 	ReadOnly     bool          // every change fails with EROFS
 	StatCacheTTL time.Duration // how long metadata and listings are trusted
+	// NegativeTTL is how long "no such name" is trusted, by the kernel and
+	// from a cached listing (at most StatCacheTTL). 0, the default, asks
+	// the store every time, so that an object another tool just created
+	// is found by name at once, as with s3fs.
+	NegativeTTL time.Duration
 
 	// Attributes for objects that carry no metadata.
 	UID, GID uint32
 	FileMode uint32 // permission bits, e.g. 0644
 	DirMode  uint32 // permission bits, e.g. 0755
+
+	// RootMode, when set, is the permission bits of the mount root, which
+	// has no object of its own (s3fs shows an allow_other mount's root as
+	// 0777 &^ mp_umask); nil means DirMode.
+	RootMode *uint32
+
+	// Override replaces, for every object, what the kernel is shown,
+	// whatever the object's metadata says: libfuse's -o uid=, gid= and
+	// umask= as s3fs users know them. Stored metadata is not changed.
+	Override Override
 
 	// StagingDir holds the local copies of files being written, each with
 	// a sidecar naming its key (staging.go). It must exist and belong to
@@ -63,6 +78,14 @@ type Config struct {
 	// returned to the kernel), so that the daemon can count errors by errno
 	// without fs depending on a metrics library. It must not block.
 	OnFailure func(op string, errno syscall.Errno)
+}
+
+// Override is the set of attribute overrides; a nil field overrides nothing.
+type Override struct {
+	UID, GID *uint32
+	// Umask makes every object's permission bits 0777 &^ Umask (the type
+	// bits stay). Symlinks keep 0777: Linux ignores their mode.
+	Umask *uint32
 }
 
 // MountConfig is how the filesystem is presented to the kernel.

@@ -26,7 +26,8 @@ type listEntry struct {
 	marker  bool                 // dirs: a marker object exists
 	// needStat: the name exists (we made it) but info is not the store's
 	// word; a lookup asks the store. Lets our own creates keep the listing
-	// fresh for the negative lookups that matter (the next create).
+	// fresh for the negative lookups that matter (the next create, while
+	// the negative TTL trusts absences).
 	needStat bool
 }
 
@@ -135,7 +136,8 @@ func (n *Node) entry(inode *gofs.Inode, out *fuse.EntryOut) *gofs.Inode {
 }
 
 // cachedEntry answers from n's listing while it is fresh: fresh reports
-// whether the answer (found or not) can be trusted.
+// whether the answer (found or not) can be trusted. An absence is fresh
+// for the negative TTL only.
 func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -143,6 +145,13 @@ func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 		return listEntry{}, false, false
 	}
 	ent, found = n.listing[name]
+	// A name the listing lacks may have been created by another tool
+	// since: absence is trusted only while the listing is younger than
+	// the negative TTL (it was made StatCacheTTL before listingUntil).
+	cfg := &n.fsys.cfg
+	if !found && !time.Now().Before(n.listingUntil.Add(cfg.NegativeTTL-cfg.StatCacheTTL)) {
+		return listEntry{}, false, false
+	}
 	return ent, found, true
 }
 
@@ -480,7 +489,8 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	}
 	child.hasMarker = true
 	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
-	// A new directory is empty: creates in it need not ask the store.
+	// A new directory is empty: with a negative TTL, creates in it need
+	// not ask the store.
 	child.listing = make(map[string]listEntry)
 	child.listingUntil = child.validUntil
 	n.listingAdd(name, kindDir)
@@ -504,12 +514,8 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if n.fsys.cfg.ReadOnly {
 		return syscall.EROFS
 	}
-	if ch := n.GetChild(name); ch != nil {
-		for _, gc := range ch.Children() {
-			if gc.Operations().(*Node).isPendingCreate() {
-				return syscall.ENOTEMPTY
-			}
-		}
+	if ch := n.GetChild(name); ch != nil && ch.Operations().(*Node).hasPendingChild() {
+		return syscall.ENOTEMPTY
 	}
 	key := n.childKey(name)
 	empty, errno := n.fsys.isEmptyDir(ctx, key)
@@ -545,6 +551,19 @@ func (f *FS) isEmptyDir(ctx context.Context, key string) (bool, syscall.Errno) {
 		}
 	}
 	return len(page.CommonPrefixes) == 0, 0
+}
+
+// hasPendingChild reports whether directory n holds a file created here
+// and not yet in the bucket: no listing shows it, yet n is not empty.
+// It asks the registry, which also holds files whose nodes the kernel
+// forgot.
+func (n *Node) hasPendingChild() bool {
+	for _, c := range n.fsys.registeredUnder(n.currentKey()) {
+		if c.isPendingCreate() {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) isPendingCreate() bool {

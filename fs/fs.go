@@ -138,7 +138,11 @@ func New(cfg Config) (*FS, error) {
 	f.retryStopped = make(chan struct{})
 	f.nextIno.Store(rootIno)
 	f.root = &Node{fsys: f, kind: kindDir, ino: rootIno}
-	f.root.attrs = posixAttrs{perm: cfg.DirMode, uid: cfg.UID, gid: cfg.GID, mtime: time.Now()}
+	rootPerm := cfg.DirMode
+	if cfg.RootMode != nil {
+		rootPerm = *cfg.RootMode
+	}
+	f.root.attrs = posixAttrs{perm: rootPerm, uid: cfg.UID, gid: cfg.GID, mtime: time.Now()}
 	f.root.isRoot = true
 	if err := f.loadStaged(); err != nil {
 		return nil, err
@@ -150,7 +154,7 @@ func New(cfg Config) (*FS, error) {
 // Mount mounts the filesystem on mountpoint and serves it in the background.
 // It returns once the kernel has completed the FUSE handshake.
 func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
-	ttl := f.cfg.StatCacheTTL
+	ttl, negTTL := f.cfg.StatCacheTTL, min(f.cfg.NegativeTTL, f.cfg.StatCacheTTL)
 	opts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:      mc.FsName,
@@ -176,10 +180,10 @@ func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
-		NegativeTimeout: &ttl,
+		NegativeTimeout: &negTTL,
 		RootStableAttr:  &gofs.StableAttr{Ino: rootIno, Mode: syscall.S_IFDIR},
-		UID:             f.cfg.UID,
-		GID:             f.cfg.GID,
+		// No go-fuse UID/GID: it would show an owner of 0 (an object
+		// stored as root's) as the default owner; every node sets its own.
 	}
 	if mc.AllowOther {
 		// Other users see the mount: let the kernel enforce the modes.

@@ -126,6 +126,20 @@ func (n *Node) fillAttrLocked(out *fuse.Attr) {
 	}
 	mt := n.attrs.mtime
 	out.SetTimes(&mt, &mt, &mt)
+	n.fsys.cfg.Override.apply(out, n.kind)
+}
+
+// apply replaces what o overrides in out, the attributes of a node of kind k.
+func (o *Override) apply(out *fuse.Attr, k kind) {
+	if o.UID != nil {
+		out.Uid = *o.UID
+	}
+	if o.GID != nil {
+		out.Gid = *o.GID
+	}
+	if o.Umask != nil && k != kindSymlink {
+		out.Mode = k.typeBits() | 0o777&^*o.Umask
+	}
 }
 
 // applyInfo sets n's attributes from what the store says about its object.

@@ -61,6 +61,8 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 			return syscall.ENOTDIR
 		case src.kind != kindDir && dst.kind == kindDir:
 			return syscall.EISDIR
+		case dst.kind == kindDir && dst.hasPendingChild():
+			return syscall.ENOTEMPTY
 		case dst.kind == kindDir:
 			empty, errno := n.fsys.isEmptyDir(ctx, dstKey)
 			if errno != 0 {

@@ -221,19 +221,22 @@ func TestPermissionsEnforced(t *testing.T) {
 	if err := os.Mkdir(m.Path("rootdir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The root of an allow_other mount is 0777 (as on s3fs): the entries
+	// that others may not remove are in a directory of root's.
+	writeFile(t, m.Path("rootdir/kept"), []byte("kept"))
 	nobody := func(script string) (string, error) {
 		return tryRun(m.Dir, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script)
 	}
 	if out, err := nobody("cat public"); err != nil || out != "public" {
 		t.Errorf("other user reading a 0644 file: %q, %v", out, err)
 	}
-	for _, script := range []string{"cat secret", "echo x > public", "echo x > rootdir/new", "mkdir rootdir/sub", "rm public"} {
+	for _, script := range []string{"cat secret", "echo x > public", "echo x > rootdir/new", "mkdir rootdir/sub", "rm rootdir/kept"} {
 		out, err := nobody(script)
 		if err == nil || !strings.Contains(out, "Permission denied") {
 			t.Errorf("other user %q: %v %q; want Permission denied (EACCES)", script, err, out)
 		}
 	}
-	if keys := strings.Join(m.Keys(""), " "); keys != "public rootdir/ secret" {
+	if keys := strings.Join(m.Keys(""), " "); keys != "public rootdir/ rootdir/kept secret" {
 		t.Errorf("bucket after denied operations: %s", keys)
 	}
 	sameBytes(t, "public", m.Get("public"), []byte("public"))

@@ -102,24 +102,3 @@ func (m *Mount) readLog() string {
 	b, _ := os.ReadFile(m.LogFile)
 	return string(b)
 }
-
-// newBucketPatient creates a bucket on a freshly started MinIO, which may
-// answer its readiness probe a moment before it accepts requests (503
-// XMinioServerNotInitialized under load).
-func newBucketPatient(t *testing.T, srv *miniotest.Server) string {
-	t.Helper()
-	name := miniotest.BucketName(t.Name())
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := srv.CreateBucket(ctx, name)
-		cancel()
-		if err == nil {
-			return name
-		}
-		if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}

@@ -386,7 +386,7 @@ func TestSandboxShutdownDeadline(t *testing.T) {
 			t.Parallel()
 			srv := miniotest.StartT(t) // its own server: this test stops it
 			staging := filepath.Join(t.TempDir(), "staging")
-			m := mount(t, onServer(srv), onBucket(newBucketPatient(t, srv)),
+			m := mount(t, onServer(srv), onBucket(srv.NewBucket(t)),
 				withFlags("--shutdown-timeout", deadline.String(), "--staging-dir", staging))
 			if m.PID == 0 {
 				t.Fatal("cannot find the daemon to signal")

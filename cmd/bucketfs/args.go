@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	bfs "github.com/novitalabs/bucketfs/fs"
 )
 
 // errHelp and errVersion are returned by parseArgs when --help or
@@ -46,8 +48,15 @@ const usageFooter = `
   use_path_request_style   path-style addressing (default with any url=)
   passwd_file=PATH         s3fs password file (ACCESS:SECRET or BUCKET:ACCESS:SECRET)
   profile=NAME             AWS shared-config profile
-  allow_other, ro, nonempty, uid=N, gid=N, umask=OCTAL
+  allow_other              let other users in; the mount root shows 0777
+                           (&^ mp_umask=OCTAL), as with s3fs
+  uid=N, gid=N, umask=OCTAL  overrides (libfuse's): every object shows this
+                           owner, group, mode 0777 &^ umask, whatever its
+                           metadata; --uid/--gid/--file-mode/--dir-mode are
+                           only defaults for objects without metadata
+  ro, nonempty
   stat_cache_expire=SECS   same as --stat-cache-ttl
+  enable_noobj_cache       --negative-ttl of the stat cache TTL (disable_noobj_cache: 0)
   no_check_certificate     do not verify TLS certificates (insecure)
   public_bucket=1          anonymous, unsigned requests
   Other s3fs options (use_cache, retries, multipart_size, ...) are accepted
@@ -65,7 +74,7 @@ As a mount helper (/sbin/mount.fuse.bucketfs, a link to this binary), for
 "mount -t fuse.bucketfs BUCKET DIR -o OPTIONS" and fstab lines, these
 flags are written as -o options with underscores: log_file=, log_level=,
 log_format=, metrics_addr=, ready_file=, shutdown_timeout=, upload_timeout=,
-recovery_dir=, staging_dir=, stat_cache_ttl=, region=, file_mode=,
+recovery_dir=, staging_dir=, stat_cache_ttl=, negative_ttl=, region=, file_mode=,
 dir_mode=, debug_fuse, insecure_skip_verify, read_only.
 
 A dead mount left on MOUNTPOINT by a killed daemon ("Transport endpoint is
@@ -163,15 +172,15 @@ func formatByteSize(n int64) string {
 
 // flagValues holds what pflag parses into before it is merged with -o.
 type flagValues struct {
-	foreground, pathStyle, readOnly, allowOther, debugFUSE bool
-	insecure, showVersion, showHelp                        bool
-	endpoint, region, profile, logLevel, logFile           string
-	logFormat, readyFile, metricsAddr                      string
-	stagingDir, recoveryDir, cacheDir                      string
-	blockSize, memoryCacheSize, cacheSize, sparseEditMin   int64
-	statTTL, uploadTimeout, shutdownTimeout, retryFor      time.Duration
-	uid, gid, fileMode, dirMode                            uint32
-	options                                                []string
+	foreground, pathStyle, readOnly, allowOther, debugFUSE         bool
+	insecure, showVersion, showHelp                                bool
+	endpoint, region, profile, logLevel, logFile                   string
+	logFormat, readyFile, metricsAddr                              string
+	stagingDir, recoveryDir, cacheDir                              string
+	blockSize, memoryCacheSize, cacheSize, sparseEditMin           int64
+	statTTL, negativeTTL, uploadTimeout, shutdownTimeout, retryFor time.Duration
+	uid, gid, fileMode, dirMode                                    uint32
+	options                                                        []string
 }
 
 func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
@@ -187,6 +196,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.BoolVar(&fv.insecure, "insecure-skip-verify", false, "do not verify the endpoint's TLS certificate (insecure; same as -o no_check_certificate)")
 	fs.BoolVar(&fv.readOnly, "read-only", false, "mount read-only: every change fails with EROFS")
 	fs.DurationVar(&fv.statTTL, "stat-cache-ttl", defaultStatCacheTTL, "how long metadata and listings are trusted")
+	fs.DurationVar(&fv.negativeTTL, "negative-ttl", 0, "how long a name found missing stays missing without asking the store (at most --stat-cache-ttl; default 0: objects other tools create are visible at once, as with s3fs)")
 	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata (default: the daemon's uid)")
 	fs.Uint32Var(&fv.gid, "gid", uint32(env.GID), "group of objects that carry no metadata (default: the daemon's gid)")
 	fv.fileMode, fv.dirMode = defaultFileMode, defaultDirMode
@@ -362,26 +372,32 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	if changed("insecure-skip-verify") {
 		cfg.InsecureSkipVerify = fv.insecure
 	}
-	if mo.UID != nil && !changed("uid") {
-		cfg.UID = *mo.UID
-	}
-	if mo.GID != nil && !changed("gid") {
-		cfg.GID = *mo.GID
-	}
-	if mo.Umask != nil {
-		if !changed("file-mode") {
-			cfg.FileMode = 0o666 &^ *mo.Umask
+	// -o uid=, gid=, umask= override what every object shows (libfuse's
+	// meaning, which s3fs users rely on); the flags stay defaults.
+	cfg.Override = bfs.Override{UID: mo.UID, GID: mo.GID, Umask: mo.Umask}
+	if cfg.AllowOther {
+		// s3fs shows an allow_other mount's root as 0777 &^ mp_umask, so
+		// that every user can create files at the top of the mount.
+		root := uint32(0o777)
+		if mo.MpUmask != nil {
+			root &^= *mo.MpUmask
 		}
-		if !changed("dir-mode") {
-			cfg.DirMode = 0o777 &^ *mo.Umask
-		}
+		cfg.RootMode = &root
 	}
 	if mo.StatTTL != nil && !changed("stat-cache-ttl") {
 		cfg.StatCacheTTL = *mo.StatTTL
 	}
+	// s3fs's enable_noobj_cache caches "no such object" as long as stats.
+	cfg.NegativeTTL = fv.negativeTTL
+	if mo.NoObjCache != nil && !changed("negative-ttl") {
+		cfg.NegativeTTL = 0
+		if *mo.NoObjCache {
+			cfg.NegativeTTL = cfg.StatCacheTTL
+		}
+	}
 
-	if cfg.StatCacheTTL < 0 || cfg.UploadTimeout <= 0 || cfg.ShutdownTimeout <= 0 {
-		return nil, usageErrorf("--stat-cache-ttl must not be negative, --upload-timeout and --shutdown-timeout must be positive")
+	if cfg.StatCacheTTL < 0 || cfg.NegativeTTL < 0 || cfg.UploadTimeout <= 0 || cfg.ShutdownTimeout <= 0 {
+		return nil, usageErrorf("--stat-cache-ttl and --negative-ttl must not be negative, --upload-timeout and --shutdown-timeout must be positive")
 	}
 	if len(mo.Ignored) > 0 {
 		cfg.Warnings = append(cfg.Warnings, "ignoring s3fs options that have no meaning for bucketfs: "+strings.Join(mo.Ignored, ", "))

@@ -29,9 +29,18 @@ type wantCfg struct {
 	ReadOnly, AllowOther       bool
 	NonEmpty                   bool
 	PasswdFile, Profile        string
-	TTL                        time.Duration
+	TTL, NegTTL                time.Duration
 	UID, GID                   uint32
 	FileMode, DirMode          uint32
+	// Overrides and the root's mode; -1 when unset.
+	OvUID, OvGID, OvUmask, RootMode int64
+}
+
+func optU32(p *uint32) int64 {
+	if p == nil {
+		return -1
+	}
+	return int64(*p)
 }
 
 func summarize(c *Config) wantCfg {
@@ -39,14 +48,17 @@ func summarize(c *Config) wantCfg {
 		Bucket: c.Bucket, Prefix: c.Prefix, Mountpoint: c.Mountpoint, Foreground: c.Foreground,
 		Endpoint: c.Endpoint, Region: c.Region, PathStyle: c.PathStyle, Insecure: c.InsecureSkipVerify,
 		ReadOnly: c.ReadOnly, AllowOther: c.AllowOther, NonEmpty: c.NonEmpty,
-		PasswdFile: c.PasswdFile, Profile: c.Profile, TTL: c.StatCacheTTL,
+		PasswdFile: c.PasswdFile, Profile: c.Profile, TTL: c.StatCacheTTL, NegTTL: c.NegativeTTL,
 		UID: c.UID, GID: c.GID, FileMode: c.FileMode, DirMode: c.DirMode,
+		OvUID: optU32(c.Override.UID), OvGID: optU32(c.Override.GID), OvUmask: optU32(c.Override.Umask),
+		RootMode: optU32(c.RootMode),
 	}
 }
 
 // base is what "bucketfs b /mnt/x" gives with testEnv.
 func base(mod func(*wantCfg)) wantCfg {
-	w := wantCfg{Bucket: "b", Mountpoint: "/mnt/x", TTL: 5 * time.Second, UID: 1000, GID: 1000, FileMode: 0o644, DirMode: 0o755}
+	w := wantCfg{Bucket: "b", Mountpoint: "/mnt/x", TTL: 5 * time.Second, UID: 1000, GID: 1000, FileMode: 0o644, DirMode: 0o755,
+		OvUID: -1, OvGID: -1, OvUmask: -1, RootMode: -1}
 	if mod != nil {
 		mod(&w)
 	}
@@ -72,10 +84,16 @@ func TestParseArgs(t *testing.T) {
 			base(func(w *wantCfg) { w.Endpoint = "http://h:9000" })},
 		{"path style alone", "--path-style b /mnt/x", base(func(w *wantCfg) { w.PathStyle = true })},
 		{"s3fs sandbox command", "b /mnt/dir -o allow_other,endpoint=us-west-2",
-			base(func(w *wantCfg) { w.Mountpoint = "/mnt/dir"; w.AllowOther = true; w.Region = "us-west-2" })},
+			base(func(w *wantCfg) {
+				w.Mountpoint = "/mnt/dir"
+				w.AllowOther = true
+				w.Region = "us-west-2"
+				w.RootMode = 0o777
+			})},
 		{"s3fs minio command", "b /mnt/x -o allow_other,endpoint=auto,url=http://minio:9000/,use_path_request_style",
 			base(func(w *wantCfg) {
 				w.AllowOther, w.Region, w.Endpoint, w.PathStyle = true, "auto", "http://minio:9000", true
+				w.RootMode = 0o777
 			})},
 		{"url of AWS is AWS", "b /mnt/x -o url=https://s3.amazonaws.com", base(nil)},
 		{"regional AWS url gives region", "b /mnt/x -o url=https://s3.eu-west-1.amazonaws.com/",
@@ -90,13 +108,21 @@ func TestParseArgs(t *testing.T) {
 			base(func(w *wantCfg) { w.ReadOnly = true; w.NonEmpty = true })},
 		{"read-only flag", "--read-only b /mnt/x", base(func(w *wantCfg) { w.ReadOnly = true })},
 		{"explicit rw flag wins over -o ro", "--read-only=false b /mnt/x -o ro", base(nil)},
-		{"umask", "b /mnt/x -o umask=022", base(func(w *wantCfg) { w.FileMode, w.DirMode = 0o644, 0o755 })},
-		{"umask 077", "b /mnt/x -o umask=0077", base(func(w *wantCfg) { w.FileMode, w.DirMode = 0o600, 0o700 })},
-		{"umask under explicit modes", "--file-mode 0640 b /mnt/x -o umask=002",
-			base(func(w *wantCfg) { w.FileMode, w.DirMode = 0o640, 0o775 })},
-		{"uid gid options", "b /mnt/x -o uid=0,gid=33", base(func(w *wantCfg) { w.UID, w.GID = 0, 33 })},
-		{"uid flag wins", "--uid 7 b /mnt/x -o uid=0", base(func(w *wantCfg) { w.UID = 7 })},
+		// -o uid/gid/umask override every object; the flags stay defaults.
+		{"umask", "b /mnt/x -o umask=022", base(func(w *wantCfg) { w.OvUmask = 0o022 })},
+		{"umask beside explicit modes", "--file-mode 0640 b /mnt/x -o umask=002",
+			base(func(w *wantCfg) { w.FileMode, w.OvUmask = 0o640, 0o002 })},
+		{"uid gid options", "b /mnt/x -o uid=0,gid=33", base(func(w *wantCfg) { w.OvUID, w.OvGID = 0, 33 })},
+		{"uid flag is the default, -o uid the override", "--uid 7 b /mnt/x -o uid=0",
+			base(func(w *wantCfg) { w.UID, w.OvUID = 7, 0 })},
+		{"mp_umask", "b /mnt/x -o allow_other,mp_umask=022", base(func(w *wantCfg) { w.AllowOther, w.RootMode = true, 0o755 })},
+		{"mp_umask without allow_other", "b /mnt/x -o mp_umask=077", base(nil)},
 		{"modes", "--file-mode 600 --dir-mode 0o700 b /mnt/x", base(func(w *wantCfg) { w.FileMode, w.DirMode = 0o600, 0o700 })},
+		{"negative ttl flag", "--negative-ttl 2s b /mnt/x", base(func(w *wantCfg) { w.NegTTL = 2 * time.Second })},
+		{"enable_noobj_cache", "--stat-cache-ttl 9s b /mnt/x -o enable_noobj_cache",
+			base(func(w *wantCfg) { w.TTL, w.NegTTL = 9*time.Second, 9*time.Second })},
+		{"negative ttl flag wins", "--negative-ttl 1s b /mnt/x -o enable_noobj_cache", base(func(w *wantCfg) { w.NegTTL = time.Second })},
+		{"disable_noobj_cache", "b /mnt/x -o disable_noobj_cache", base(nil)},
 		{"ttl flag", "--stat-cache-ttl 1m b /mnt/x", base(func(w *wantCfg) { w.TTL = time.Minute })},
 		{"stat_cache_expire seconds", "b /mnt/x -o stat_cache_expire=30", base(func(w *wantCfg) { w.TTL = 30 * time.Second })},
 		{"stat_cache_expire under flag", "--stat-cache-ttl 1s b /mnt/x -o stat_cache_expire=30", base(func(w *wantCfg) { w.TTL = time.Second })},
@@ -106,7 +132,7 @@ func TestParseArgs(t *testing.T) {
 		{"insecure", "b /mnt/x -o no_check_certificate", base(func(w *wantCfg) { w.Insecure = true })},
 		{"fstab options", "b /mnt/x -o rw,_netdev,noatime,defaults,nosuid,nodev,user",
 			base(nil)},
-		{"allow-other flag", "--allow-other b /mnt/x", base(func(w *wantCfg) { w.AllowOther = true })},
+		{"allow-other flag", "--allow-other b /mnt/x", base(func(w *wantCfg) { w.AllowOther, w.RootMode = true, 0o777 })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	bfs "github.com/novitalabs/bucketfs/fs"
 )
 
 // Config is everything the command line says, resolved to concrete values.
@@ -33,11 +35,20 @@ type Config struct {
 
 	ReadOnly     bool
 	StatCacheTTL time.Duration
+	NegativeTTL  time.Duration // how long "no such name" is trusted
 	UID, GID     uint32
 	FileMode     uint32
 	DirMode      uint32
 	AllowOther   bool
 	NonEmpty     bool
+
+	// Override holds -o uid=, gid=, umask= (libfuse's overrides: what every
+	// object shows, whatever its metadata), unlike UID, GID, FileMode and
+	// DirMode, which are defaults for objects without metadata.
+	Override bfs.Override
+	// RootMode is the mount root's permission bits: with allow_other 0777
+	// &^ mp_umask, as s3fs shows it; nil means DirMode.
+	RootMode *uint32
 
 	// StagingDir is the base of the staging directories: each mount
 	// claims StagingDir/<bucket>-<hash of endpoint, bucket, prefix>

@@ -16,15 +16,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/novitalabs/bucketfs/internal/metrics"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
-// errDeadMount marks a mountpoint whose FUSE daemon is gone: every access
-// fails with ENOTCONN ("Transport endpoint is not connected").
+// errDeadMount marks a mountpoint whose FUSE daemon is gone: every request
+// that reaches the kernel's FUSE connection fails with ENOTCONN
+// ("Transport endpoint is not connected").
 var errDeadMount = errors.New("dead FUSE mount")
 
 // replaceDeadMount detaches a dead FUSE mount left on mnt by a daemon that
@@ -33,8 +33,7 @@ var errDeadMount = errors.New("dead FUSE mount")
 // check refuses them). Several dead mounts may be stacked; each is removed.
 func replaceDeadMount(mnt string, log *slog.Logger) error {
 	for range 8 {
-		_, err := os.Stat(mnt)
-		if !errors.Is(err, syscall.ENOTCONN) {
+		if !isDeadMount(mnt) {
 			return nil
 		}
 		source := ""

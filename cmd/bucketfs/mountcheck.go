@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // checkMountpoint refuses a mountpoint that would surprise the user:
@@ -29,15 +32,11 @@ func checkMountpoint(path string, nonEmpty bool, mounts []mountEntry) error {
 	case !st.IsDir():
 		return fmt.Errorf("mountpoint %s is not a directory", path)
 	}
-	// The mount table holds resolved paths.
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		real = path
-	}
-	for _, m := range mounts {
-		if (m.Mountpoint == path || m.Mountpoint == real) && (m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.")) {
-			return fmt.Errorf("mountpoint %s is already a FUSE mount (%s); unmount it first", path, m.Source)
+	if m, ok := fuseMountAt(path, mounts); ok {
+		if connectionDead(path) {
+			return fmt.Errorf("mountpoint %s is a %w (its daemon is gone); clean it up with: umount -l %s", path, errDeadMount, path)
 		}
+		return fmt.Errorf("mountpoint %s is already a FUSE mount (%s); unmount it first", path, m.Source)
 	}
 	if nonEmpty {
 		return nil
@@ -55,6 +54,56 @@ func checkMountpoint(path string, nonEmpty bool, mounts []mountEntry) error {
 		return fmt.Errorf("mountpoint %s is not empty (use -o nonempty)", path)
 	}
 	return nil
+}
+
+// fuseMountAt returns the topmost FUSE mount on path in mounts, if any.
+func fuseMountAt(path string, mounts []mountEntry) (mountEntry, bool) {
+	// The mount table holds resolved paths.
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		real = path
+	}
+	var found mountEntry
+	ok := false
+	for _, m := range mounts {
+		if (m.Mountpoint == path || m.Mountpoint == real) && (m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.")) {
+			found, ok = m, true
+		}
+	}
+	return found, ok
+}
+
+// deadProbeTimeout bounds the statfs that asks a FUSE mount's daemon
+// whether it is there. A live but stuck daemon does not answer: it counts
+// as alive, and the mount is refused rather than taken from under it.
+const deadProbeTimeout = 5 * time.Second
+
+// connectionDead reports whether the FUSE mount on path has lost its
+// daemon. stat is no test: after the daemon died the kernel still answers
+// it from cached attributes. statfs is never cached: on a dead connection
+// it fails with ENOTCONN, and with ECONNABORTED if it was sent just
+// before the dying daemon's device was closed.
+func connectionDead(path string) bool {
+	done := make(chan error, 1)
+	go func() {
+		var st unix.Statfs_t
+		done <- unix.Statfs(path, &st)
+	}()
+	select {
+	case err := <-done:
+		return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
+	case <-time.After(deadProbeTimeout):
+		return false
+	}
+}
+
+// isDeadMount reports whether path is a FUSE mount whose daemon is gone.
+func isDeadMount(path string) bool {
+	if _, err := os.Stat(path); errors.Is(err, syscall.ENOTCONN) {
+		return true
+	}
+	_, ok := fuseMountAt(path, readMounts())
+	return ok && connectionDead(path)
 }
 
 // fuseDevice is a variable so tests can point it elsewhere.

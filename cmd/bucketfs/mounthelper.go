@@ -41,7 +41,7 @@ var helperFlagOptions = map[string]bool{
 	"log_file": true, "log_level": true, "log_format": true,
 	"metrics_addr": true, "ready_file": true,
 	"shutdown_timeout": true, "upload_timeout": true,
-	"recovery_dir": true, "staging_dir": true, "stat_cache_ttl": true,
+	"recovery_dir": true, "staging_dir": true, "stat_cache_ttl": true, "negative_ttl": true,
 	"region": true, "file_mode": true, "dir_mode": true,
 	"debug_fuse": false, "insecure_skip_verify": false, "read_only": false,
 }

@@ -24,9 +24,13 @@ type mountOptions struct {
 	Insecure    bool
 	Anonymous   bool
 	IAMRole     bool // iam_role=...: credentials come from the instance role (SDK chain)
-	UID, GID    *uint32
-	Umask       *uint32
-	StatTTL     *time.Duration
+	// UID, GID and Umask are libfuse's overrides: every object shows them.
+	UID, GID *uint32
+	Umask    *uint32
+	MpUmask  *uint32 // mp_umask=: the mount root's mode with allow_other
+	StatTTL  *time.Duration
+	// NoObjCache: enable_noobj_cache (true) or disable_noobj_cache (false).
+	NoObjCache *bool
 
 	// Ignored lists the s3fs options that were accepted but mean nothing
 	// to bucketfs, in order, for one warning line.
@@ -40,9 +44,9 @@ type mountOptions struct {
 var s3fsIgnored = map[string]bool{
 	"use_cache": true, "del_cache": true, "dbglevel": true, "retries": true,
 	"multipart_size": true, "multipart_copy_size": true, "parallel_count": true,
-	"max_stat_cache_size": true, "enable_noobj_cache": true, "disable_noobj_cache": true,
-	"complement_stat": true, "compat_dir": true, "notsup_compat_dir": true,
-	"mp_umask": true, "default_acl": true, "sigv2": true, "sigv4": true,
+	"max_stat_cache_size": true,
+	"complement_stat":     true, "compat_dir": true, "notsup_compat_dir": true,
+	"default_acl": true, "sigv2": true, "sigv4": true,
 	"nomultipart": true, "curldbg": true, "connect_timeout": true,
 	"readwrite_timeout": true, "list_object_max_keys": true, "max_dirty_data": true,
 	"ensure_diskfree": true, "fake_diskfree": true, "multireq_max": true,
@@ -160,16 +164,23 @@ func (mo *mountOptions) apply(item string) error {
 		} else {
 			mo.GID = &id
 		}
-	case "umask":
+	case "umask", "mp_umask":
 		if err := needVal(); err != nil {
 			return err
 		}
 		m, err := parseOctalMode(val)
 		if err != nil {
-			return fmt.Errorf("mount option umask=%s: %w", val, err)
+			return fmt.Errorf("mount option %s=%s: %w", key, val, err)
 		}
 		m &= 0o777
-		mo.Umask = &m
+		if key == "umask" {
+			mo.Umask = &m
+		} else {
+			mo.MpUmask = &m
+		}
+	case "enable_noobj_cache", "disable_noobj_cache":
+		on := key == "enable_noobj_cache"
+		mo.NoObjCache = &on
 	case "stat_cache_expire":
 		if err := needVal(); err != nil {
 			return err

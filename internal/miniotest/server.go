@@ -85,7 +85,7 @@ type process struct {
 	err  error         // Wait's result, valid after done
 }
 
-// Start launches MinIO and waits until it answers its readiness probe.
+// Start launches MinIO and waits until it serves S3 requests (waitReady).
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	bin, err := Binary(ctx)
 	if err != nil {
@@ -226,7 +226,14 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // readiness probe only
 	}
 	defer hc.CloseIdleConnections()
-	url := s.Endpoint + "/minio/health/ready"
+	// /minio/health/ready answers 200 before the object layer is up (it
+	// only sets x-minio-server-status: offline), and S3 requests then get
+	// 503 XMinioServerNotInitialized. /minio/health/cluster is 200 only
+	// once the object layer, bucket metadata and IAM are initialised and
+	// the drives have write quorum; a signed ListBuckets then proves that
+	// the S3 API itself accepts our credentials.
+	url := s.Endpoint + "/minio/health/cluster"
+	client := s.Client()
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -235,7 +242,12 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 		if resp, err := hc.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := client.ListBuckets(lctx, &s3.ListBucketsInput{})
+				cancel()
+				if err == nil {
+					return nil
+				}
 			}
 		}
 		select {
