@@ -618,7 +618,9 @@ func (n *Node) markUnlinked() {
 	id := n.stage
 	n.stage = ""
 	n.fsys.unregister(n, n.key)
+	st := n.dropStreamLocked()
 	n.mu.Unlock()
+	n.fsys.abortStream(st, "unlinked")
 	n.fsys.removeStage(id)
 }
 

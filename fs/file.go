@@ -241,7 +241,7 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	n.mu.Unlock()
 	written, err := staging.WriteAt(data, off)
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	appended := off == n.size
 	if n.editBase != nil {
 		n.growLocked(n.size, off) // a hole past the old end reads zeros
 		n.dirty = n.dirty.add(off, int64(written))
@@ -253,11 +253,14 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 		n.markDirtyLocked()
 		n.attrs.mtime = time.Now()
 	}
+	key := n.key
+	n.mu.Unlock()
 	if err != nil {
 		errno := toErrno(err)
-		n.fsys.log.Warn("staging write failed", "key", n.key, "errno", errno.Error(), "err", err)
+		n.fsys.log.Warn("staging write failed", "key", key, "errno", errno.Error(), "err", err)
 		return uint32(written), errno
 	}
+	n.feedStream(off, written, appended)
 	return uint32(written), 0
 }
 
@@ -285,6 +288,7 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.fsys.abortStream(n.dropStreamLocked(), "truncate")
 	if err := n.staging.Truncate(size); err != nil {
 		return toErrno(err)
 	}
@@ -340,7 +344,10 @@ func (n *Node) stageEmptyLocked() syscall.Errno {
 	n.staging, n.stage = f, id
 	n.size = 0
 	n.editBase, n.dirty = nil, nil
+	st := n.dropStreamLocked()
+	n.seqOnly = true // an empty file: appends from here may stream
 	n.mu.Unlock()
+	n.fsys.abortStream(st, "emptied")
 	if old != nil {
 		old.Close()
 		n.fsys.removeStage(oldID)
@@ -523,6 +530,11 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	key, size, staging := n.key, n.size, n.staging
 	base, dirty := n.editBase, slices.Clone(n.dirty)
 	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
+	st := n.stream
+	n.stream = nil
+	if st != nil {
+		n.seqOnly = false // a file written again after close starts over
+	}
 	n.mu.Unlock()
 
 	uctx, cancel := n.fsys.uploadContext()
@@ -530,9 +542,18 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	n.dataMu.RLock()
 	var etag string
 	var err error
-	if base != nil {
-		etag, err = n.applyEdit(uctx, key, *base, dirty, zeroPadded{staging, size}, size, opts)
+	streamed := false
+	if st != nil && st.key == key {
+		etag, err = n.completeStream(uctx, st, zeroPadded{staging, size}, size)
+		streamed = !errors.Is(err, errStreamStale)
 	} else {
+		n.fsys.abortStream(st, "renamed")
+	}
+	switch {
+	case streamed:
+	case base != nil:
+		etag, err = n.applyEdit(uctx, key, *base, dirty, zeroPadded{staging, size}, size, opts)
+	default:
 		etag, err = n.fsys.store.Upload(uctx, key, zeroPadded{staging, size}, size, opts)
 	}
 	n.dataMu.RUnlock()

@@ -69,6 +69,11 @@ type FS struct {
 	// session, for FlushAll's report.
 	recovered []error
 
+	// ctx lives as long as the filesystem (cancelled by Close): streaming
+	// uploads run under it, each request with its own deadline.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	// The retry loop (retry.go): wake asks it for a pass now; shutdown
 	// (closed by FlushAll) ends it; retryStopped is closed when it has.
 	wake         chan struct{}
@@ -133,6 +138,7 @@ func New(cfg Config) (*FS, error) {
 	if f.cfg.RetryFor <= 0 {
 		f.cfg.RetryFor = defaultRetryFor
 	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.wake = make(chan struct{}, 1)
 	f.shutdown = make(chan struct{})
 	f.retryStopped = make(chan struct{})
@@ -226,6 +232,7 @@ func (f *FS) raiseReadahead(mountpoint string) {
 // gone and FlushAll has run.
 func (f *FS) Close() {
 	f.stopRetries()
+	f.cancel()
 	f.fill.wg.Wait()
 	if f.ownsBlocks {
 		f.blocks.Close()

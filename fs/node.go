@@ -56,6 +56,13 @@ type Node struct {
 	// written since (edit.go); editBase nil: staging holds every byte.
 	editBase *editBase
 	dirty    rangeSet
+	// stream: the streaming multipart upload of a sequential writer
+	// (stream.go); seqOnly: every write since the file was emptied was an
+	// append; metaSet: attributes were set explicitly since the stream
+	// started.
+	stream  *uploadStream
+	seqOnly bool
+	metaSet bool
 	// retired: the registry moved this node's state into a newer node
 	// (adopt); nothing may act on it any more.
 	retired bool
@@ -308,6 +315,9 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		metaChanged = true
 	}
 	dirty := n.up.state.pending()
+	if metaChanged {
+		n.metaSet = true
+	}
 	if dirty && metaChanged {
 		n.markDirtyLocked() // the pending upload carries the new attributes
 	}

@@ -138,6 +138,9 @@ func (f *FS) adopt(old *Node) *Node {
 		staging:    old.staging,
 		stage:      old.stage,
 		editBase:   old.editBase,
+		stream:     old.stream,
+		seqOnly:    old.seqOnly,
+		metaSet:    old.metaSet,
 		dirty:      old.dirty,
 		gen:        old.gen,
 		up:         old.up,
@@ -148,6 +151,7 @@ func (f *FS) adopt(old *Node) *Node {
 		n.up.state = stateDirty
 	}
 	old.retired = true
+	old.stream = nil
 	old.staging = nil
 	old.up.state = stateClean
 	f.mu.Lock()

@@ -120,6 +120,7 @@ func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 	local := n.up.state.pending() || n.etag == ""
 	etag, size, staging := n.etag, n.size, n.staging
 	base, dirty := n.editBase, slices.Clone(n.dirty)
+	n.fsys.abortStream(n.dropStreamLocked(), "renamed") // the upload is for the old key
 	var gen uint64
 	if local {
 		gen = n.beginUploadLocked()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/novitalabs/bucketfs/internal/compose"
+	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 // Crash-safe staging. Every file with local data has two files in the
@@ -61,8 +62,11 @@ type sidecar struct {
 	BaseKey  string          `json:"base_key,omitempty"`
 	BaseSize int64           `json:"base_size,omitempty"`
 	Dirty    []compose.Range `json:"dirty,omitempty"`
-	Saved    time.Time       `json:"saved"`
-	Error    string          `json:"last_error,omitempty"`
+	// UploadID: a streaming multipart upload in progress (stream.go),
+	// aborted by the next daemon.
+	UploadID string    `json:"upload_id,omitempty"`
+	Saved    time.Time `json:"saved"`
+	Error    string    `json:"last_error,omitempty"`
 }
 
 // ClaimStagingDir makes base (or, when another live daemon holds base,
@@ -140,6 +144,9 @@ func (n *Node) sidecarLocked() sidecar {
 		MtimeNs:  n.attrs.mtime.UnixNano(),
 		Foreign:  n.foreign,
 		Error:    errString(n.up.lastFailure),
+	}
+	if n.stream != nil {
+		sc.UploadID = n.stream.s.UploadID()
 	}
 	if n.editBase != nil {
 		sc.BaseKey, sc.BaseETag, sc.BaseSize = n.editBase.key, n.editBase.etag, n.editBase.size
@@ -340,5 +347,16 @@ func (f *FS) loadOne(id string) {
 	}
 	n.up.state = stateDirty
 	f.register(n)
+	if sc.UploadID != "" {
+		// The killed daemon's streaming upload of this file: the data
+		// is uploaded again whole, the upload's parts are garbage.
+		go func() {
+			ctx, cancel := f.uploadContext()
+			defer cancel()
+			if err := f.store.AbortMultipart(ctx, sc.Key, sc.UploadID); err != nil && !errors.Is(err, s3backend.ErrNotFound) {
+				f.log.Warn("could not abort a previous daemon's multipart upload", "key", sc.Key, "upload_id", sc.UploadID, "err", err)
+			}
+		}()
+	}
 	f.log.Info("picked up a file a previous daemon had not uploaded", "key", sc.Key, "bytes", sc.Size, "staged_at", sc.Saved)
 }
