@@ -53,6 +53,10 @@ type Config struct {
 	// RecoveryDir receives, by rename, the staged data and sidecar of
 	// files whose upload kept failing for RetryFor. Created on demand.
 	RecoveryDir string
+	// StagingSize bounds the bytes staged at once; a write over it waits
+	// for uploads to drain, then fails with ENOSPC. 0 means half the free
+	// space of StagingDir's filesystem.
+	StagingSize int64
 	// RetryFor is how long failed uploads are retried in the background
 	// (capped exponential back-off with jitter) before their data goes to
 	// RecoveryDir; 0 means 30 minutes.

@@ -239,6 +239,9 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 		off = n.size // O_APPEND: always at the end we know, whatever the kernel thinks
 	}
 	n.mu.Unlock()
+	if errno := n.reserveStaging(off, int64(len(data))); errno != 0 {
+		return 0, errno
+	}
 	written, err := staging.WriteAt(data, off)
 	n.mu.Lock()
 	appended := off == n.size
@@ -292,6 +295,7 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	if err := n.staging.Truncate(size); err != nil {
 		return toErrno(err)
 	}
+	n.releaseStagingLocked(size)
 	if n.editBase != nil {
 		n.dirty = n.dirty.clip(size)
 		n.growLocked(n.size, size)
@@ -343,6 +347,7 @@ func (n *Node) stageEmptyLocked() syscall.Errno {
 	old, oldID := n.staging, n.stage
 	n.staging, n.stage = f, id
 	n.size = 0
+	n.releaseStagingLocked(0)
 	n.editBase, n.dirty = nil, nil
 	st := n.dropStreamLocked()
 	n.seqOnly = true // an empty file: appends from here may stream
@@ -480,6 +485,7 @@ func (n *Node) dropStagingIfIdle() {
 	}
 	f, id := n.staging, n.stage
 	n.staging, n.stage = nil, ""
+	n.releaseStagingLocked(0)
 	// Under n.mu (FS.mu nests inside it): no one sees a registered node
 	// without its staging file.
 	n.fsys.unregister(n, n.key)
@@ -609,6 +615,7 @@ func (n *Node) giveUp(why string) error {
 	n.up.state = stateRecovered
 	n.unlinked = true
 	n.staging, n.stage = nil, ""
+	n.releaseStagingLocked(0)
 	n.fsys.unregister(n, n.key)
 	n.mu.Unlock()
 	staging.Close()

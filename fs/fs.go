@@ -69,6 +69,11 @@ type FS struct {
 	// session, for FlushAll's report.
 	recovered []error
 
+	// staged: bytes charged to the staging area, bounded by
+	// stagingLimit (pressure.go).
+	staged       atomic.Int64
+	stagingLimit int64
+
 	// ctx lives as long as the filesystem (cancelled by Close): streaming
 	// uploads run under it, each request with its own deadline.
 	ctx    context.Context
@@ -138,6 +143,7 @@ func New(cfg Config) (*FS, error) {
 	if f.cfg.RetryFor <= 0 {
 		f.cfg.RetryFor = defaultRetryFor
 	}
+	f.stagingLimit = stagingLimit(f.cfg.StagingDir, f.cfg.StagingSize)
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.wake = make(chan struct{}, 1)
 	f.shutdown = make(chan struct{})

@@ -60,6 +60,9 @@ type Node struct {
 	// (stream.go); seqOnly: every write since the file was emptied was an
 	// append; metaSet: attributes were set explicitly since the stream
 	// started.
+	// charged: staging bytes this node holds against the staging
+	// area's bound (pressure.go).
+	charged int64
 	stream  *uploadStream
 	seqOnly bool
 	metaSet bool

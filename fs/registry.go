@@ -137,6 +137,7 @@ func (f *FS) adopt(old *Node) *Node {
 		validUntil: old.validUntil,
 		staging:    old.staging,
 		stage:      old.stage,
+		charged:    old.charged,
 		editBase:   old.editBase,
 		stream:     old.stream,
 		seqOnly:    old.seqOnly,
@@ -151,6 +152,7 @@ func (f *FS) adopt(old *Node) *Node {
 		n.up.state = stateDirty
 	}
 	old.retired = true
+	old.charged = 0 // moved to n
 	old.stream = nil
 	old.staging = nil
 	old.up.state = stateClean

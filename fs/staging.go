@@ -340,6 +340,10 @@ func (f *FS) loadOne(id string) {
 	n.etag = sc.BaseETag
 	n.foreign = sc.Foreign
 	n.staging, n.stage = file, id
+	if st, err := file.Stat(); err == nil {
+		n.charged = st.Size()
+		f.staged.Add(n.charged)
+	}
 	n.gen = sc.Gen
 	if sc.BaseKey != "" {
 		n.editBase = &editBase{key: sc.BaseKey, etag: sc.BaseETag, size: sc.BaseSize}

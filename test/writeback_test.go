@@ -369,3 +369,51 @@ func TestWritebackStreamingUpload(t *testing.T) {
 	restore()
 	objectIs(t, m, "fail", data, 90*time.Second)
 }
+
+// The staging area is bounded (--staging-size): a write over the bound
+// waits for uploads to release space, and fails with ENOSPC when nothing
+// can drain; statfs reports the staging disk's real free space.
+func TestWritebackStagingBound(t *testing.T) {
+	t.Parallel()
+	staging := filepath.Join(t.TempDir(), "staging")
+	m := mount(t, withFlags("--staging-dir", staging, "--staging-size", "8MiB"))
+
+	// Files closed one after another never hold more than one at a time.
+	for i := range 4 {
+		data := randBytes(uint64(140+i), 6<<20)
+		name := "seq-" + string(rune('a'+i))
+		writeFile(t, m.Path(name), data)
+		objectIs(t, m, name, data, 30*time.Second)
+	}
+
+	// One writer holds 6 MiB open: another 6 MiB cannot be staged.
+	held, err := os.Create(m.Path("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := held.Write(randBytes(150, 6<<20)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(m.Path("refused"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Write(randBytes(151, 6<<20))
+	wantErrno(t, "write over the staging bound", err, syscall.ENOSPC)
+	f.Close()
+
+	var got, want unix.Statfs_t
+	if err := unix.Statfs(m.Dir, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Statfs(staging, &want); err != nil {
+		t.Fatal(err)
+	}
+	// The same disk: within 64 MiB of each other (other tests write too).
+	diff := int64(got.Bavail*uint64(got.Bsize)) - int64(want.Bavail*uint64(want.Bsize))
+	if diff < -64<<20 || diff > 64<<20 || got.Blocks*uint64(got.Bsize) != want.Blocks*uint64(want.Bsize) {
+		t.Errorf("statfs of the mount: %d of %d bytes free; the staging disk: %d of %d",
+			got.Bavail*uint64(got.Bsize), got.Blocks*uint64(got.Bsize), want.Bavail*uint64(want.Bsize), want.Blocks*uint64(want.Bsize))
+	}
+}

@@ -172,15 +172,15 @@ func formatByteSize(n int64) string {
 
 // flagValues holds what pflag parses into before it is merged with -o.
 type flagValues struct {
-	foreground, pathStyle, readOnly, allowOther, debugFUSE         bool
-	insecure, showVersion, showHelp                                bool
-	endpoint, region, profile, logLevel, logFile                   string
-	logFormat, readyFile, metricsAddr                              string
-	stagingDir, recoveryDir, cacheDir                              string
-	blockSize, memoryCacheSize, cacheSize, sparseEditMin           int64
-	statTTL, negativeTTL, uploadTimeout, shutdownTimeout, retryFor time.Duration
-	uid, gid, fileMode, dirMode                                    uint32
-	options                                                        []string
+	foreground, pathStyle, readOnly, allowOther, debugFUSE            bool
+	insecure, showVersion, showHelp                                   bool
+	endpoint, region, profile, logLevel, logFile                      string
+	logFormat, readyFile, metricsAddr                                 string
+	stagingDir, recoveryDir, cacheDir                                 string
+	blockSize, memoryCacheSize, cacheSize, sparseEditMin, stagingSize int64
+	statTTL, negativeTTL, uploadTimeout, shutdownTimeout, retryFor    time.Duration
+	uid, gid, fileMode, dirMode                                       uint32
+	options                                                           []string
 }
 
 func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
@@ -212,6 +212,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.DurationVar(&fv.retryFor, "upload-retry-time", defaultRetryFor, "how long failed uploads are retried in the background (capped exponential back-off with jitter) before their data goes to --recovery-dir")
 	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, autoCacheSize
 	fv.sparseEditMin = defaultSparseEditMin
+	fs.Var(byteSizeValue{&fv.stagingSize}, "staging-size", "bound on the bytes staged at once; a write over it waits for uploads to drain, then fails with ENOSPC (default 0: half the free space where --staging-dir lives)")
 	fs.Var(byteSizeValue{&fv.sparseEditMin}, "sparse-edit-min", "edits (append, pwrite, truncate) of objects bigger than this send only what changed (server-side copies of the rest) instead of downloading the object; 0: every edit")
 	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB; default 256MiB, at most an eighth of the cgroup's memory limit)")
 	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
@@ -287,6 +288,7 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		BlockSize:       fv.blockSize,
 		MemoryCacheSize: fv.memoryCacheSize,
 		SparseEditMin:   fv.sparseEditMin,
+		StagingSize:     fv.stagingSize,
 		CacheSize:       fv.cacheSize,
 		DebugFUSE:       fv.debugFUSE,
 		env:             env,

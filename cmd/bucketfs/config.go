@@ -59,6 +59,8 @@ type Config struct {
 	RetryFor    time.Duration // background retries of failed uploads, before recovery
 	// SparseEditMin: edits of bigger objects send only what changed.
 	SparseEditMin int64
+	// StagingSize bounds the staged bytes (0: half the free space there).
+	StagingSize int64
 
 	// Read cache: blocks of BlockSize bytes in memory, at most
 	// MemoryCacheSize bytes (fetches in flight included), and a disk

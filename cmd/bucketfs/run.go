@@ -145,6 +145,7 @@ func run(ctx context.Context, cfg *Config) error {
 		RecoveryDir:   cfg.RecoveryDir,
 		RetryFor:      cfg.RetryFor,
 		SparseEditMin: sparseEditMin(cfg.SparseEditMin),
+		StagingSize:   cfg.StagingSize,
 		UploadTimeout: cfg.UploadTimeout,
 		Logger:        log.With("component", "fs"),
 		OnFailure:     metrics.FSFailure,
