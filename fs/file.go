@@ -97,6 +97,18 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n.dataMu.RLock()
 	n.mu.Lock()
+	if n.punchedBelowLocked(off) {
+		// Released bytes (stream.go): store them first, then read.
+		n.mu.Unlock()
+		n.dataMu.RUnlock()
+		n.dataMu.Lock()
+		errno := n.settleStreamLocked(ctx)
+		n.dataMu.Unlock()
+		if errno != 0 {
+			return nil, errno
+		}
+		return n.Read(ctx, f, dest, off)
+	}
 	staging, size, key, etag := n.staging, n.size, n.key, n.etag
 	var base editBase
 	sparse := n.editBase != nil
@@ -263,7 +275,9 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 		n.fsys.log.Warn("staging write failed", "key", key, "errno", errno.Error(), "err", err)
 		return uint32(written), errno
 	}
-	n.feedStream(off, written, appended)
+	if errno := n.feedStream(off, written, appended); errno != 0 {
+		return 0, errno
+	}
 	return uint32(written), 0
 }
 
@@ -275,6 +289,9 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	defer n.releasePushes()
 	n.dataMu.Lock()
 	defer n.dataMu.Unlock()
+	if errno := n.settleStreamLocked(ctx); errno != 0 {
+		return errno
+	}
 	n.mu.Lock()
 	same := n.size == size
 	staged := n.staging != nil
@@ -348,6 +365,7 @@ func (n *Node) stageEmptyLocked() syscall.Errno {
 	n.staging, n.stage = f, id
 	n.size = 0
 	n.releaseStagingLocked(0)
+	n.punched, n.resume = 0, nil
 	n.editBase, n.dirty = nil, nil
 	st := n.dropStreamLocked()
 	n.seqOnly = true // an empty file: appends from here may stream
@@ -536,7 +554,7 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	key, size, staging := n.key, n.size, n.staging
 	base, dirty := n.editBase, slices.Clone(n.dirty)
 	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
-	st := n.stream
+	st, resume := n.stream, n.resume
 	n.stream = nil
 	if st != nil {
 		n.seqOnly = false // a file written again after close starts over
@@ -549,7 +567,10 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	var etag string
 	var err error
 	streamed := false
-	if st != nil && st.key == key {
+	if resume != nil {
+		etag, err = n.finishResume(uctx, resume, zeroPadded{staging, size}, key, size)
+		streamed = true
+	} else if st != nil && st.key == key {
 		etag, err = n.completeStream(uctx, st, zeroPadded{staging, size}, size)
 		streamed = !errors.Is(err, errStreamStale)
 	} else {

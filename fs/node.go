@@ -64,6 +64,12 @@ type Node struct {
 	// area's bound (pressure.go).
 	charged int64
 	stream  *uploadStream
+	// punched: bytes [0, punched) of the staging file were released
+	// after their upload as parts of stream (stream.go).
+	punched int64
+	// resume: a previous daemon's stream whose released bytes only the
+	// store holds; the upload finishes it (staging.go).
+	resume  *resumeUpload
 	seqOnly bool
 	metaSet bool
 	// retired: the registry moved this node's state into a newer node

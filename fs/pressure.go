@@ -15,7 +15,8 @@ import (
 // errno, never a silent loss. statfs reports the staging disk's real free
 // space, so df and installers see the truth.
 
-// stagingWait bounds how long a write waits for the staging area to drain.
+// stagingWait bounds how long a write waits for the staging area to drain
+// while nothing drains.
 const stagingWait = 30 * time.Second
 
 // stagingLimit works out the bound: size if set, else half the free space
@@ -38,7 +39,7 @@ func stagingLimit(dir string, size int64) int64 {
 // write).
 func (n *Node) reserveStaging(off, length int64) syscall.Errno {
 	n.mu.Lock()
-	delta := off + length - n.charged
+	delta := off + length - n.punched - n.charged
 	if n.editBase != nil {
 		delta = length
 	}
@@ -47,12 +48,21 @@ func (n *Node) reserveStaging(off, length int64) syscall.Errno {
 		return 0
 	}
 	f := n.fsys
+	// The wait ends stagingWait after the last progress (space released
+	// anywhere), not after its start: a slow store still drains.
 	deadline := time.Now().Add(stagingWait)
+	low := f.staged.Load()
 	for f.staged.Load()+delta > f.stagingLimit {
+		if now := f.staged.Load(); now < low {
+			low, deadline = now, time.Now().Add(stagingWait)
+		}
 		if time.Now().After(deadline) {
 			f.log.Warn("staging area full: write refused with ENOSPC", "key", n.currentKey(),
 				"staged_bytes", f.staged.Load(), "limit", f.stagingLimit, "staging_dir", f.cfg.StagingDir)
 			return syscall.ENOSPC
+		}
+		if n.punchUploaded() > 0 {
+			continue // this file's own uploaded parts made room
 		}
 		f.wakeRetries()
 		time.Sleep(100 * time.Millisecond)

@@ -140,6 +140,8 @@ func (f *FS) adopt(old *Node) *Node {
 		charged:    old.charged,
 		editBase:   old.editBase,
 		stream:     old.stream,
+		punched:    old.punched,
+		resume:     old.resume,
 		seqOnly:    old.seqOnly,
 		metaSet:    old.metaSet,
 		dirty:      old.dirty,

@@ -115,6 +115,12 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
+	n.dataMu.Lock()
+	errno := n.settleStreamLocked(context.Background()) // released bytes: store them under the old name first
+	n.dataMu.Unlock()
+	if errno != 0 {
+		return errno
+	}
 
 	n.mu.Lock()
 	local := n.up.state.pending() || n.etag == ""

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -64,9 +65,14 @@ type sidecar struct {
 	Dirty    []compose.Range `json:"dirty,omitempty"`
 	// UploadID: a streaming multipart upload in progress (stream.go),
 	// aborted by the next daemon.
-	UploadID string    `json:"upload_id,omitempty"`
-	Saved    time.Time `json:"saved"`
-	Error    string    `json:"last_error,omitempty"`
+	UploadID string `json:"upload_id,omitempty"`
+	// Punched: bytes [0, Punched) were released from the data file after
+	// their upload as Parts (stream.go); the next daemon sends the rest
+	// as further parts and completes UploadID.
+	Punched int64                     `json:"punched,omitempty"`
+	Parts   []s3backend.CompletedPart `json:"parts,omitempty"`
+	Saved   time.Time                 `json:"saved"`
+	Error   string                    `json:"last_error,omitempty"`
 }
 
 // ClaimStagingDir makes base (or, when another live daemon holds base,
@@ -147,6 +153,12 @@ func (n *Node) sidecarLocked() sidecar {
 	}
 	if n.stream != nil {
 		sc.UploadID = n.stream.s.UploadID()
+		if n.punched > 0 {
+			sc.Parts, sc.Punched = n.stream.s.UploadedParts()
+		}
+	}
+	if r := n.resume; r != nil {
+		sc.UploadID, sc.Parts, sc.Punched = r.uploadID, r.parts, r.end
 	}
 	if n.editBase != nil {
 		sc.BaseKey, sc.BaseETag, sc.BaseSize = n.editBase.key, n.editBase.etag, n.editBase.size
@@ -350,8 +362,12 @@ func (f *FS) loadOne(id string) {
 		n.dirty = rangeSet(sc.Dirty)
 	}
 	n.up.state = stateDirty
+	if sc.UploadID != "" && sc.Punched > 0 && len(sc.Parts) > 0 {
+		n.resume = &resumeUpload{uploadID: sc.UploadID, parts: sc.Parts, end: sc.Punched}
+		n.punched = sc.Punched
+	}
 	f.register(n)
-	if sc.UploadID != "" {
+	if sc.UploadID != "" && n.resume == nil {
 		// The killed daemon's streaming upload of this file: the data
 		// is uploaded again whole, the upload's parts are garbage.
 		go func() {
@@ -363,4 +379,37 @@ func (f *FS) loadOne(id string) {
 		}()
 	}
 	f.log.Info("picked up a file a previous daemon had not uploaded", "key", sc.Key, "bytes", sc.Size, "staged_at", sc.Saved)
+}
+
+// resumeUpload is a previous daemon's streaming upload whose first bytes
+// were released from staging: parts (reaching end) are in the store.
+type resumeUpload struct {
+	uploadID string
+	parts    []s3backend.CompletedPart
+	end      int64
+}
+
+// finishResume sends the staged bytes past the recorded parts as further
+// parts and completes the upload. uploadMu and dataMu (read) held.
+func (n *Node) finishResume(ctx context.Context, r *resumeUpload, staging io.ReaderAt, key string, size int64) (string, error) {
+	parts := slices.Clone(r.parts)
+	const partSize = 16 << 20
+	for off := r.end; off < size; off += partSize {
+		num := int32(len(parts) + 1)
+		length := min(partSize, size-off)
+		etag, err := n.fsys.store.UploadPart(ctx, key, r.uploadID, num, io.NewSectionReader(staging, off, length), length)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, s3backend.CompletedPart{Number: num, ETag: etag})
+	}
+	etag, err := n.fsys.store.CompleteMultipart(ctx, key, r.uploadID, parts)
+	if err != nil {
+		return "", err
+	}
+	n.mu.Lock()
+	n.resume, n.punched = nil, 0
+	n.mu.Unlock()
+	n.fsys.log.Info("finished a previous daemon's streaming upload", "key", key, "bytes", size)
+	return etag, nil
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/novitalabs/bucketfs/internal/compose"
 	"github.com/novitalabs/bucketfs/s3backend"
@@ -53,17 +56,29 @@ type uploadStream struct {
 // feedStream hands finished parts to n's stream after a write of
 // [off, off+written), starting the stream when the file qualifies.
 // dataMu held for writing; n.mu not held.
-func (n *Node) feedStream(off int64, written int, appended bool) {
+func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 	n.mu.Lock()
 	if !appended {
 		n.seqOnly = false
 	}
 	st := n.stream
+	if st != nil && off < st.next && n.punched > 0 {
+		// Released bytes are being rewritten: store what the stream
+		// holds, and go on as an edit of it that includes this write.
+		n.mu.Unlock()
+		if errno := n.settleStreamLocked(context.Background()); errno != 0 {
+			return errno
+		}
+		n.mu.Lock()
+		n.dirty = n.dirty.add(off, int64(written))
+		n.mu.Unlock()
+		return 0
+	}
 	if st != nil && (off < st.next || n.key != st.key) {
 		n.stream = nil
 		n.mu.Unlock()
 		n.fsys.abortStream(st, "rewrite of uploaded bytes")
-		return
+		return 0
 	}
 	size, key, staging := n.size, n.key, n.staging
 	start := st == nil && n.seqOnly && n.editBase == nil && size >= streamMinSize &&
@@ -76,7 +91,7 @@ func (n *Node) feedStream(off int64, written int, appended bool) {
 	}
 	n.mu.Unlock()
 	if st == nil && !start {
-		return
+		return 0
 	}
 	if st == nil {
 		s, err := compose.NewStream(n.fsys.ctx, n.fsys.store, key, opts, compose.Policy{}, streamInFlight)
@@ -86,7 +101,7 @@ func (n *Node) feedStream(off int64, written int, appended bool) {
 			n.mu.Lock()
 			n.seqOnly = false
 			n.mu.Unlock()
-			return
+			return 0
 		}
 		st = &uploadStream{s: s, key: key, attrs: attrs}
 		n.mu.Lock()
@@ -97,18 +112,24 @@ func (n *Node) feedStream(off int64, written int, appended bool) {
 	for {
 		ps := st.s.NextPartSize()
 		if size-st.next < ps {
-			return
+			return 0
 		}
 		if err := st.s.WritePart(n.fsys.ctx, staging, st.next, ps); err != nil {
-			// A part failed: let close upload the file whole.
 			n.mu.Lock()
-			if n.stream == st {
+			punched := n.punched > 0
+			n.seqOnly = false
+			if !punched && n.stream == st {
 				n.stream = nil
 			}
-			n.seqOnly = false
 			n.mu.Unlock()
+			if punched {
+				// The stream holds released bytes: keep it; close
+				// retries its failed parts.
+				return 0
+			}
+			// Let close upload the file whole.
 			n.fsys.abortStream(st, err.Error())
-			return
+			return 0
 		}
 		st.next += ps
 	}
@@ -142,22 +163,41 @@ func (f *FS) abortStream(st *uploadStream, why string) {
 // ETag, or an error after which the caller uploads the file whole (the
 // stream is aborted). uploadMu and dataMu (read) held.
 func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.ReaderAt, size int64) (string, error) {
+	n.mu.Lock()
+	keep := n.punched > 0 // the stream holds the only copy of released bytes
+	n.mu.Unlock()
+	fail := func(err error) (string, error) {
+		if keep {
+			n.mu.Lock()
+			n.stream = st // retried by the next upload
+			n.mu.Unlock()
+		} else {
+			n.fsys.abortStream(st, err.Error())
+		}
+		return "", err
+	}
 	if size < st.next {
 		n.fsys.abortStream(st, "shrunk")
 		return "", errStreamStale
 	}
+	if st.s.Err() != nil {
+		if err := st.s.Retry(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	if size > st.next {
 		if err := st.s.WritePart(ctx, staging, st.next, size-st.next); err != nil {
-			n.fsys.abortStream(st, err.Error())
-			return "", err
+			return fail(err)
 		}
 		st.next = size
 	}
 	etag, err := st.s.Complete(ctx)
 	if err != nil {
-		n.fsys.abortStream(st, err.Error())
-		return "", err
+		return fail(err)
 	}
+	n.mu.Lock()
+	n.punched = 0
+	n.mu.Unlock()
 	n.mu.Lock()
 	explicit := n.metaSet
 	attrs, foreign := n.attrs, maps.Clone(n.foreign)
@@ -176,4 +216,107 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 		etag = newETag
 	}
 	return etag, nil
+}
+
+// Releasing uploaded parts. When the staging area is full (pressure.go), a
+// streaming file's bytes that are already uploaded as parts are punched out
+// of its staging file (fallocate PUNCH_HOLE), so that a file many times
+// larger than the local disk can be written. From then on the staging file
+// no longer holds the whole file, and the stream is the only copy of those
+// bytes: it is never aborted, a failed part or Complete is retried (by the
+// retry loop, like any failed upload), and the sidecar records the
+// uploaded parts so that a restarted daemon can finish the upload. Anything
+// that needs the released bytes back (a write or read below them, a
+// truncate, a rename) first completes the stream, so that the object holds
+// the bytes handed over, and goes on as a sparse edit of that object
+// (edit.go): other readers of the bucket then see that prefix until close.
+//
+// n.punched is guarded by Node.mu; punching happens under dataMu.
+
+// punchUploaded releases n's uploaded parts from its staging file and
+// returns the bytes released. dataMu held for writing.
+func (n *Node) punchUploaded() int64 {
+	n.mu.Lock()
+	st, staging, from := n.stream, n.staging, n.punched
+	n.mu.Unlock()
+	if st == nil || staging == nil {
+		return 0
+	}
+	upTo := st.s.Uploaded()
+	if upTo <= from {
+		return 0
+	}
+	if err := unix.Fallocate(int(staging.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, from, upTo-from); err != nil {
+		n.fsys.log.Warn("could not release uploaded parts from staging", "key", st.key, "err", err)
+		return 0
+	}
+	n.mu.Lock()
+	n.punched = upTo
+	n.charged -= upTo - from
+	n.mu.Unlock()
+	n.fsys.staged.Add(from - upTo)
+	n.saveSidecar() // the parts are now the only copy: record them
+	return upTo - from
+}
+
+// settleStreamLocked completes n's stream when released bytes are needed
+// again, making the node a sparse edit of the object it wrote. It returns
+// an errno if the store cannot complete it now (the caller's operation
+// fails; nothing is lost: the stream stays). dataMu held for writing.
+func (n *Node) settleStreamLocked(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	st, punched, size, resume := n.stream, n.punched, n.size, n.resume
+	n.mu.Unlock()
+	if resume != nil {
+		// A previous daemon's stream: only the store has its first
+		// bytes until the retry loop finishes the upload.
+		n.fsys.log.Warn("the first bytes of this file are being re-uploaded after a restart; try again shortly", "key", n.currentKey())
+		return syscall.EIO
+	}
+	if st == nil && punched > 0 {
+		n.mu.Lock()
+		n.punched = 0
+		n.mu.Unlock()
+		return syscall.EIO
+	}
+	if st == nil || punched == 0 {
+		return 0
+	}
+	cctx, cancel := n.fsys.uploadContext()
+	defer cancel()
+	if st.s.Err() != nil {
+		if err := st.s.Retry(cctx); err != nil {
+			return n.settleFailed(st, err)
+		}
+	}
+	etag, err := st.s.Complete(cctx)
+	if err != nil {
+		return n.settleFailed(st, err)
+	}
+	n.mu.Lock()
+	n.stream = nil
+	n.punched = 0
+	n.etag = etag
+	n.editBase = &editBase{key: st.key, etag: etag, size: st.next}
+	n.dirty = nil
+	if size > st.next {
+		n.dirty = n.dirty.add(st.next, size-st.next)
+	}
+	n.mu.Unlock()
+	n.saveSidecar()
+	n.fsys.log.Info("streamed file settled: its first bytes are stored, the rest is an edit of them",
+		"key", st.key, "stored", st.next, "size", size)
+	return 0
+}
+
+func (n *Node) settleFailed(st *uploadStream, err error) syscall.Errno {
+	errno := toErrno(err)
+	n.fsys.logFailure("settle stream", st.key, err, errno)
+	return errno
+}
+
+// punchedBelowLocked reports whether [0, end) reaches released bytes.
+// n.mu held.
+func (n *Node) punchedBelowLocked(off int64) bool {
+	return n.punched > 0 && off < n.punched
 }

@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sys/unix"
 
 	"github.com/novitalabs/bucketfs/internal/miniotest"
@@ -415,5 +419,63 @@ func TestWritebackStagingBound(t *testing.T) {
 	if diff < -64<<20 || diff > 64<<20 || got.Blocks*uint64(got.Bsize) != want.Blocks*uint64(want.Bsize) {
 		t.Errorf("statfs of the mount: %d of %d bytes free; the staging disk: %d of %d",
 			got.Bavail*uint64(got.Bsize), got.Blocks*uint64(got.Bsize), want.Bavail*uint64(want.Bsize), want.Blocks*uint64(want.Bsize))
+	}
+}
+
+// A file many times larger than the staging disk can be written: a 1 GiB
+// sequential write with --staging-dir on a 192 MiB tmpfs streams its parts
+// and releases them from staging once uploaded. Then, on the same small
+// disk, an edit that needs released bytes again (a write near the start)
+// still ends byte-exact.
+func TestWritebackBiggerThanStagingDisk(t *testing.T) {
+	t.Parallel()
+	tmpfs := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(tmpfs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", tmpfs).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", tmpfs).Run() })
+	m := mount(t, withFlags("--staging-dir", tmpfs))
+
+	// Generated and checked chunk by chunk: the -race runtime multiplies
+	// the memory of a 1 GiB buffer many times over.
+	const size, chunk = 1 << 30, 1 << 20
+	patch := []byte("rewritten after release")
+	const patchAt = 4096
+	f, err := os.Create(m.Path("huge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.New()
+	for i := range size / chunk {
+		b := randBytes(uint64(1000+i), chunk)
+		if _, err := f.Write(b); err != nil {
+			t.Fatalf("write at %d MiB: %v", i, err)
+		}
+		if i == 0 {
+			copy(b[patchAt:], patch)
+		}
+		want.Write(b)
+	}
+	// Rewrite a few bytes near the start: they were released already.
+	if _, err := f.WriteAt(patch, patchAt); err != nil {
+		t.Fatalf("write into released bytes: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	ctx, cancel := s3ctx()
+	defer cancel()
+	out, err := m.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(m.Key("huge"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	got := sha256.New()
+	n, err := io.Copy(got, out.Body)
+	if err != nil || n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("object: %d bytes (%v), sha %x; want %d, sha %x", n, err, got.Sum(nil), size, want.Sum(nil))
 	}
 }

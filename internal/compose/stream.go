@@ -192,6 +192,25 @@ func (s *Stream) Uploaded() int64 {
 	return at
 }
 
+// UploadedParts returns the parts uploaded so far, in order, up to the first
+// that is not (for a sidecar, so that a restarted process can complete the
+// upload with CompleteMultipart after sending the rest).
+// The second result is the offset they reach.
+func (s *Stream) UploadedParts() ([]objstore.CompletedPart, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []objstore.CompletedPart
+	var end int64
+	for _, pt := range s.parts {
+		if pt.etag == "" {
+			break
+		}
+		out = append(out, objstore.CompletedPart{Number: pt.number, ETag: pt.etag})
+		end = pt.off + pt.n
+	}
+	return out, end
+}
+
 // Err returns the first part failure since the last Retry, if any.
 func (s *Stream) Err() error {
 	s.mu.Lock()
