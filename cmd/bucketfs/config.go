@@ -52,7 +52,7 @@ type Config struct {
 	// MemoryLimit is the cgroup memory limit the daemon runs under (0:
 	// none). The default MemoryCacheSize and the Go runtime's soft limit
 	// are derived from it (memlimit.go).
-	MemoryLimit int64
+	MemoryLimit     int64
 	CacheDir        string
 	CacheSize       int64
 	UploadTimeout   time.Duration
