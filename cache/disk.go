@@ -383,7 +383,11 @@ func (d *DiskCache) openFD(k BlockKey) (*diskFD, error) {
 	d.mu.Lock()
 	if _, cached := d.fds.Peek(k); cached || d.closed || !d.index.Contains(k) {
 		// Another read cached one first, or the file was dropped
-		// while we opened it: use this one once.
+		// while we opened it: use this one once. (If it was dropped
+		// and written again meanwhile, we may cache the old file:
+		// the same bytes, whose space stays taken until this
+		// descriptor leaves fds, at the latest when the new file is
+		// dropped.)
 		e.dead = true
 	} else {
 		d.fds.Add(k, e)
