@@ -91,6 +91,13 @@ type DiskCache struct {
 	removing int64                           // accounted bytes of files dropped from index, not yet removed
 	lock     *os.File                        // holds the flock; nil if none or closed
 	closed   bool
+	// fds keeps block files open for range reads, so that a 4 KiB read
+	// costs one pread rather than open, pread and close (which cost
+	// three times the pread). A descriptor leaves it when its file is
+	// dropped (dropLocked) or to make room; it is closed once no read
+	// uses it, outside the lock: descriptors to close wait in fdClose.
+	fds     *simplelru.LRU[BlockKey, *diskFD]
+	fdClose []int
 
 	hits, misses, writes, dropped, evictions, errs atomic.Int64
 	readBytes                                      atomic.Int64
@@ -104,6 +111,24 @@ type diskWrite struct {
 	data    []byte
 	release func()
 	done    chan struct{}
+}
+
+// diskFD is an open block file shared by range reads. Its fields are
+// guarded by DiskCache.mu.
+type diskFD struct {
+	fd   int
+	refs int  // reads using fd now
+	dead bool // out of DiskCache.fds: the last read closes it
+}
+
+// maxOpenFDs bounds DiskCache.fds: a quarter of the descriptors the process
+// may open, within [16, 4096].
+func maxOpenFDs() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 16
+	}
+	return int(min(max(rl.Cur/4, 16), 4096))
 }
 
 // victim is a file dropped from the index whose bytes stay accounted (in
@@ -163,6 +188,10 @@ func OpenDisk(opts DiskOptions) (*DiskCache, error) {
 		quit:    make(chan struct{}),
 		index:   index,
 		pending: make(map[BlockKey]bool),
+	}
+	d.fds, err = simplelru.NewLRU[BlockKey, *diskFD](maxOpenFDs(), d.fdEvictedLocked)
+	if err != nil {
+		return nil, err
 	}
 	if err := d.prepare(); err != nil {
 		d.disable(err)
@@ -310,28 +339,111 @@ func (d *DiskCache) has(k BlockKey) bool {
 
 // readRange fills dst with the bytes at off within block k: one pread of
 // just those bytes, not of the whole block, so that a 4 KiB read costs 4
-// KiB of disk (or of the kernel's page cache). A file too short for the
-// range is dropped and counts as a miss, as in Get.
+// KiB of disk (or of the kernel's page cache), on a descriptor kept open
+// for the next read. A file too short for the range is dropped and counts
+// as a miss, as in Get.
 func (d *DiskCache) readRange(k BlockKey, dst []byte, off int64) bool {
-	if !d.lookup(k) {
+	if d.disabled.Load() {
 		return false
 	}
-	err := preadFile(d.path(k), dst, off)
+	d.mu.Lock()
+	if _, ok := d.index.Get(k); !ok {
+		d.mu.Unlock()
+		d.misses.Add(1)
+		return false
+	}
+	e, ok := d.fds.Get(k)
+	if ok {
+		e.refs++
+	}
+	d.mu.Unlock()
+	var err error
+	if !ok {
+		e, err = d.openFD(k)
+	}
+	if err == nil {
+		err = preadFull(e.fd, dst, off)
+		d.releaseFD(e)
+	}
 	if err == nil {
 		d.readBytes.Add(int64(len(dst)))
 	}
 	return d.readDone(k, err)
 }
 
-// preadFile reads len(dst) bytes at off from the file.
-func preadFile(path string, dst []byte, off int64) error {
-	f, err := os.Open(path)
+// openFD opens block k's file for range reads, with one reference taken,
+// and keeps it in fds if the file is still in the index.
+func (d *DiskCache) openFD(k BlockKey) (*diskFD, error) {
+	path := d.path(k)
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	if _, err := f.ReadAt(dst, off); err != nil {
-		return fmt.Errorf("read cache file: %w", err)
+	e := &diskFD{fd: fd, refs: 1}
+	d.mu.Lock()
+	if _, cached := d.fds.Peek(k); cached || d.closed || !d.index.Contains(k) {
+		// Another read cached one first, or the file was dropped
+		// while we opened it: use this one once. (If it was dropped
+		// and written again meanwhile, we may cache the old file:
+		// the same bytes, whose space stays taken until this
+		// descriptor leaves fds, at the latest when the new file is
+		// dropped.)
+		e.dead = true
+	} else {
+		d.fds.Add(k, e)
+	}
+	closing := d.takeFDCloseLocked()
+	d.mu.Unlock()
+	closeFDs(closing)
+	return e, nil
+}
+
+// releaseFD drops a read's reference, closing the descriptor if it has left
+// the cache and this was the last read using it.
+func (d *DiskCache) releaseFD(e *diskFD) {
+	d.mu.Lock()
+	e.refs--
+	last := e.dead && e.refs == 0
+	d.mu.Unlock()
+	if last {
+		syscall.Close(e.fd)
+	}
+}
+
+// fdEvictedLocked is fds' eviction callback (Add past the bound, Remove,
+// Purge).
+func (d *DiskCache) fdEvictedLocked(_ BlockKey, e *diskFD) {
+	e.dead = true
+	if e.refs == 0 {
+		d.fdClose = append(d.fdClose, e.fd)
+	}
+}
+
+func (d *DiskCache) takeFDCloseLocked() []int {
+	fds := d.fdClose
+	d.fdClose = nil
+	return fds
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+}
+
+// preadFull reads len(dst) bytes at off from fd.
+func preadFull(fd int, dst []byte, off int64) error {
+	for done := 0; done < len(dst); {
+		n, err := syscall.Pread(fd, dst[done:], off+int64(done))
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return fmt.Errorf("read cache file: %w", err)
+		case n == 0:
+			return fmt.Errorf("read cache file: %w", io.ErrUnexpectedEOF)
+		}
+		done += n
 	}
 	return nil
 }
@@ -508,15 +620,24 @@ func (d *DiskCache) Drain() {
 	}
 }
 
-// dropLocked moves a file out of the index into removing.
+// dropLocked moves a file out of the index into removing, and its
+// descriptor, if open, out of fds.
 func (d *DiskCache) dropLocked(vs []victim, k BlockKey, acc int64) []victim {
 	d.used -= acc
 	d.removing += acc
+	d.fds.Remove(k)
 	return append(vs, victim{k, acc})
 }
 
-// removeFiles deletes dropped files, then stops accounting for them.
+// removeFiles deletes dropped files, then stops accounting for them. Their
+// descriptors are closed first, so that the space is free when it stops
+// being accounted; one that a read is using still is closed by that read,
+// a pread later.
 func (d *DiskCache) removeFiles(vs []victim) {
+	d.mu.Lock()
+	closing := d.takeFDCloseLocked()
+	d.mu.Unlock()
+	closeFDs(closing)
 	if len(vs) == 0 {
 		return
 	}

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // diskRangeSetup reads one 4 KiB piece of each of the first blocks of an
@@ -17,7 +21,8 @@ func diskRangeSetup(t *testing.T, blocks int) (*BlockCache, *DiskCache, *Reader,
 	d, _ := openDisk(t, DiskOptions{Dir: t.TempDir(), MaxBytes: 64 << 20})
 	st := newFakeStore()
 	data, etag := st.put("obj", 40*bs+1000, 21)
-	c := newCache(t, Options{BlockSize: bs, MaxBytes: 4 * bs, Disk: d})
+	// No readahead: these tests are about what random reads do.
+	c := newCache(t, Options{BlockSize: bs, MaxBytes: 4 * bs, Disk: d, Readahead: ReadaheadConfig{MaxWindowBytes: -1}})
 	r := c.NewReader(Object{Key: "obj", ETag: etag, Size: int64(len(data))}, st.rangeFunc("obj", etag))
 	t.Cleanup(r.Close)
 	buf := make([]byte, 4096)
@@ -30,11 +35,29 @@ func diskRangeSetup(t *testing.T, blocks int) (*BlockCache, *DiskCache, *Reader,
 		if !bytes.Equal(buf, data[off:off+4096]) {
 			t.Fatalf("wrong bytes at %d", off)
 		}
+		// A read returns once its bytes are in, before its block is
+		// kept: wait, so that memory keeps blocks in the order read.
+		settle(t, c, int64(blocks-i))
 	}
 	for d.Stats().Files < blocks {
 		d.Drain() // a fetch queues its disk write after waking its read
 	}
 	return c, d, r, data
+}
+
+// settle waits until the cache has counted fetches fetches and has none in
+// flight: a read returns once its bytes are in, before its fetch is done.
+func settle(t *testing.T, c *BlockCache, fetches int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if s := c.Stats(); s.Fetches >= fetches && s.InflightBytes == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fetches never settled: %+v", c.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func inMemory(c *BlockCache, r *Reader, i int64) bool {
@@ -50,7 +73,7 @@ func TestDiskRangeReadsAtRequestedSize(t *testing.T) {
 	c, d, r, data := diskRangeSetup(t, 16)
 	bs := c.BlockSize()
 	if !inMemory(c, r, 0) || !inMemory(c, r, 3) || inMemory(c, r, 4) {
-		t.Fatal("setup: memory should hold blocks 0..3 only")
+		t.Fatalf("setup: memory should hold blocks 0..3 only: %v %+v", c.lru.Keys(), c.Stats())
 	}
 	s0, d0 := c.Stats(), d.Stats()
 	// ReadAt, a read of 4 KiB in block 9.
@@ -99,6 +122,7 @@ func TestDiskRangeMissGoesToStore(t *testing.T) {
 	if _, err := r.ReadAt(context.Background(), buf, off); err != nil || !bytes.Equal(buf, data[off:off+4096]) {
 		t.Fatalf("wrong read: %v", err)
 	}
+	settle(t, c, s0.Fetches+1)
 	s1 := c.Stats()
 	if s1.Misses-s0.Misses != 1 || s1.FetchedBytes-s0.FetchedBytes != bs || s1.DiskHits != s0.DiskHits {
 		t.Errorf("miss: %+v", s1)
@@ -224,5 +248,51 @@ func TestBufPoolClasses(t *testing.T) {
 			t.Fatalf("get(%d): len %d", n, len(*b))
 		}
 		p.put(b)
+	}
+}
+
+// openIn counts the descriptors of this process open on block files in dir.
+func openIn(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	n := 0
+	for _, e := range ents {
+		if p, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.HasPrefix(p, dir+"/") && strings.HasSuffix(p, diskExt) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDiskRangeKeepsFilesOpen: range reads keep their block files open for
+// the next read, and a dropped file's descriptor is closed, so that its
+// space is given back.
+func TestDiskRangeKeepsFilesOpen(t *testing.T) {
+	c, d, r, data := diskRangeSetup(t, 12)
+	bs := c.BlockSize()
+	buf := make([]byte, 4096)
+	for x := range int64(5) {
+		for _, i := range []int64{5, 9} {
+			off := x * 8192
+			if !d.readRange(r.blockKey(i), buf, off) || !bytes.Equal(buf, data[i*bs+off:i*bs+off+4096]) {
+				t.Fatalf("block %d at %d: wrong read", i, off)
+			}
+		}
+	}
+	if n := openIn(t, d.dir); n != 2 {
+		t.Errorf("%d block files open after range reads of 2 blocks, want 2", n)
+	}
+	if got := d.Stats().ReadBytes; got < 10*4096 {
+		t.Errorf("read %d bytes", got)
+	}
+	c.Invalidate("obj")
+	if n := openIn(t, d.dir); n != 0 {
+		t.Errorf("%d block files still open after they were dropped", n)
+	}
+	if d.readRange(r.blockKey(5), buf, 0) {
+		t.Error("a dropped block still reads")
 	}
 }

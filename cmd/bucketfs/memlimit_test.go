@@ -61,12 +61,13 @@ func TestMemoryDefaultsUnderLimit(t *testing.T) {
 	for _, tc := range []struct {
 		limit, cache, soft int64
 	}{
-		{0, 256 * mib, 352 * mib},                              // no limit: as before
-		{512 * mib, 64 * mib, 160 * mib},                       // an eighth; cache+headroom is under 3/4
-		{128 * mib, 16 * mib, 96 * mib},                        // 3/4 of the limit
-		{16 * mib, 4 * mib, 20 * mib},                          // never under 4 blocks, nor cache+16MiB
-		{64 << 30, 256 * mib, 352 * mib},                       // a big limit changes nothing
-		{100*mib + 12345, 12 * mib, (100*mib + 12345) / 4 * 3}, // whole blocks
+		{0, 256 * mib, 352 * mib},             // no limit: as before
+		{512 * mib, 64 * mib, 96 * mib},       // an eighth; headroom a sixteenth
+		{128 * mib, 16 * mib, 32 * mib},       // headroom at least 16 MiB
+		{1 << 30, 128 * mib, 192 * mib},       // 1 GiB: cache an eighth, headroom a sixteenth
+		{16 * mib, 4 * mib, 20 * mib},         // never under 4 blocks, nor cache+16MiB
+		{64 << 30, 256 * mib, 352 * mib},      // a big limit changes nothing
+		{100*mib + 12345, 12 * mib, 28 * mib}, // whole blocks
 	} {
 		if got := defaultMemoryCacheFor(tc.limit, mib); got != tc.cache {
 			t.Errorf("limit %d: cache %d, want %d", tc.limit, got, tc.cache)
@@ -93,8 +94,11 @@ func TestMemoryDefaultsUnderLimit(t *testing.T) {
 	if cfg.MemoryCacheSize != 300*mib {
 		t.Errorf("explicit flag: cache %d", cfg.MemoryCacheSize)
 	}
-	if got := goSoftLimit(cfg.MemoryCacheSize, cfg.MemoryLimit); got != 384*mib {
-		t.Errorf("explicit 300MiB under 512MiB: soft limit %d, want 3/4 of the limit", got)
+	if got := goSoftLimit(cfg.MemoryCacheSize, cfg.MemoryLimit); got != 332*mib {
+		t.Errorf("explicit 300MiB under 512MiB: soft limit %d, want the cache plus a sixteenth of the limit", got)
+	}
+	if got := goSoftLimit(400*mib, 512*mib); got != 416*mib {
+		t.Errorf("explicit 400MiB under 512MiB: soft limit %d, want the cache plus 16 MiB", got)
 	}
 	cfg, err = parseArgs([]string{"--block-size", "4MiB", "b", "/m"}, env)
 	if err != nil {

@@ -95,6 +95,10 @@ func (r *runner) defineMetrics() []metric {
 		{"list_tree", fmt.Sprintf("5b. `find` over a tree of %d objects, cold", c.TreeObjects), "s", false, "list"},
 		{"fio_iops", fio, "IOPS", true, "fio"},
 		{"fio_fetched", "6b. Bytes MinIO wrote during 6, ÷ the object's size (1 = each byte fetched once)", "×", false, "fio"},
+		{"fio_direct1_iops", "6c. Same as 6 with --direct=1 (O_DIRECT: no page cache), 1 job", "IOPS", true, "fiodirect"},
+		{"fio_direct1_fetched", "6d. Bytes MinIO wrote during 6c, ÷ the object's size", "×", false, "fiodirect"},
+		{"fio_direct4_iops", fmt.Sprintf("6e. Same as 6 with --direct=1, %d jobs", fioDirectJobs), "IOPS", true, "fiodirect"},
+		{"fio_direct4_fetched", "6f. Bytes MinIO wrote during 6e, ÷ the object's size", "×", false, "fiodirect"},
 		{"dev_untar", fmt.Sprintf("7a. Untar a %d-file source tree (until in the bucket)", c.DevFiles), "s", false, "devday"},
 		{"dev_du", "7b. `du -s` over it", "s", false, "devday"},
 		{"dev_grep", "7c. `grep -r` over it", "s", false, "devday"},
@@ -237,7 +241,7 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 		finish(stFail, why)
 		return
 	}
-	if w == "fio" {
+	if w == "fio" || w == "fiodirect" {
 		if _, err := exec.LookPath("fio"); err != nil {
 			finish(stFail, "fio not installed")
 			return
@@ -263,6 +267,8 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 		err = r.wList(ctx, c)
 	case "fio":
 		err = r.wFio(ctx, c)
+	case "fiodirect":
+		err = r.wFioDirect(ctx, c)
 	case "devday":
 		err = r.wDevDay(ctx, c)
 	}

@@ -51,12 +51,12 @@ func (r *runner) prepare(ctx context.Context) error {
 			}
 		}()
 	}
-	if r.wants("seqread") || r.wants("write") || r.wants("fio") {
+	if r.wants("seqread") || r.wants("write") || r.wants("fio") || r.wants("fiodirect") {
 		do("big object", func() error {
 			gen := dataGen{bigSeed}
 			r.bigSHA = gen.sha256Of(r.cfg.Size)
 			r.bigCRC = gen.crc32cOf(r.cfg.Size)
-			if !(r.wants("seqread") || r.wants("fio")) {
+			if !(r.wants("seqread") || r.wants("fio") || r.wants("fiodirect")) {
 				return nil
 			}
 			if err := sdkWrite(ctx, r.client, bucket, bigKey, gen, r.cfg.Size, r.cfg.PartSize, r.cfg.Concurrency); err != nil {
@@ -432,6 +432,24 @@ func (r *runner) wList(ctx context.Context, c *cellRun) error {
 // ---- 6 ----
 
 func (r *runner) wFio(ctx context.Context, c *cellRun) error {
+	return r.runFio(ctx, c, r.cfg.FioJobs, false, "fio_iops", "fio_fetched")
+}
+
+// fioDirectJobs is numjobs of 6e (6c has one job).
+const fioDirectJobs = 4
+
+// wFioDirect is 6 with O_DIRECT, as fio is most often run: once with one
+// job and once with four, each on a cold mount.
+func (r *runner) wFioDirect(ctx context.Context, c *cellRun) error {
+	if err := r.runFio(ctx, c, 1, true, "fio_direct1_iops", "fio_direct1_fetched"); err != nil {
+		return err
+	}
+	return r.runFio(ctx, c, fioDirectJobs, true, "fio_direct4_iops", "fio_direct4_fetched")
+}
+
+// runFio runs fio's 4 KiB random reads of the big object on a cold mount
+// and records the IOPS and what MinIO sent under the two ids.
+func (r *runner) runFio(ctx context.Context, c *cellRun, jobs int, direct bool, iopsID, fetchedID string) error {
 	m, err := r.coldMount(ctx, c.tool)
 	if err != nil {
 		return err
@@ -439,11 +457,14 @@ func (r *runner) wFio(ctx context.Context, c *cellRun) error {
 	defer r.unmount(m)
 	path := filepath.Join(m.Dir, bigKey)
 	sent0, sentErr := r.minio.sentBytes()
-	out, _, err := r.command(ctx, r.cfg.FioRuntime+90*time.Second, "fio",
-		"--name=randread", "--filename="+path, "--readonly", "--rw=randread", "--bs=4k",
-		"--ioengine=psync", fmt.Sprintf("--numjobs=%d", r.cfg.FioJobs),
+	args := []string{"--name=randread", "--filename=" + path, "--readonly", "--rw=randread", "--bs=4k",
+		"--ioengine=psync", fmt.Sprintf("--numjobs=%d", jobs),
 		fmt.Sprintf("--runtime=%d", int(r.cfg.FioRuntime.Seconds())), "--time_based",
-		"--group_reporting", "--output-format=json")
+		"--group_reporting", "--output-format=json"}
+	if direct {
+		args = append(args, "--direct=1")
+	}
+	out, _, err := r.command(ctx, r.cfg.FioRuntime+90*time.Second, append([]string{"fio"}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -456,17 +477,17 @@ func (r *runner) wFio(ctx context.Context, c *cellRun) error {
 	if sentErr == nil {
 		var sent1 float64
 		if sent1, sentErr = r.minio.sentBytes(); sentErr == nil {
-			c.ok("fio_fetched", (sent1-sent0)/float64(r.cfg.Size), nil)
+			c.ok(fetchedID, (sent1-sent0)/float64(r.cfg.Size), nil)
 		}
 	}
 	if sentErr != nil {
-		c.bad("fio_fetched", sentErr)
+		c.bad(fetchedID, sentErr)
 	}
 	// fio does not check what it reads: spot-check the same mount.
 	if _, err := r.worker(ctx, 2*time.Minute, job{Op: "spotcheck", Path: path, Size: r.cfg.Size, Seed: bigSeed, N: 256}); err != nil {
 		return err
 	}
-	c.ok("fio_iops", iops, map[string]float64{"clat_mean_us": lat})
+	c.ok(iopsID, iops, map[string]float64{"clat_mean_us": lat})
 	return nil
 }
 
