@@ -74,11 +74,16 @@ func run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	enc, err := encryption(cfg)
+	if err != nil {
+		return err
+	}
 	where := describeEndpoint(cfg)
 	// Debug only: in the foreground a failed start must print one line.
 	log.Debug("starting", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "endpoint", where,
 		"path_style", cfg.PathStyle, "credentials", creds.Source, "mountpoint", cfg.Mountpoint,
-		"read_only", cfg.ReadOnly)
+		"read_only", cfg.ReadOnly, "sse", cfg.SSE, "storage_class", cfg.StorageClass, "acl", cfg.ACL,
+		"requester_pays", cfg.RequesterPays)
 
 	store, err := openStore(startCtx, s3backend.Config{
 		Bucket:             cfg.Bucket,
@@ -89,6 +94,13 @@ func run(ctx context.Context, cfg *Config) error {
 		Credentials:        creds.Provider,
 		Profile:            cfg.Profile,
 		InsecureSkipVerify: cfg.InsecureSkipVerify,
+		PartSize:           cfg.PartSize,
+		UploadConcurrency:  cfg.UploadConcurrency,
+		MaxAttempts:        cfg.MaxAttempts,
+		Encryption:         enc,
+		StorageClass:       cfg.StorageClass,
+		ACL:                cfg.ACL,
+		RequesterPays:      cfg.RequesterPays,
 		Logger:             log.With("component", "s3"),
 	})
 	if err != nil {
@@ -147,8 +159,12 @@ func run(ctx context.Context, cfg *Config) error {
 		SparseEditMin: sparseEditMin(cfg.SparseEditMin),
 		StagingSize:   cfg.StagingSize,
 		UploadTimeout: cfg.UploadTimeout,
-		Logger:        log.With("component", "fs"),
-		OnFailure:     metrics.FSFailure,
+
+		PartSize:          cfg.PartSize,
+		UploadConcurrency: cfg.UploadConcurrency,
+		EnsureDiskFree:    cfg.EnsureDiskFree,
+		Logger:            log.With("component", "fs"),
+		OnFailure:         metrics.FSFailure,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up the filesystem: %w", err)
@@ -514,6 +530,11 @@ func openDiskTier(cfg *Config, log *slog.Logger) (*cache.DiskCache, func(), erro
 	if size == autoCacheSize {
 		size = autoDiskTierSize(dir, dlog)
 	}
+	if cfg.EnsureDiskFree > 0 {
+		// ensure_diskfree: the tier may only fill what is free beyond the
+		// reserve now (its cap is hard, so it never eats into it later).
+		size = min(size, freeBytes(dir, dlog)-cfg.EnsureDiskFree)
+	}
 	if size < 4*cfg.BlockSize {
 		if auto {
 			_ = os.RemoveAll(dir)
@@ -549,12 +570,18 @@ func openDiskTier(cfg *Config, log *slog.Logger) (*cache.DiskCache, func(), erro
 // dir's filesystem now, at most maxAutoCacheSize, so that a sandbox's disk
 // is never filled by a cache (the tier's cap is hard).
 func autoDiskTierSize(dir string, log *slog.Logger) int64 {
+	return min(freeBytes(dir, log)/4, maxAutoCacheSize)
+}
+
+// freeBytes is the space unprivileged users may still fill in dir's
+// filesystem; 0 (with a log line) if that cannot be seen.
+func freeBytes(dir string, log *slog.Logger) int64 {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		log.Warn("cannot see the free space for the disk tier", "dir", dir, "err", err)
 		return 0
 	}
-	return min(int64(st.Bavail)*int64(st.Bsize)/4, maxAutoCacheSize)
+	return int64(st.Bavail) * int64(st.Bsize)
 }
 
 // removeStaleCacheDirs removes the automatic disk-tier directories under
