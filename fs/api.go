@@ -72,9 +72,10 @@ type Config struct {
 	UploadTimeout time.Duration
 
 	// PartSize and UploadConcurrency size the multipart uploads of edits
-	// (compose.Policy; 0: its defaults). EnsureDiskFree is the free space
-	// (bytes) staging should leave on its filesystem (s3fs's
-	// ensure_diskfree); not enforced by fs yet.
+	// and streams (compose.Policy; 0: the defaults). EnsureDiskFree is the
+	// free space (bytes) staging should leave on its filesystem (s3fs's
+	// ensure_diskfree); the daemon already lowers StagingSize to keep it
+	// at mount, fs does nothing more with it yet.
 	PartSize          int64
 	UploadConcurrency int
 	EnsureDiskFree    int64

@@ -206,6 +206,7 @@ func TestS3fsOptionRefused(t *testing.T) {
 		{"default_acl=world", `default_acl=world: not a canned ACL`},
 		{"load_sse_c=/k", `load_sse_c`},
 		{"multipart_size=1", `multipart_size=1`},
+		{"ensure_diskfree=1000000000", `ensure_diskfree=1000000000MiB: only .* free where files are staged`},
 	} {
 		expectMountFailure(t, failCase{
 			target: bucket, endpoint: sharedMinio.Endpoint, creds: true,

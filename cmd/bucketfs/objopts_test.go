@@ -201,3 +201,30 @@ func TestEncryptionKeyFile(t *testing.T) {
 		t.Errorf("SSE-KMS: %+v %v", enc, err)
 	}
 }
+
+func TestStagingSizeForEnsureDiskFree(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	free := freeBytes(dir, log)
+	if free <= 2<<20 {
+		t.Skipf("only %d bytes free in %s", free, dir)
+	}
+	for _, tt := range []struct {
+		name         string
+		reserve, set int64
+		want         int64
+	}{
+		{"no reserve: fs's default", 0, 0, 0},
+		{"--staging-size wins", 1 << 20, 12345, 12345},
+		{"small reserve: half the free space", 1 << 20, 0, free / 2},
+	} {
+		got, err := stagingSizeFor(&Config{EnsureDiskFree: tt.reserve, StagingSize: tt.set}, dir, log)
+		// The free space moves with other writers; allow for that.
+		if err != nil || got < tt.want-(64<<20) || got > tt.want+(64<<20) {
+			t.Errorf("%s: %d %v, want about %d", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := stagingSizeFor(&Config{EnsureDiskFree: free + 1<<40}, dir, log); err == nil || !strings.Contains(err.Error(), "free where files are staged") {
+		t.Errorf("reserve above the free space: %v", err)
+	}
+}

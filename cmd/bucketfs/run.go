@@ -134,6 +134,10 @@ func run(ctx context.Context, cfg *Config) error {
 	}
 	defer releaseStaging()
 
+	stagingSize, err := stagingSizeFor(cfg, staging, log)
+	if err != nil {
+		return err
+	}
 	blocks, closeBlocks, err := openReadCache(cfg, log)
 	if err != nil {
 		return err
@@ -157,7 +161,7 @@ func run(ctx context.Context, cfg *Config) error {
 		RecoveryDir:   cfg.RecoveryDir,
 		RetryFor:      cfg.RetryFor,
 		SparseEditMin: sparseEditMin(cfg.SparseEditMin),
-		StagingSize:   cfg.StagingSize,
+		StagingSize:   stagingSize,
 		UploadTimeout: cfg.UploadTimeout,
 
 		PartSize:          cfg.PartSize,
@@ -578,7 +582,7 @@ func autoDiskTierSize(dir string, log *slog.Logger) int64 {
 func freeBytes(dir string, log *slog.Logger) int64 {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		log.Warn("cannot see the free space for the disk tier", "dir", dir, "err", err)
+		log.Warn("cannot see the free space", "dir", dir, "err", err)
 		return 0
 	}
 	return int64(st.Bavail) * int64(st.Bsize)
@@ -605,6 +609,23 @@ func removeStaleCacheDirs(tmp string, log *slog.Logger) {
 // memoryHeadroom is what the daemon may use beyond the read cache: FUSE
 // buffers, listings, the SDK. The Go runtime's soft limit is the sum.
 const memoryHeadroom = 96 << 20
+
+// stagingSizeFor is fs.Config's StagingSize: --staging-size, else (0) fs's
+// default, half the free space where staging lives; with ensure_diskfree
+// at most what is free beyond that reserve. A reserve larger than the free
+// space is refused: every write would fail with ENOSPC.
+func stagingSizeFor(cfg *Config, dir string, log *slog.Logger) (int64, error) {
+	if cfg.EnsureDiskFree <= 0 || cfg.StagingSize > 0 {
+		return cfg.StagingSize, nil
+	}
+	free := freeBytes(dir, log)
+	room := free - cfg.EnsureDiskFree
+	if room <= 0 {
+		return 0, fmt.Errorf("ensure_diskfree=%dMiB: only %s free where files are staged (%s)",
+			cfg.EnsureDiskFree>>20, formatByteSize(free&^(1<<20-1)), dir)
+	}
+	return min(free/2, room), nil
+}
 
 // sparseEditMin maps the flag (0: every edit) to fs.Config's (0: default,
 // negative: every edit).
