@@ -71,6 +71,15 @@ type Config struct {
 	// runs on its own context, so a FUSE interrupt cannot cancel it.
 	UploadTimeout time.Duration
 
+	// PartSize and UploadConcurrency size the multipart uploads of edits
+	// and streams (compose.Policy; 0: the defaults). EnsureDiskFree is the
+	// free space (bytes) staging should leave on its filesystem (s3fs's
+	// ensure_diskfree); the daemon already lowers StagingSize to keep it
+	// at mount, fs does nothing more with it yet.
+	PartSize          int64
+	UploadConcurrency int
+	EnsureDiskFree    int64
+
 	// Blocks is the read cache (blocks in memory, an optional disk tier,
 	// readahead). nil means a default in-memory cache, which Close frees.
 	Blocks *cache.BlockCache

@@ -166,7 +166,7 @@ func (n *Node) applyEdit(ctx context.Context, key string, base editBase, dirty r
 		Dirty: slices.Clone(dirty),
 		Data:  staging,
 		Opts:  opts,
-	}, compose.Policy{})
+	}, compose.Policy{PartSize: n.fsys.cfg.PartSize, MaxInFlight: n.fsys.cfg.UploadConcurrency})
 	if err != nil {
 		return "", err
 	}

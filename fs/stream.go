@@ -94,7 +94,11 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 		return 0
 	}
 	if st == nil {
-		s, err := compose.NewStream(n.fsys.ctx, n.fsys.store, key, opts, compose.Policy{}, streamInFlight)
+		inFlight := streamInFlight
+		if c := n.fsys.cfg.UploadConcurrency; c > 0 {
+			inFlight = c
+		}
+		s, err := compose.NewStream(n.fsys.ctx, n.fsys.store, key, opts, compose.Policy{PartSize: n.fsys.cfg.PartSize}, inFlight)
 		if err != nil {
 			// Not fatal: close uploads the file whole.
 			n.fsys.log.Warn("could not start a streaming upload; the file is uploaded at close", "key", key, "err", err)

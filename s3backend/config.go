@@ -25,6 +25,21 @@ type Config struct {
 	UploadConcurrency int   // parts in flight per upload; 0 means DefaultUploadConcurrency
 	MultipartAbove    int64 // objects larger than this use multipart; 0 means PartSize
 
+	// MaxAttempts bounds the SDK's attempts per request, the first
+	// included (s3fs's retries=); 0 means 5.
+	MaxAttempts int
+
+	// What every object written gets: server-side encryption (with SSE-C
+	// the key also goes with every read and copy), a storage class (e.g.
+	// "STANDARD_IA"; "" leaves the store's default) and a canned ACL (e.g.
+	// "public-read"; "" leaves the store's default, private).
+	Encryption   Encryption
+	StorageClass string
+	ACL          string
+	// RequesterPays sends x-amz-request-payer: requester with every
+	// request, as Requester Pays buckets require of other accounts.
+	RequesterPays bool
+
 	Logger *slog.Logger // nil means slog.Default()
 }
 

@@ -28,7 +28,18 @@ func (s *Store) Copy(ctx context.Context, src, dst string, srcIfMatch string, op
 		in.MetadataDirective = types.MetadataDirectiveReplace
 		in.ContentType, in.Metadata = putHeaders(*opts)
 	}
+	// A copy is a new object: without these it would get the bucket's
+	// defaults (and a private ACL), not the mount's settings.
+	in.ServerSideEncryption, in.SSEKMSKeyId = s.obj.sse, s.obj.kmsKeyID
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	in.CopySourceSSECustomerAlgorithm, in.CopySourceSSECustomerKey, in.CopySourceSSECustomerKeyMD5 = s.obj.customerKey()
+	in.StorageClass, in.ACL = s.obj.class, s.obj.acl
 	out, err := s.client.CopyObject(ctx, in)
+	if err != nil && s.obj.ssec() && plainObjectError(wrapErr("CopyObject", dst, err)) {
+		// A source written in the clear by another tool.
+		in.CopySourceSSECustomerAlgorithm, in.CopySourceSSECustomerKey, in.CopySourceSSECustomerKeyMD5 = nil, nil, nil
+		out, err = s.client.CopyObject(ctx, in)
+	}
 	if err == nil {
 		if out.CopyObjectResult == nil {
 			return "", errorf("CopyObject", dst, "response has no CopyObjectResult")

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/logging"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Transport and retry tuning. These are deliberately conservative bounds
@@ -80,6 +81,10 @@ type Store struct {
 	copyMultipartAbove int64
 	copyPartSize       int64
 
+	// obj is what every object written gets (encryption, storage class,
+	// ACL); set by New, read-only after.
+	obj objectOptions
+
 	// listUploadsPage is the MaxUploads of each ListMultipartUploads page
 	// (0: the store's default, 1000); a field so tests can page with few
 	// uploads.
@@ -91,7 +96,7 @@ var _ ObjectStore = (*Store)(nil)
 // New builds a Store from cfg. It loads the AWS configuration (region,
 // credentials chain, AWS_CA_BUNDLE …) but sends no request: use
 // CheckBucket to verify that the bucket is reachable.
-func New(ctx context.Context, cfg Config) (*Store, error) {
+func New(ctx context.Context, cfg Config) (st *Store, err error) {
 	if cfg.Bucket == "" {
 		return nil, errors.New("s3backend: no bucket configured")
 	}
@@ -99,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	st := &Store{
+	st = &Store{
 		bucket:             cfg.Bucket,
 		prefix:             prefix,
 		log:                cfg.Logger,
@@ -126,6 +131,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	// S3 refuses single PUTs above 5 GiB.
 	st.multipartAbove = min(st.multipartAbove, maxSinglePut)
+	if st.obj, err = newObjectOptions(cfg); err != nil {
+		return nil, err
+	}
+	attempts := cfg.MaxAttempts
+	if attempts <= 0 {
+		attempts = maxAttempts
+	}
 
 	// Start from the SDK's buildable client and only adjust it, so that
 	// LoadDefaultConfig can still install AWS_CA_BUNDLE into its transport
@@ -153,7 +165,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = maxAttempts
+				o.MaxAttempts = attempts
 				o.MaxBackoff = maxBackoff
 				// The default client-wide retry quota turns a burst of
 				// failures (an endpoint restart with dozens of requests in
@@ -202,6 +214,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			// checksums recent SDKs send by default.
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+		if cfg.RequesterPays {
+			// Every operation takes it (lists and deletes too), so it is
+			// a header of the client rather than a field of each input.
+			o.APIOptions = append(o.APIOptions, smithyhttp.SetHeaderValue("x-amz-request-payer", "requester"))
 		}
 	})
 	return st, nil
@@ -263,14 +280,24 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 	return wrapErr("ListObjectsV2", s.prefix, err)
 }
 
-// Head implements ObjectStore.
+// Head implements ObjectStore. With SSE-C the key goes along (S3 refuses
+// a HEAD of such an object without it); an object written in the clear is
+// then asked for again without it.
 func (s *Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+	in := &s3.HeadObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.full(key)),
-	})
+	}
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	out, err := s.client.HeadObject(ctx, in)
+	err = wrapErr("HeadObject", key, err)
+	if s.obj.ssec() && plainObjectError(err) {
+		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = nil, nil, nil
+		out, err = s.client.HeadObject(ctx, in)
+		err = wrapErr("HeadObject", key, err)
+	}
 	if err != nil {
-		return ObjectInfo{}, wrapErr("HeadObject", key, err)
+		return ObjectInfo{}, err
 	}
 	return ObjectInfo{
 		Key:          key,
@@ -349,6 +376,7 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64, ifMatch 
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.full(key)),
 	}
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
 	switch {
 	case n > 0:
 		in.Range = aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10))
@@ -359,6 +387,11 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64, ifMatch 
 		in.IfMatch = aws.String(ifMatch)
 	}
 	out, err := s.client.GetObject(ctx, in)
+	if err != nil && s.obj.ssec() && plainObjectError(wrapErr("GetObject", key, err)) {
+		// Written in the clear by another tool: read it without the key.
+		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = nil, nil, nil
+		out, err = s.client.GetObject(ctx, in)
+	}
 	if err != nil {
 		err = wrapErr("GetObject", key, err)
 		if in.Range != nil && off == 0 && errors.Is(err, ErrInvalidRange) {

@@ -31,14 +31,18 @@ func (s *Store) Upload(ctx context.Context, key string, r io.ReaderAt, size int6
 
 func (s *Store) putObject(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) (string, error) {
 	ct, meta := putHeaders(opts)
-	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.bucket),
 		Key:           aws.String(s.full(key)),
 		Body:          body,
 		ContentLength: aws.Int64(size),
 		ContentType:   ct,
 		Metadata:      meta,
-	})
+	}
+	in.ServerSideEncryption, in.SSEKMSKeyId = s.obj.sse, s.obj.kmsKeyID
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	in.StorageClass, in.ACL = s.obj.class, s.obj.acl
+	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
 		return "", wrapErr("PutObject", key, err)
 	}
@@ -161,12 +165,18 @@ func (s *Store) abortQuietly(ctx context.Context, key, uploadID string) {
 // CreateMultipart implements ObjectStore.
 func (s *Store) CreateMultipart(ctx context.Context, key string, opts PutOptions) (string, error) {
 	ct, meta := putHeaders(opts)
-	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+	in := &s3.CreateMultipartUploadInput{
 		Bucket:      aws.String(s.bucket),
 		Key:         aws.String(s.full(key)),
 		ContentType: ct,
 		Metadata:    meta,
-	})
+	}
+	// Encryption, class and ACL are fixed when the upload is created
+	// (parts only repeat an SSE-C key).
+	in.ServerSideEncryption, in.SSEKMSKeyId = s.obj.sse, s.obj.kmsKeyID
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	in.StorageClass, in.ACL = s.obj.class, s.obj.acl
+	out, err := s.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return "", wrapErr("CreateMultipartUpload", key, err)
 	}
@@ -175,14 +185,18 @@ func (s *Store) CreateMultipart(ctx context.Context, key string, opts PutOptions
 
 // UploadPart implements ObjectStore.
 func (s *Store) UploadPart(ctx context.Context, key, uploadID string, number int32, r io.ReadSeeker, size int64) (string, error) {
-	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+	in := &s3.UploadPartInput{
 		Bucket:        aws.String(s.bucket),
 		Key:           aws.String(s.full(key)),
 		UploadId:      aws.String(uploadID),
 		PartNumber:    aws.Int32(number),
 		Body:          r,
 		ContentLength: aws.Int64(size),
-	})
+	}
+	// SSE-C: every part is encrypted with the key the upload was created
+	// with, and must carry it.
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	out, err := s.client.UploadPart(ctx, in)
 	if err != nil {
 		return "", wrapErr("UploadPart "+strconv.Itoa(int(number)), key, err)
 	}
@@ -205,12 +219,23 @@ func (s *Store) UploadPartCopy(ctx context.Context, key, uploadID string, number
 		CopySource:      aws.String(s.copySource(srcKey)),
 		CopySourceRange: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10)),
 	}
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	// The source is read with the mount's key too: it is, as a rule, an
+	// object this mount wrote.
+	in.CopySourceSSECustomerAlgorithm, in.CopySourceSSECustomerKey, in.CopySourceSSECustomerKeyMD5 = s.obj.customerKey()
 	if srcIfMatch != "" {
 		in.CopySourceIfMatch = aws.String(srcIfMatch)
 	}
 	out, err := s.client.UploadPartCopy(ctx, in)
+	err = wrapErr(op, key, err)
+	if s.obj.ssec() && plainObjectError(err) {
+		// A source written in the clear by another tool.
+		in.CopySourceSSECustomerAlgorithm, in.CopySourceSSECustomerKey, in.CopySourceSSECustomerKeyMD5 = nil, nil, nil
+		out, err = s.client.UploadPartCopy(ctx, in)
+		err = wrapErr(op, key, err)
+	}
 	if err != nil {
-		return "", wrapErr(op, key, err)
+		return "", err
 	}
 	if out.CopyPartResult == nil {
 		return "", errorf(op, key, "response has no CopyPartResult")
@@ -222,12 +247,14 @@ func (s *Store) UploadPartCopy(ctx context.Context, key, uploadID string, number
 // number, as S3 requires, whatever order the caller collected them in.
 func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, parts []CompletedPart) (string, error) {
 	sorted := slices.SortedFunc(slices.Values(parts), func(a, b CompletedPart) int { return cmp.Compare(a.Number, b.Number) })
-	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	in := &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(s.bucket),
 		Key:             aws.String(s.full(key)),
 		UploadId:        aws.String(uploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completedParts(sorted)},
-	})
+	}
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	out, err := s.client.CompleteMultipartUpload(ctx, in)
 	if err != nil {
 		return "", wrapErr("CompleteMultipartUpload", key, err)
 	}

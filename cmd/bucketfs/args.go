@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	bfs "github.com/novitalabs/bucketfs/fs"
+	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 // errHelp and errVersion are returned by parseArgs when --help or
@@ -59,9 +60,27 @@ const usageFooter = `
   enable_noobj_cache       --negative-ttl of the stat cache TTL (disable_noobj_cache: 0)
   no_check_certificate     do not verify TLS certificates (insecure)
   public_bucket=1          anonymous, unsigned requests
-  Other s3fs options (use_cache, retries, multipart_size, ...) are accepted
-  with a warning and ignored; mount(8) options (rw, _netdev, noatime, ...)
-  are accepted silently.
+  use_sse                  SSE-S3 for objects written (also use_sse=1);
+                           use_sse=kmsid:ID (k:ID) SSE-KMS with key ID
+                           (kmsid alone: $AWSSSEKMSID, else the default key);
+                           use_sse=custom:FILE (c:FILE) SSE-C with the one
+                           key in FILE (mode 600; 32 bytes raw or base64;
+                           custom alone: $AWSSSECKEYS); same as --sse*
+  storage_class=CLASS      e.g. standard_ia (use_rrs: reduced_redundancy)
+  default_acl=ACL          canned ACL of objects written, e.g. public-read
+  requester_pays           for Requester Pays buckets
+  use_cache=DIR            same as --cache-dir DIR
+  multipart_size=MIB       part size of uploads (5 to 5120)
+  parallel_count=N         parts of one upload in flight
+  retries=N                attempts per S3 request (default 5)
+  ensure_diskfree=MIB      the disk tier leaves this much free
+  max_stat_cache_size=N    0 caches no metadata (--stat-cache-ttl 0); other
+                           sizes need nothing (the kernel bounds the nodes
+                           that hold metadata)
+  dbglevel=LEVEL           same as --log-level (crit, err, warn, info, debug)
+  Other s3fs options (del_cache, nomultipart, ...) are accepted with a
+  warning and ignored; mount(8) options (rw, _netdev, noatime, ...) are
+  accepted silently; anything else is refused.
 
 Credentials, first that applies: passwd_file=; AWS_ACCESS_KEY_ID in the
 environment (AWS SDK chain); AWSACCESSKEYID/AWSSECRETACCESSKEY (s3fs); a
@@ -173,7 +192,8 @@ func formatByteSize(n int64) string {
 // flagValues holds what pflag parses into before it is merged with -o.
 type flagValues struct {
 	foreground, pathStyle, readOnly, allowOther, debugFUSE            bool
-	insecure, showVersion, showHelp                                   bool
+	insecure, showVersion, showHelp, requesterPays                    bool
+	sse, sseKMSKeyID, sseCKeyFile, storageClass, acl                  string
 	endpoint, region, profile, logLevel, logFile                      string
 	logFormat, readyFile, metricsAddr                                 string
 	stagingDir, recoveryDir, cacheDir                                 string
@@ -223,6 +243,12 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.readyFile, "ready-file", "", "write this file (atomically, with the daemon's pid) once the mount answers; removed at exit")
 	fs.StringVar(&fv.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9100)")
 	fs.BoolVar(&fv.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+	fs.StringVar(&fv.sse, "sse", "", "server-side encryption of objects written: s3 (SSE-S3), kms (SSE-KMS) or c (SSE-C); same as -o use_sse")
+	fs.StringVar(&fv.sseKMSKeyID, "sse-kms-key-id", "", "SSE-KMS with this key (implies --sse kms)")
+	fs.StringVar(&fv.sseCKeyFile, "sse-c-key-file", "", "SSE-C with the key in this file, 32 bytes raw or base64, not readable by others; every read needs it (implies --sse c)")
+	fs.StringVar(&fv.storageClass, "storage-class", "", "storage class of objects written, e.g. STANDARD_IA (same as -o storage_class)")
+	fs.StringVar(&fv.acl, "acl", "", "canned ACL of objects written, e.g. public-read (same as -o default_acl)")
+	fs.BoolVar(&fv.requesterPays, "requester-pays", false, "send x-amz-request-payer: requester, for Requester Pays buckets (same as -o requester_pays)")
 	fs.StringArrayVarP(&fv.options, "options", "o", nil, "s3fs-compatible mount options, comma-separated (see below)")
 	fs.BoolVar(&fv.showVersion, "version", false, "print the version and exit")
 	fs.BoolVarP(&fv.showHelp, "help", "h", false, "print this help and exit")
@@ -389,6 +415,12 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	if mo.StatTTL != nil && !changed("stat-cache-ttl") {
 		cfg.StatCacheTTL = *mo.StatTTL
 	}
+	// s3fs's max_stat_cache_size=0 caches no metadata at all. Other sizes
+	// need nothing: metadata lives on the nodes the kernel holds, and the
+	// kernel bounds those.
+	if mo.MaxStatCacheSize != nil && *mo.MaxStatCacheSize == 0 && !changed("stat-cache-ttl") {
+		cfg.StatCacheTTL = 0
+	}
 	// s3fs's enable_noobj_cache caches "no such object" as long as stats.
 	cfg.NegativeTTL = fv.negativeTTL
 	if mo.NoObjCache != nil && !changed("negative-ttl") {
@@ -397,6 +429,11 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 			cfg.NegativeTTL = cfg.StatCacheTTL
 		}
 	}
+
+	if err := applyObjectSettings(cfg, mo, &fv, changed, env); err != nil {
+		return nil, err
+	}
+	applyTuning(cfg, mo, changed)
 
 	if cfg.StatCacheTTL < 0 || cfg.NegativeTTL < 0 || cfg.UploadTimeout <= 0 || cfg.ShutdownTimeout <= 0 {
 		return nil, usageErrorf("--stat-cache-ttl and --negative-ttl must not be negative, --upload-timeout and --shutdown-timeout must be positive")
@@ -457,4 +494,124 @@ func parseLogLevel(s string) (slog.Level, error) {
 		return slog.Level(n), nil
 	}
 	return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}
+
+// applyObjectSettings sets what objects written get (encryption, storage
+// class, ACL) and requester pays: -o first, the flags on top.
+func applyObjectSettings(cfg *Config, mo mountOptions, fv *flagValues, changed func(string) bool, env sysEnv) error {
+	sse := mo.SSE
+	if changed("sse") || changed("sse-kms-key-id") || changed("sse-c-key-file") {
+		var err error
+		if sse, err = sseFromFlags(fv); err != nil {
+			return err
+		}
+	}
+	if sse != nil {
+		cfg.SSE = sse.Mode
+		switch sse.Mode {
+		case s3backend.SSEKMS:
+			// s3fs's use_sse=kmsid without an id takes it from AWSSSEKMSID.
+			cfg.SSEKMSKeyID = sse.KMSKeyID
+			if cfg.SSEKMSKeyID == "" && env.Getenv != nil {
+				cfg.SSEKMSKeyID = env.Getenv("AWSSSEKMSID")
+			}
+		case s3backend.SSEC:
+			if sse.KeyFile != "" {
+				cfg.SSECKeyFile = env.abs(sse.KeyFile)
+				break
+			}
+			// s3fs's use_sse=custom without a file: the keys are in
+			// AWSSSECKEYS, ":"-separated.
+			if env.Getenv != nil {
+				cfg.sseCKeys = env.Getenv("AWSSSECKEYS")
+			}
+			if cfg.sseCKeys == "" {
+				return usageErrorf("use_sse=custom without a key file needs the key in AWSSSECKEYS (or give use_sse=custom:FILE)")
+			}
+		}
+	}
+	cfg.StorageClass = mo.StorageClass
+	if changed("storage-class") {
+		c := strings.ToUpper(fv.storageClass)
+		if c != "" && !s3backend.ValidStorageClass(c) {
+			return usageErrorf("--storage-class %q: not an S3 storage class (e.g. STANDARD_IA, REDUCED_REDUNDANCY)", fv.storageClass)
+		}
+		cfg.StorageClass = c
+	}
+	cfg.ACL = mo.ACL
+	if changed("acl") {
+		acl, err := parseCannedACL(fv.acl)
+		if err != nil {
+			return usageErrorf("--acl %q: %v", fv.acl, err)
+		}
+		cfg.ACL = acl
+	}
+	cfg.RequesterPays = mo.RequesterPays
+	if changed("requester-pays") {
+		cfg.RequesterPays = fv.requesterPays
+	}
+	return nil
+}
+
+// sseFromFlags reads --sse, --sse-kms-key-id and --sse-c-key-file; a key
+// id or key file implies its mode, and contradicting one is an error.
+func sseFromFlags(fv *flagValues) (*sseOption, error) {
+	var o sseOption
+	switch strings.ToLower(fv.sse) {
+	case "":
+	case "s3", "sse-s3", "aes256":
+		o.Mode = s3backend.SSES3
+	case "kms", "sse-kms", "aws:kms":
+		o.Mode = s3backend.SSEKMS
+	case "c", "sse-c", "custom":
+		o.Mode = s3backend.SSEC
+	default:
+		return nil, usageErrorf("--sse %q: want s3, kms or c", fv.sse)
+	}
+	if fv.sseKMSKeyID != "" && fv.sseCKeyFile != "" {
+		return nil, usageErrorf("--sse-kms-key-id and --sse-c-key-file exclude each other")
+	}
+	for _, implied := range []struct {
+		given bool
+		mode  s3backend.SSEMode
+		flag  string
+	}{{fv.sseKMSKeyID != "", s3backend.SSEKMS, "--sse-kms-key-id"}, {fv.sseCKeyFile != "", s3backend.SSEC, "--sse-c-key-file"}} {
+		if !implied.given {
+			continue
+		}
+		if o.Mode != s3backend.SSENone && o.Mode != implied.mode {
+			return nil, usageErrorf("%s contradicts --sse %s", implied.flag, fv.sse)
+		}
+		o.Mode = implied.mode
+	}
+	switch o.Mode {
+	case s3backend.SSENone:
+		return nil, nil
+	case s3backend.SSEC:
+		if fv.sseCKeyFile == "" {
+			return nil, usageErrorf("--sse c needs --sse-c-key-file")
+		}
+	}
+	o.KMSKeyID, o.KeyFile = fv.sseKMSKeyID, fv.sseCKeyFile
+	return &o, nil
+}
+
+// applyTuning maps s3fs's tuning options: use_cache (the disk tier's
+// directory), multipart_size and parallel_count (uploads), retries,
+// ensure_diskfree and dbglevel. Explicit flags win.
+func applyTuning(cfg *Config, mo mountOptions, changed func(string) bool) {
+	if mo.UseCache != "" && !changed("cache-dir") {
+		cfg.CacheDir = cfg.env.abs(mo.UseCache)
+	}
+	cfg.PartSize = mo.PartSize
+	cfg.UploadConcurrency = mo.ParallelCount
+	if mo.Retries != nil {
+		// s3fs counts attempts (its retries=N tries N times); 0 would
+		// send nothing at all, so it means one attempt.
+		cfg.MaxAttempts = max(*mo.Retries, 1)
+	}
+	cfg.EnsureDiskFree = mo.EnsureDiskFree
+	if mo.DbgLevel != nil && !changed("log-level") {
+		cfg.LogLevel = *mo.DbgLevel
+	}
 }

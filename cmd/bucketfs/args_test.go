@@ -194,7 +194,7 @@ func TestParseArgsWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"ignoring s3fs options that have no meaning for bucketfs: use_cache, del_cache, retries, iam_role=auto, dbglevel",
+		"ignoring s3fs options that have no meaning for bucketfs: del_cache, iam_role=auto",
 		"no_check_certificate: TLS certificates of the endpoint are NOT verified",
 	}
 	if !reflect.DeepEqual(cfg.Warnings, want) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bfs "github.com/novitalabs/bucketfs/fs"
+	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 // Config is everything the command line says, resolved to concrete values.
@@ -32,6 +33,25 @@ type Config struct {
 	PasswdFile         string // explicit passwd_file=; "" means search the usual places
 	Anonymous          bool   // public_bucket=1: send unsigned requests
 	useSDKChain        bool   // iam_role=: skip password files, use the AWS SDK chain
+
+	// What every object written gets; SSE-C's key is read from
+	// SSECKeyFile (or sseCKeys, from AWSSSECKEYS) at start-up.
+	SSE           s3backend.SSEMode
+	SSEKMSKeyID   string
+	SSECKeyFile   string
+	sseCKeys      string
+	StorageClass  string
+	ACL           string
+	RequesterPays bool
+
+	// Uploads: part size (0: the default) and parts in flight (0: the
+	// default); SDK attempts per request (0: the default).
+	PartSize          int64
+	UploadConcurrency int
+	MaxAttempts       int
+	// EnsureDiskFree is the free space (bytes) that staging and the disk
+	// tier leave on their filesystem (s3fs's ensure_diskfree).
+	EnsureDiskFree int64
 
 	ReadOnly     bool
 	StatCacheTTL time.Duration

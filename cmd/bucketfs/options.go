@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 // mountOptions is what a set of s3fs-style "-o" options asks for. Pointer
@@ -32,6 +35,21 @@ type mountOptions struct {
 	// NoObjCache: enable_noobj_cache (true) or disable_noobj_cache (false).
 	NoObjCache *bool
 
+	// What objects written get: use_sse, storage_class= (or use_rrs),
+	// default_acl=; requester_pays for every request.
+	SSE           *sseOption
+	StorageClass  string // upper case, as S3 names it
+	ACL           string // canned ACL; "" for private, the default
+	RequesterPays bool
+
+	UseCache         string // use_cache=DIR: the read cache's disk tier there
+	PartSize         int64  // multipart_size= (MiB) in bytes; 0: not given
+	ParallelCount    int    // parallel_count=; 0: not given
+	Retries          *int   // retries=: attempts per request
+	EnsureDiskFree   int64  // ensure_diskfree= (MiB) in bytes
+	MaxStatCacheSize *int64 // max_stat_cache_size=: 0 turns the stat cache off
+	DbgLevel         *slog.Level
+
 	// Ignored lists the s3fs options that were accepted but mean nothing
 	// to bucketfs, in order, for one warning line.
 	Ignored []string
@@ -42,19 +60,17 @@ type mountOptions struct {
 // logic. They are accepted so that an s3fs command line keeps working, and
 // named in a warning so nobody believes they took effect.
 var s3fsIgnored = map[string]bool{
-	"use_cache": true, "del_cache": true, "dbglevel": true, "retries": true,
-	"multipart_size": true, "multipart_copy_size": true, "parallel_count": true,
-	"max_stat_cache_size": true,
-	"complement_stat":     true, "compat_dir": true, "notsup_compat_dir": true,
-	"default_acl": true, "sigv2": true, "sigv4": true,
+	"del_cache": true, "multipart_copy_size": true,
+	"complement_stat": true, "compat_dir": true, "notsup_compat_dir": true,
+	"sigv2": true, "sigv4": true,
 	"nomultipart": true, "curldbg": true, "connect_timeout": true,
 	"readwrite_timeout": true, "list_object_max_keys": true, "max_dirty_data": true,
-	"ensure_diskfree": true, "fake_diskfree": true, "multireq_max": true,
+	"fake_diskfree": true, "multireq_max": true,
 	"singlepart_copy_limit": true, "stat_cache_interval_expire": true,
 	"check_cache_dir_exist": true, "enable_content_md5": true, "ssl_verify_hostname": true,
-	"storage_class": true, "use_sse": true, "use_rrs": true, "instance_name": true,
+	"instance_name": true,
 	"cipher_suites": true, "noxmlns": true, "nocopyapi": true, "norenameapi": true,
-	"use_xattr": true, "listobjectsv2": true, "requester_pays": true, "streamupload": true,
+	"use_xattr": true, "listobjectsv2": true, "streamupload": true,
 	"logfile": true, "direct_read": true, "noua": true, "host": true, "servicepath": true,
 	"kernel_cache": true, "auto_cache": true, "big_writes": true, "max_read": true,
 	"max_write": true, "max_background": true, "congestion_threshold": true,
@@ -181,6 +197,94 @@ func (mo *mountOptions) apply(item string) error {
 	case "enable_noobj_cache", "disable_noobj_cache":
 		on := key == "enable_noobj_cache"
 		mo.NoObjCache = &on
+	case "use_sse":
+		o, err := parseUseSSE(val, hasVal)
+		if err != nil {
+			return err
+		}
+		mo.SSE = o
+	case "load_sse_c":
+		return fmt.Errorf("mount option load_sse_c: keys only for reading are not supported; give the one SSE-C key with use_sse=custom:FILE")
+	case "storage_class":
+		if err := needVal(); err != nil {
+			return err
+		}
+		c := strings.ToUpper(val)
+		if !s3backend.ValidStorageClass(c) {
+			return fmt.Errorf("mount option storage_class=%s: not an S3 storage class (e.g. standard, standard_ia, reduced_redundancy)", val)
+		}
+		mo.StorageClass = c
+	case "use_rrs":
+		// s3fs's older spelling of storage_class=reduced_redundancy.
+		on, err := parseOptBool(key, val, hasVal)
+		if err != nil {
+			return err
+		}
+		mo.StorageClass = ""
+		if on {
+			mo.StorageClass = "REDUCED_REDUNDANCY"
+		}
+	case "default_acl":
+		if err := needVal(); err != nil {
+			return err
+		}
+		acl, err := parseCannedACL(val)
+		if err != nil {
+			return fmt.Errorf("mount option default_acl=%s: %w", val, err)
+		}
+		mo.ACL = acl
+	case "requester_pays":
+		on, err := parseOptBool(key, val, hasVal)
+		if err != nil {
+			return err
+		}
+		mo.RequesterPays = on
+	case "use_cache":
+		// s3fs: use_cache= (empty) means no cache directory.
+		mo.UseCache = val
+	case "multipart_size", "ensure_diskfree":
+		// Both in MiB, as s3fs takes them.
+		lo, hi := int64(5), int64(5<<10) // S3's part size limits
+		if key == "ensure_diskfree" {
+			lo, hi = 0, 1<<40
+		}
+		n, err := parseIntOption(key, val, hasVal, lo, hi)
+		if err != nil {
+			return err
+		}
+		if key == "multipart_size" {
+			mo.PartSize = n << 20
+		} else {
+			mo.EnsureDiskFree = n << 20
+		}
+	case "parallel_count":
+		n, err := parseIntOption(key, val, hasVal, 1, 1000)
+		if err != nil {
+			return err
+		}
+		mo.ParallelCount = int(n)
+	case "retries":
+		n, err := parseIntOption(key, val, hasVal, 0, 100)
+		if err != nil {
+			return err
+		}
+		r := int(n)
+		mo.Retries = &r
+	case "max_stat_cache_size":
+		n, err := parseIntOption(key, val, hasVal, 0, 1<<40)
+		if err != nil {
+			return err
+		}
+		mo.MaxStatCacheSize = &n
+	case "dbglevel":
+		if err := needVal(); err != nil {
+			return err
+		}
+		l, err := parseDbgLevel(val)
+		if err != nil {
+			return err
+		}
+		mo.DbgLevel = &l
 	case "stat_cache_expire":
 		if err := needVal(); err != nil {
 			return err
@@ -283,4 +387,91 @@ func awsRegionalHost(host string) (string, bool) {
 		return "", false
 	}
 	return r, true
+}
+
+// sseOption is what use_sse (or the --sse flags) asks for. The SSE-C key
+// is read at start-up, not while parsing (parseArgs reads no files).
+type sseOption struct {
+	Mode     s3backend.SSEMode
+	KMSKeyID string // SSE-KMS; "" means AWSSSEKMSID, else the store's default key
+	KeyFile  string // SSE-C; "" means the AWSSSECKEYS variable
+}
+
+// parseUseSSE reads s3fs's use_sse values: none or 1 for SSE-S3;
+// kmsid[:ID] (k[:ID]) for SSE-KMS; custom[:FILE] (c[:FILE]), or a bare
+// FILE (s3fs's old form), for SSE-C.
+func parseUseSSE(val string, hasVal bool) (*sseOption, error) {
+	kind, arg, hasArg := strings.Cut(val, ":")
+	switch {
+	case !hasVal || val == "1":
+		return &sseOption{Mode: s3backend.SSES3}, nil
+	case val == "0":
+		return nil, nil
+	case kind == "kmsid" || kind == "k":
+		if hasArg && arg == "" {
+			return nil, fmt.Errorf("mount option use_sse=%s: empty KMS key id", val)
+		}
+		return &sseOption{Mode: s3backend.SSEKMS, KMSKeyID: arg}, nil
+	case kind == "custom" || kind == "c":
+		if hasArg && arg == "" {
+			return nil, fmt.Errorf("mount option use_sse=%s: empty key file name", val)
+		}
+		return &sseOption{Mode: s3backend.SSEC, KeyFile: arg}, nil
+	case val == "":
+		return nil, fmt.Errorf("mount option use_sse=: want 1, kmsid[:ID] or custom[:FILE]")
+	}
+	return &sseOption{Mode: s3backend.SSEC, KeyFile: val}, nil
+}
+
+// parseCannedACL checks a canned ACL; private, S3's default, becomes ""
+// so that no header is sent (buckets that disable ACLs refuse most).
+func parseCannedACL(s string) (string, error) {
+	acl := strings.ToLower(s)
+	if !s3backend.ValidCannedACL(acl) {
+		return "", fmt.Errorf("not a canned ACL (e.g. private, public-read, bucket-owner-full-control)")
+	}
+	if acl == "private" {
+		return "", nil
+	}
+	return acl, nil
+}
+
+// parseOptBool reads a switch written bare or as =1/=0 (true/false).
+func parseOptBool(key, val string, hasVal bool) (bool, error) {
+	if !hasVal {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(val)
+	if err != nil {
+		return false, fmt.Errorf("mount option %s=%s: want %s, %s=1 or %s=0", key, val, key, key, key)
+	}
+	return b, nil
+}
+
+// parseIntOption reads a whole number in [lo, hi].
+func parseIntOption(key, val string, hasVal bool, lo, hi int64) (int64, error) {
+	if !hasVal || val == "" {
+		return 0, fmt.Errorf("mount option %q needs a value (%s=...)", key, key)
+	}
+	n, err := strconv.ParseInt(val, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("mount option %s=%s: want a whole number from %d to %d", key, val, lo, hi)
+	}
+	return n, nil
+}
+
+// parseDbgLevel maps s3fs's dbglevel= names to log levels. s3fs's "crit"
+// has no slog counterpart: it becomes error, the quietest level here.
+func parseDbgLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "crit", "critical", "err", "error":
+		return slog.LevelError, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "info", "information":
+		return slog.LevelInfo, nil
+	case "dbg", "debug":
+		return slog.LevelDebug, nil
+	}
+	return 0, fmt.Errorf("mount option dbglevel=%s: want crit, err, warn, info or debug", s)
 }

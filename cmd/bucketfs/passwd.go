@@ -115,27 +115,16 @@ var errPasswdNotFound = errors.New("password file not found")
 // by its group (so that a group of users can share it); a personal file
 // may not.
 func readPasswdFile(path string, systemWide bool) (passwdEntries, error) {
-	f, err := os.Open(path)
+	forbidden := fs.FileMode(0o077)
+	if systemWide {
+		forbidden = 0o007
+	}
+	data, err := readSecretFile(path, "password file", forbidden)
 	if errors.Is(err, fs.ErrNotExist) {
 		return passwdEntries{}, fmt.Errorf("%s: %w", path, errPasswdNotFound)
 	}
 	if err != nil {
-		return passwdEntries{}, fmt.Errorf("password file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return passwdEntries{}, fmt.Errorf("password file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return passwdEntries{}, fmt.Errorf("password file %s is not a regular file", path)
-	}
-	if err := checkPasswdMode(path, st.Mode().Perm(), systemWide); err != nil {
 		return passwdEntries{}, err
-	}
-	data, err := readLimited(f, 1<<20)
-	if err != nil {
-		return passwdEntries{}, fmt.Errorf("password file %s: %w", path, err)
 	}
 	p, err := parsePasswd(data)
 	if err != nil {
@@ -144,15 +133,29 @@ func readPasswdFile(path string, systemWide bool) (passwdEntries, error) {
 	return p, nil
 }
 
-func checkPasswdMode(path string, perm fs.FileMode, systemWide bool) error {
-	forbidden := fs.FileMode(0o077)
-	if systemWide {
-		forbidden = 0o007
+// readSecretFile reads a small file of secrets (what names it in errors),
+// refusing anything but a regular file and a mode with any forbidden bit.
+func readSecretFile(path, what string, forbidden fs.FileMode) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if perm&forbidden != 0 {
-		return fmt.Errorf("password file %s has mode %04o: others may read it; run chmod 600 %s", path, uint32(perm), path)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s %s is not a regular file", what, path)
+	}
+	if perm := st.Mode().Perm(); perm&forbidden != 0 {
+		return nil, fmt.Errorf("%s %s has mode %04o: others may read it; run chmod 600 %s", what, path, uint32(perm), path)
+	}
+	data, err := readLimited(f, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return data, nil
 }
 
 func readLimited(r io.Reader, max int64) ([]byte, error) {

@@ -74,11 +74,16 @@ func run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	enc, err := encryption(cfg)
+	if err != nil {
+		return err
+	}
 	where := describeEndpoint(cfg)
 	// Debug only: in the foreground a failed start must print one line.
 	log.Debug("starting", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "endpoint", where,
 		"path_style", cfg.PathStyle, "credentials", creds.Source, "mountpoint", cfg.Mountpoint,
-		"read_only", cfg.ReadOnly)
+		"read_only", cfg.ReadOnly, "sse", cfg.SSE, "storage_class", cfg.StorageClass, "acl", cfg.ACL,
+		"requester_pays", cfg.RequesterPays)
 
 	store, err := openStore(startCtx, s3backend.Config{
 		Bucket:             cfg.Bucket,
@@ -89,6 +94,13 @@ func run(ctx context.Context, cfg *Config) error {
 		Credentials:        creds.Provider,
 		Profile:            cfg.Profile,
 		InsecureSkipVerify: cfg.InsecureSkipVerify,
+		PartSize:           cfg.PartSize,
+		UploadConcurrency:  cfg.UploadConcurrency,
+		MaxAttempts:        cfg.MaxAttempts,
+		Encryption:         enc,
+		StorageClass:       cfg.StorageClass,
+		ACL:                cfg.ACL,
+		RequesterPays:      cfg.RequesterPays,
 		Logger:             log.With("component", "s3"),
 	})
 	if err != nil {
@@ -122,6 +134,10 @@ func run(ctx context.Context, cfg *Config) error {
 	}
 	defer releaseStaging()
 
+	stagingSize, err := stagingSizeFor(cfg, staging, log)
+	if err != nil {
+		return err
+	}
 	blocks, closeBlocks, err := openReadCache(cfg, log)
 	if err != nil {
 		return err
@@ -145,10 +161,14 @@ func run(ctx context.Context, cfg *Config) error {
 		RecoveryDir:   cfg.RecoveryDir,
 		RetryFor:      cfg.RetryFor,
 		SparseEditMin: sparseEditMin(cfg.SparseEditMin),
-		StagingSize:   cfg.StagingSize,
+		StagingSize:   stagingSize,
 		UploadTimeout: cfg.UploadTimeout,
-		Logger:        log.With("component", "fs"),
-		OnFailure:     metrics.FSFailure,
+
+		PartSize:          cfg.PartSize,
+		UploadConcurrency: cfg.UploadConcurrency,
+		EnsureDiskFree:    cfg.EnsureDiskFree,
+		Logger:            log.With("component", "fs"),
+		OnFailure:         metrics.FSFailure,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up the filesystem: %w", err)
@@ -514,6 +534,11 @@ func openDiskTier(cfg *Config, log *slog.Logger) (*cache.DiskCache, func(), erro
 	if size == autoCacheSize {
 		size = autoDiskTierSize(dir, dlog)
 	}
+	if cfg.EnsureDiskFree > 0 {
+		// ensure_diskfree: the tier may only fill what is free beyond the
+		// reserve now (its cap is hard, so it never eats into it later).
+		size = min(size, freeBytes(dir, dlog)-cfg.EnsureDiskFree)
+	}
 	if size < 4*cfg.BlockSize {
 		if auto {
 			_ = os.RemoveAll(dir)
@@ -549,12 +574,18 @@ func openDiskTier(cfg *Config, log *slog.Logger) (*cache.DiskCache, func(), erro
 // dir's filesystem now, at most maxAutoCacheSize, so that a sandbox's disk
 // is never filled by a cache (the tier's cap is hard).
 func autoDiskTierSize(dir string, log *slog.Logger) int64 {
+	return min(freeBytes(dir, log)/4, maxAutoCacheSize)
+}
+
+// freeBytes is the space unprivileged users may still fill in dir's
+// filesystem; 0 (with a log line) if that cannot be seen.
+func freeBytes(dir string, log *slog.Logger) int64 {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		log.Warn("cannot see the free space for the disk tier", "dir", dir, "err", err)
+		log.Warn("cannot see the free space", "dir", dir, "err", err)
 		return 0
 	}
-	return min(int64(st.Bavail)*int64(st.Bsize)/4, maxAutoCacheSize)
+	return int64(st.Bavail) * int64(st.Bsize)
 }
 
 // removeStaleCacheDirs removes the automatic disk-tier directories under
@@ -578,6 +609,23 @@ func removeStaleCacheDirs(tmp string, log *slog.Logger) {
 // memoryHeadroom is what the daemon may use beyond the read cache: FUSE
 // buffers, listings, the SDK. The Go runtime's soft limit is the sum.
 const memoryHeadroom = 96 << 20
+
+// stagingSizeFor is fs.Config's StagingSize: --staging-size, else (0) fs's
+// default, half the free space where staging lives; with ensure_diskfree
+// at most what is free beyond that reserve. A reserve larger than the free
+// space is refused: every write would fail with ENOSPC.
+func stagingSizeFor(cfg *Config, dir string, log *slog.Logger) (int64, error) {
+	if cfg.EnsureDiskFree <= 0 || cfg.StagingSize > 0 {
+		return cfg.StagingSize, nil
+	}
+	free := freeBytes(dir, log)
+	room := free - cfg.EnsureDiskFree
+	if room <= 0 {
+		return 0, fmt.Errorf("ensure_diskfree=%dMiB: only %s free where files are staged (%s)",
+			cfg.EnsureDiskFree>>20, formatByteSize(free&^(1<<20-1)), dir)
+	}
+	return min(free/2, room), nil
+}
 
 // sparseEditMin maps the flag (0: every edit) to fs.Config's (0: default,
 // negative: every edit).

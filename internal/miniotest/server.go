@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,7 +19,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +49,10 @@ type Options struct {
 	AccessKey, SecretKey string
 	// Env holds extra KEY=VALUE variables for the server process.
 	Env []string
+	// KMSKey, if set, names a static KMS key MinIO starts with
+	// (MINIO_KMS_SECRET_KEY=NAME:random 256 bits, the same across
+	// restarts): SSE-S3 and SSE-KMS (with this key id) then work.
+	KMSKey string
 	// ReadyTimeout bounds the wait for the server to become ready (default 60s).
 	ReadyTimeout time.Duration
 }
@@ -55,6 +62,7 @@ type Server struct {
 	Endpoint  string // "http://127.0.0.1:PORT" (https with CertsDir)
 	AccessKey string
 	SecretKey string
+	KMSKey    string // the KMS key's name (Options.KMSKey), "" without KMS
 	DataDir   string
 	LogPath   string // MinIO's combined stdout/stderr
 	Port      int
@@ -91,7 +99,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find minio binary: %w", err)
 	}
-	s := &Server{opts: opts, bin: bin, AccessKey: opts.AccessKey, SecretKey: opts.SecretKey}
+	s := &Server{opts: opts, bin: bin, AccessKey: opts.AccessKey, SecretKey: opts.SecretKey, KMSKey: opts.KMSKey}
+	if opts.KMSKey != "" {
+		if strings.ContainsAny(opts.KMSKey, ":= ") {
+			return nil, fmt.Errorf("miniotest: KMS key name %q must not contain ':', '=' or spaces", opts.KMSKey)
+		}
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("miniotest: KMS key: %w", err)
+		}
+		// Part of opts, so that Restart brings the same key back and
+		// objects encrypted before stay readable.
+		s.opts.Env = append(slices.Clone(opts.Env), "MINIO_KMS_SECRET_KEY="+opts.KMSKey+":"+base64.StdEncoding.EncodeToString(key))
+	}
 	if s.AccessKey == "" {
 		s.AccessKey = "ak" + randHex(9)
 	}
