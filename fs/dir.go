@@ -467,18 +467,11 @@ func (f *FS) headAll(ctx context.Context, prefix string, listing map[string]list
 
 // Mkdir writes the directory's marker object, as s3fs does.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if n.fsys.cfg.ReadOnly {
-		return nil, syscall.EROFS
+	child, errno := n.newChildNode(ctx, name, kindDir, mode)
+	if errno != 0 {
+		return nil, errno
 	}
-	if len(name) > maxNameLen {
-		return nil, syscall.ENAMETOOLONG
-	}
-	if n.GetChild(name) != nil {
-		return nil, syscall.EEXIST
-	}
-	key := n.childKey(name)
-	child := n.fsys.newNode(kindDir, key)
-	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	key := child.key
 	opts := s3backend.PutOptions{ContentType: dirContentType, Metadata: buildMeta(kindDir, child.attrs, nil)}
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
@@ -498,9 +491,27 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	return child.entry(inode, out), 0
 }
 
+// newChildNode checks that name can be made in n and returns a node of
+// kind k for it, with the caller's attributes.
+func (n *Node) newChildNode(ctx context.Context, name string, k kind, mode uint32) (*Node, syscall.Errno) {
+	if n.fsys.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	if n.GetChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	child := n.fsys.newNode(k, n.childKey(name))
+	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	return child, 0
+}
+
 // callerAttrs are the attributes of a new node made by the calling process.
 func (f *FS) callerAttrs(ctx context.Context, mode uint32) posixAttrs {
-	a := posixAttrs{perm: mode & 07777, uid: f.cfg.UID, gid: f.cfg.GID, mtime: time.Now()}
+	a := posixAttrs{perm: mode & 07777, uid: f.cfg.UID, gid: f.cfg.GID}
+	a.touchTimes(time.Now())
 	if caller, ok := fuse.FromContext(ctx); ok {
 		a.uid, a.gid = caller.Uid, caller.Gid
 	}

@@ -252,6 +252,7 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	if written > 0 {
 		n.markDirtyLocked()
 		n.attrs.mtime = time.Now()
+		n.attrs.ctime = n.attrs.mtime
 	}
 	if err != nil {
 		errno := toErrno(err)
@@ -295,6 +296,7 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	n.size = size
 	n.markDirtyLocked()
 	n.attrs.mtime = time.Now()
+	n.attrs.ctime = n.attrs.mtime
 	return 0
 }
 

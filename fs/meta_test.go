@@ -84,3 +84,21 @@ func TestForeignMetaKeepsOnlyOthers(t *testing.T) {
 		t.Errorf("foreignMeta = %v", got)
 	}
 }
+
+func TestMetaTimesAndDevices(t *testing.T) {
+	a := posixAttrs{perm: 0o600, rdev: 0x1234, mtime: time.Unix(1700000000, 1), atime: time.Unix(1600000000, 2), ctime: time.Unix(1800000000, 3)}
+	m := buildMeta(kindChar, a, nil)
+	if m["mode"] != "8576" || m["rdev"] != "4660" || m["atime"] != "1600000000.000000002" || m["ctime"] != "1800000000.000000003" {
+		t.Errorf("device meta = %v", m)
+	}
+	p := parseMeta(m)
+	if !p.hasAtime || !p.atime.Equal(a.atime) || !p.hasCtime || !p.ctime.Equal(a.ctime) || !p.hasRdev || p.rdev != a.rdev {
+		t.Errorf("parsed %+v", p)
+	}
+	if k, ok := kindOfType(p.mode & syscall.S_IFMT); !ok || k != kindChar {
+		t.Errorf("kind of %o = %v, %v", p.mode, k, ok)
+	}
+	if m := buildMeta(kindFile, posixAttrs{mtime: time.Unix(5, 0)}, nil); m["atime"] != "5" || m["ctime"] != "5" || m["rdev"] != "" {
+		t.Errorf("unset atime/ctime must be written as the mtime, and files carry no rdev: %v", m)
+	}
+}

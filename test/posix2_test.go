@@ -1,0 +1,278 @@
+package test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// specialFile is one special file the tests make and expect back.
+type specialFile struct {
+	name string
+	typ  uint32 // S_IFIFO, …
+	perm uint32
+	rdev uint64 // devices only
+}
+
+var specialFiles = []specialFile{
+	{"fifo", syscall.S_IFIFO, 0o640, 0},
+	{"chr", syscall.S_IFCHR, 0o600, unix.Mkdev(1, 2)},
+	{"blk", syscall.S_IFBLK, 0o644, unix.Mkdev(4095, 4095)}, // modes the umask (022) leaves alone
+	{"sock", syscall.S_IFSOCK, 0o755, 0},
+}
+
+// bindSocket binds a unix socket at dir/name (through /proc/self/fd, since
+// a mount path can be longer than sun_path) and closes it: the socket file
+// stays, as on any filesystem.
+func bindSocket(t *testing.T, dir, name string) {
+	t.Helper()
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), name), Net: "unix"})
+	if err != nil {
+		t.Fatalf("bind a unix socket on the mount: %v", err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+}
+
+// TestSpecialFiles: mkfifo, mknod (character and block devices) and bind
+// make zero-byte objects with the type in x-amz-meta-mode (and the device
+// number in x-amz-meta-rdev) that lookup, listing and stat show as such,
+// before and after a remount, and after chmod and rename.
+func TestSpecialFiles(t *testing.T) {
+	t.Parallel()
+	m := mount(t)
+	for _, f := range specialFiles {
+		p := m.Path(f.name)
+		switch f.typ {
+		case syscall.S_IFIFO:
+			if err := syscall.Mkfifo(p, f.perm); err != nil {
+				t.Fatalf("mkfifo: %v", err)
+			}
+		case syscall.S_IFSOCK:
+			bindSocket(t, m.Dir, f.name)
+			if err := os.Chmod(p, os.FileMode(f.perm)); err != nil {
+				t.Fatalf("chmod socket: %v", err)
+			}
+		default:
+			if err := unix.Mknod(p, f.typ|f.perm, int(f.rdev)); err != nil {
+				t.Fatalf("mknod %s: %v", f.name, err)
+			}
+		}
+	}
+	check := func(m *Mount, when string, files []specialFile, names map[string]string) {
+		t.Helper()
+		ents, err := os.ReadDir(m.Dir)
+		if err != nil {
+			t.Fatalf("%s: readdir: %v", when, err)
+		}
+		listed := map[string]os.FileMode{}
+		for _, e := range ents {
+			listed[e.Name()] = e.Type()
+		}
+		for _, f := range files {
+			name := names[f.name]
+			st := lstat(t, m.Path(name))
+			if st.Mode != f.typ|f.perm || st.Size != 0 {
+				t.Errorf("%s: %s: mode %#o size %d, want %#o size 0", when, name, st.Mode, st.Size, f.typ|f.perm)
+			}
+			if st.Rdev != f.rdev {
+				t.Errorf("%s: %s: rdev %d:%d, want %d:%d", when, name, unix.Major(st.Rdev), unix.Minor(st.Rdev), unix.Major(f.rdev), unix.Minor(f.rdev))
+			}
+			fi, err := os.Lstat(m.Path(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ, ok := listed[name]; !ok || typ != fi.Mode().Type() {
+				t.Errorf("%s: readdir shows %s as %v (listed %v), stat as %v", when, name, typ, ok, fi.Mode().Type())
+			}
+			h := m.Head(name)
+			if mode := metaUint(t, h, name, "mode"); mode != uint64(f.typ|f.perm) {
+				t.Errorf("%s: %s: x-amz-meta-mode %d, want %d", when, name, mode, f.typ|f.perm)
+			}
+			if h.ContentLength == nil || *h.ContentLength != 0 {
+				t.Errorf("%s: %s: object is not empty", when, name)
+			}
+			if f.rdev != 0 {
+				if rdev := metaUint(t, h, name, "rdev"); rdev != f.rdev {
+					t.Errorf("%s: %s: x-amz-meta-rdev %d, want %d", when, name, rdev, f.rdev)
+				}
+			}
+		}
+	}
+	same := map[string]string{}
+	for _, f := range specialFiles {
+		same[f.name] = f.name
+	}
+	check(m, "after creation", specialFiles, same)
+
+	// A FIFO on the mount works as a FIFO: the kernel serves it.
+	done := make(chan error, 1)
+	go func() {
+		w, err := os.OpenFile(m.Path("fifo"), os.O_WRONLY, 0)
+		if err == nil {
+			_, err = w.Write([]byte("through the pipe"))
+			w.Close()
+		}
+		done <- err
+	}()
+	if got := readFile(t, m.Path("fifo")); string(got) != "through the pipe" {
+		t.Errorf("read from the FIFO: %q", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("write into the FIFO: %v", err)
+	}
+
+	m.Unmount()
+	m2 := mount(t, onBucket(m.Bucket))
+	check(m2, "after remount", specialFiles, same)
+
+	// chmod keeps the type and the device number; rename moves both.
+	renamed := map[string]string{}
+	for _, f := range specialFiles {
+		if err := os.Chmod(m2.Path(f.name), 0o604); err != nil {
+			t.Fatalf("chmod %s: %v", f.name, err)
+		}
+		renamed[f.name] = f.name + ".moved"
+		if err := os.Rename(m2.Path(f.name), m2.Path(renamed[f.name])); err != nil {
+			t.Fatalf("rename %s: %v", f.name, err)
+		}
+	}
+	moved := make([]specialFile, len(specialFiles))
+	copy(moved, specialFiles)
+	for i := range moved {
+		moved[i].perm = 0o604
+	}
+	check(m2, "after chmod and rename", moved, renamed)
+	m2.Unmount()
+	m3 := mount(t, onBucket(m.Bucket))
+	check(m3, "after chmod, rename and remount", moved, renamed)
+	for _, name := range renamed {
+		if err := os.Remove(m3.Path(name)); err != nil {
+			t.Errorf("unlink %s: %v", name, err)
+		}
+		if m3.Exists(name) {
+			t.Errorf("%s: object still there after unlink", name)
+		}
+	}
+}
+
+// statTimes returns path's atime, mtime and ctime.
+func statTimes(t *testing.T, path string) (atime, mtime, ctime time.Time) {
+	t.Helper()
+	st := lstat(t, path)
+	return time.Unix(st.Atim.Unix()), time.Unix(st.Mtim.Unix()), time.Unix(st.Ctim.Unix())
+}
+
+// TestTimes: atime, mtime and ctime as s3fs keeps them: stored in
+// x-amz-meta-atime/-mtime/-ctime, set independently by utimensat
+// (UTIME_OMIT, UTIME_NOW), chmod and chown change only the ctime, reads do
+// not change the atime, and all three survive a remount.
+func TestTimes(t *testing.T) {
+	t.Parallel()
+	m := mount(t)
+	p := m.Path("f")
+	writeFile(t, p, []byte("times"))
+
+	at := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+	mt := time.Date(2002, 3, 4, 5, 6, 7, 8, time.UTC)
+	setTimes := func(a, m unix.Timespec) {
+		t.Helper()
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{a, m}, 0); err != nil {
+			t.Fatalf("utimensat: %v", err)
+		}
+	}
+	omit := unix.Timespec{Nsec: unix.UTIME_OMIT}
+	now := unix.Timespec{Nsec: unix.UTIME_NOW}
+
+	before := time.Now()
+	setTimes(unix.NsecToTimespec(at.UnixNano()), omit)
+	a, mtime0, c := statTimes(t, p)
+	if !a.Equal(at) || mtime0.Equal(mt) || c.Before(before) {
+		t.Errorf("after utimensat(atime, OMIT): atime %v mtime %v ctime %v; want atime %v, mtime unchanged, ctime >= %v", a, mtime0, c, at, before)
+	}
+	setTimes(omit, unix.NsecToTimespec(mt.UnixNano()))
+	if a, m2, _ := statTimes(t, p); !a.Equal(at) || !m2.Equal(mt) {
+		t.Errorf("after utimensat(OMIT, mtime): atime %v mtime %v, want %v %v", a, m2, at, mt)
+	}
+
+	// chmod and chown: the ctime moves, the mtime and atime do not.
+	for _, change := range []struct {
+		what string
+		do   func() error
+	}{
+		{"chmod", func() error { return os.Chmod(p, 0o600) }},
+		{"chown", func() error { return os.Chown(p, 1234, 5678) }},
+	} {
+		_, _, c0 := statTimes(t, p)
+		before := time.Now()
+		if err := change.do(); err != nil {
+			t.Fatalf("%s: %v", change.what, err)
+		}
+		a, m2, c := statTimes(t, p)
+		if !a.Equal(at) || !m2.Equal(mt) || c.Before(before) || !c.After(c0) {
+			t.Errorf("after %s: atime %v mtime %v ctime %v (was %v); want %v %v and a new ctime", change.what, a, m2, c, c0, at, mt)
+		}
+	}
+
+	// Reading does not write the atime.
+	if got := readFile(t, p); string(got) != "times" {
+		t.Errorf("read %q", got)
+	}
+	if a, _, _ := statTimes(t, p); !a.Equal(at) {
+		t.Errorf("atime after a read: %v, want %v (reads do not update it)", a, at)
+	}
+
+	h := m.Head("f")
+	if got := metaTime(t, h, "f", "atime"); !got.Equal(at) {
+		t.Errorf("x-amz-meta-atime %v, want %v", got, at)
+	}
+	if got := metaTime(t, h, "f", "mtime"); !got.Equal(mt) {
+		t.Errorf("x-amz-meta-mtime %v, want %v", got, mt)
+	}
+	_, _, ctime := statTimes(t, p)
+	if got := metaTime(t, h, "f", "ctime"); !got.Equal(ctime) {
+		t.Errorf("x-amz-meta-ctime %v, stat shows %v", got, ctime)
+	}
+
+	// UTIME_NOW for the atime alone.
+	before = time.Now()
+	setTimes(now, omit)
+	if a, m2, _ := statTimes(t, p); a.Before(before) || !m2.Equal(mt) {
+		t.Errorf("after utimensat(NOW, OMIT): atime %v (want >= %v), mtime %v (want %v)", a, before, m2, mt)
+	}
+	wantA, wantM, wantC := statTimes(t, p)
+
+	// A write moves mtime and ctime, not atime.
+	before = time.Now()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("!")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a2, m2, c2 := statTimes(t, p)
+	if !a2.Equal(wantA) || m2.Before(before) || c2.Before(before) {
+		t.Errorf("after a write: atime %v (want %v), mtime %v and ctime %v (want >= %v)", a2, wantA, m2, c2, before)
+	}
+	wantA, wantM, wantC = statTimes(t, p)
+
+	m.Unmount()
+	m3 := mount(t, onBucket(m.Bucket))
+	if a, mm, c := statTimes(t, m3.Path("f")); !a.Equal(wantA) || !mm.Equal(wantM) || !c.Equal(wantC) {
+		t.Errorf("after remount: atime %v mtime %v ctime %v, want %v %v %v", a, mm, c, wantA, wantM, wantC)
+	}
+}
