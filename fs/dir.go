@@ -472,7 +472,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, errno
 	}
 	key := child.key
-	opts := s3backend.PutOptions{ContentType: dirContentType, Metadata: buildMeta(kindDir, child.attrs, nil)}
+	opts := putOptions(kindDir, key, child.attrs, nil)
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	if _, err := n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts); err != nil {
@@ -684,7 +684,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	etag, err := n.fsys.store.Upload(uctx, key, strings.NewReader(target), int64(len(target)),
-		s3backend.PutOptions{Metadata: buildMeta(kindSymlink, child.attrs, nil)})
+		putOptions(kindSymlink, key, child.attrs, nil))
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("symlink", key, err, errno)

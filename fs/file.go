@@ -524,7 +524,7 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	gen := n.beginUploadLocked()
 	key, size, staging := n.key, n.size, n.staging
 	base, dirty := n.editBase, slices.Clone(n.dirty)
-	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
+	opts := putOptions(n.kind, key, n.attrs, n.foreign)
 	n.mu.Unlock()
 
 	uctx, cancel := n.fsys.uploadContext()

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -100,5 +101,30 @@ func TestMetaTimesAndDevices(t *testing.T) {
 	}
 	if m := buildMeta(kindFile, posixAttrs{mtime: time.Unix(5, 0)}, nil); m["atime"] != "5" || m["ctime"] != "5" || m["rdev"] != "" {
 		t.Errorf("unset atime/ctime must be written as the mtime, and files carry no rdev: %v", m)
+	}
+}
+
+func TestContentTypeFor(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/mime.types"
+	if err := os.WriteFile(file, []byte("# comment\ntext/html html htm\napplication/gzip gz\napplication/x-tar tar\nimage/png png\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	types, err := loadMimeTypes(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		"a/index.html": "text/html", "X.HTM": "text/html", "a.tar.gz": "application/gzip",
+		"a.tar.zzz": "application/x-tar", "a.zzz": defaultContentType, "noext": defaultContentType,
+		"dir.html/file": defaultContentType, "trailing.": defaultContentType,
+	} {
+		if got := contentTypeFor(types, key); got != want {
+			t.Errorf("contentTypeFor(%q) = %q, want %q", key, got, want)
+		}
+	}
+	// Without a system table, Go's built-in one, without parameters.
+	if got := contentTypeFor(nil, "a.html"); got != "text/html" {
+		t.Errorf("fallback for .html = %q", got)
 	}
 }

@@ -418,7 +418,7 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 		return 0 // nothing to persist, or the pending upload carries it
 	}
 	key, etag, k := n.key, n.etag, n.kind
-	opts := s3backend.PutOptions{Metadata: buildMeta(k, n.attrs, n.foreign)}
+	opts := putOptions(k, key, n.attrs, n.foreign)
 	n.mu.Unlock()
 
 	uctx, cancel := n.fsys.uploadContext()
@@ -427,7 +427,6 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 	var err error
 	switch {
 	case k == kindDir:
-		opts.ContentType = dirContentType
 		newETag, err = n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts)
 	case etag == "":
 		return 0 // not in the bucket yet: the first upload carries it

@@ -7,8 +7,6 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-
-	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 var _ gofs.NodeMknoder = (*Node)(nil)
@@ -31,7 +29,7 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 	if k.isDevice() {
 		child.attrs.rdev = rdev
 	}
-	opts := s3backend.PutOptions{Metadata: buildMeta(k, child.attrs, nil)}
+	opts := putOptions(k, key, child.attrs, nil)
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	etag, err := n.fsys.store.Upload(uctx, key, emptyReader{}, 0, opts)

@@ -276,3 +276,74 @@ func TestTimes(t *testing.T) {
 		t.Errorf("after remount: atime %v mtime %v ctime %v, want %v %v %v", a, mm, c, wantA, wantM, wantC)
 	}
 }
+
+// contentTypeOf is the Content-Type of the object name.
+func contentTypeOf(m *Mount, name string) string {
+	h := m.Head(name)
+	if h.ContentType == nil {
+		return ""
+	}
+	return *h.ContentType
+}
+
+// TestContentType: objects get the Content-Type of their name's extension
+// from the system's mime.types, as s3fs sets it, and keep it (or take the
+// new name's) across renames and metadata updates.
+func TestContentType(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/etc/mime.types"); err != nil {
+		t.Fatalf("this test needs the system's mime.types (Debian: media-types; .ci/run installs it): %v", err)
+	}
+	m := mount(t)
+	want := map[string]string{
+		"page.html":   "text/html",
+		"img.png":     "image/png",
+		"data.json":   "application/json",
+		"dump.tar.gz": "application/gzip",
+		"noext":       "application/octet-stream",
+		"x.nosuchext": "application/octet-stream",
+	}
+	for name := range want {
+		writeFile(t, m.Path(name), []byte("<p>"+name+"</p>"))
+	}
+	if err := os.Mkdir(m.Path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, m.Path("d/in.html"), []byte("<p>in</p>"))
+	if err := os.Symlink("page.html", m.Path("link.html")); err != nil {
+		t.Fatal(err)
+	}
+	want["d/in.html"] = "text/html"
+	want["link.html"] = "application/octet-stream" // as s3fs writes symlinks
+	for name, ct := range want {
+		if got := contentTypeOf(m, name); got != ct {
+			t.Errorf("%s: Content-Type %q, want %q", name, got, ct)
+		}
+	}
+
+	// Metadata updates keep it; a rename takes the new name's; a
+	// directory rename keeps its files'.
+	if err := os.Chmod(m.Path("page.html"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(m.Path("img.png"), time.Unix(1e9, 0), time.Unix(1e9, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, mv := range [][2]string{{"data.json", "data.png"}, {"noext", "now.json"}, {"d", "e"}} {
+		if err := os.Rename(m.Path(mv[0]), m.Path(mv[1])); err != nil {
+			t.Fatalf("rename %s %s: %v", mv[0], mv[1], err)
+		}
+	}
+	for name, ct := range map[string]string{
+		"page.html": "text/html", "img.png": "image/png",
+		"data.png": "image/png", "now.json": "application/json", "e/in.html": "text/html",
+	} {
+		if got := contentTypeOf(m, name); got != ct {
+			t.Errorf("after chmod/utimes/rename: %s: Content-Type %q, want %q", name, got, ct)
+		}
+	}
+	if st := lstat(t, m.Path("page.html")); st.Mode&0o7777 != 0o600 {
+		t.Errorf("page.html mode %#o after chmod", st.Mode)
+	}
+	sameBytes(t, "data.png after rename", m.Get("data.png"), []byte("<p>data.json</p>"))
+}
