@@ -179,6 +179,20 @@ func (n *Node) listingRemove(name string) {
 	n.mu.Unlock()
 }
 
+// entryAdded records that we made name in n (a create, mkdir, mknod,
+// symlink or rename): the cached listing has it and n's mtime and ctime
+// move.
+func (n *Node) entryAdded(name string, k kind) {
+	n.listingAdd(name, k)
+	n.touchEntries()
+}
+
+// entryRemoved records that we removed name from n (unlink, rmdir, rename).
+func (n *Node) entryRemoved(name string) {
+	n.listingRemove(name)
+	n.touchEntries()
+}
+
 // statRemote finds what key is: an object (file, symlink), a directory
 // marker "key/", or a prefix with objects under it (an implicit directory).
 // The three requests run in parallel; the first that answers decides.
@@ -210,6 +224,11 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 		return listEntry{kind: kindDir}, true, 0
 	case objErr == nil:
 		return listEntry{kind: kindOf(obj), info: obj, hasMeta: true}, true, 0
+	}
+	if errors.Is(markerErr, s3backend.ErrInvalidKey) {
+		// No marker can exist under a key the store refuses (MinIO
+		// refuses "name/" for a 255-byte name): the probe found nothing.
+		markerErr = s3backend.ErrNotFound
 	}
 	for _, err := range []error{objErr, markerErr, listErr} {
 		if err != nil && !errors.Is(err, s3backend.ErrNotFound) {
@@ -438,7 +457,8 @@ func (f *FS) headAll(ctx context.Context, prefix string, listing map[string]list
 			}
 			info, err := f.store.Head(gctx, key)
 			switch {
-			case errors.Is(err, s3backend.ErrNotFound):
+			case errors.Is(err, s3backend.ErrNotFound),
+				ent.kind == kindDir && errors.Is(err, s3backend.ErrInvalidKey): // no marker can exist (statRemote)
 				results[i] = result{name, ent} // implicit directory, or deleted since the listing
 				return nil
 			case err != nil:
@@ -486,7 +506,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	// not ask the store.
 	child.listing = make(map[string]listEntry)
 	child.listingUntil = child.validUntil
-	n.listingAdd(name, kindDir)
+	n.entryAdded(name, kindDir)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: child.ino})
 	return child.entry(inode, out), 0
 }
@@ -538,12 +558,15 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
-	if err := n.fsys.store.Delete(uctx, key+"/"); err != nil {
+	// A key the store refuses has no marker to delete (an implicit
+	// directory whose name is too long for one).
+	if err := n.fsys.store.Delete(uctx, key+"/"); err != nil && !errors.Is(err, s3backend.ErrInvalidKey) {
 		errno := toErrno(err)
 		n.fsys.logFailure("rmdir", key, err, errno)
 		return errno
 	}
-	n.listingRemove(name)
+	n.entryRemoved(name)
+	n.fsys.setDirChanged(key, time.Time{})
 	return 0
 }
 
@@ -615,7 +638,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		child.push.holds++ // released with the handle; nothing to fence yet
 	}
 	child.mu.Unlock()
-	n.listingAdd(name, kindFile)
+	n.entryAdded(name, kindFile)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: child.ino})
 	return child.entry(inode, out), h, 0, 0
 }
@@ -664,7 +687,7 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 		child.markUnlinked()
 	}
 	n.fsys.blocks.Invalidate(key)
-	n.listingRemove(name)
+	n.entryRemoved(name)
 	return 0
 }
 
@@ -693,7 +716,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	child.etag = etag
 	child.size = int64(len(target))
 	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
-	n.listingAdd(name, kindSymlink)
+	n.entryAdded(name, kindSymlink)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFLNK, Ino: child.ino})
 	return child.entry(inode, out), 0
 }

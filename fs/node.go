@@ -68,9 +68,6 @@ type Node struct {
 	// Directory listing cache (directories only).
 	listing      map[string]listEntry
 	listingUntil time.Time
-	// entriesChanged: when an entry was last created, removed or renamed
-	// in this directory through this mount (directories only).
-	entriesChanged time.Time
 }
 
 var (
@@ -135,11 +132,13 @@ func (n *Node) fillAttrLocked(out *fuse.Attr) {
 	}
 	mt := n.attrs.mtime
 	at, ct := orTime(n.attrs.atime, mt), orTime(n.attrs.ctime, mt)
-	if n.kind == kindDir && n.entriesChanged.After(mt) {
+	if n.kind == kindDir {
 		// Entries created, removed or renamed here since the marker
 		// was written: kept in memory only (a PUT per create would
 		// double the cost of every create).
-		mt = n.entriesChanged
+		if changed := n.fsys.dirChangedAt(n.key); changed.After(mt) {
+			mt = changed
+		}
 	}
 	if mt.After(ct) {
 		ct = mt
@@ -167,9 +166,29 @@ func (n *Node) dirNlinkLocked() uint32 {
 // touchEntries records that an entry of directory n was created, removed
 // or renamed: its mtime and ctime move to now.
 func (n *Node) touchEntries() {
-	n.mu.Lock()
-	n.entriesChanged = time.Now()
-	n.mu.Unlock()
+	n.fsys.setDirChanged(n.currentKey(), time.Now())
+}
+
+// dirChangedAt is when an entry of the directory at key last changed
+// through this mount (zero if never). Kept by key in the filesystem, not
+// on the node, so that it outlives the node: the kernel forgets unused
+// directory inodes whenever it likes. One entry per directory changed.
+func (f *FS) dirChangedAt(key string) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dirChanged[key]
+}
+
+// setDirChanged sets dirChangedAt(key); a zero t forgets it (utimes set the
+// directory's mtime, rmdir removed it).
+func (f *FS) setDirChanged(key string, t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t.IsZero() {
+		delete(f.dirChanged, key)
+		return
+	}
+	f.dirChanged[key] = t
 }
 
 // apply replaces what o overrides in out, the attributes of a node of kind k.
@@ -365,6 +384,9 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	}
 	if mtime, ok := in.GetMTime(); ok {
 		n.attrs.mtime = mtime
+		if n.kind == kindDir {
+			n.fsys.setDirChanged(n.key, time.Time{}) // the mtime is now what was set
+		}
 		metaChanged = true
 	}
 	if metaChanged || hasSize {

@@ -104,8 +104,8 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if dst != nil {
 		dst.markUnlinked() // out of the registry and the staging directory
 	}
-	n.listingRemove(name)
-	dstDir.listingAdd(newName, src.kind)
+	n.entryRemoved(name)
+	dstDir.entryAdded(newName, src.kind)
 	return 0
 }
 
@@ -293,7 +293,9 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 	}
 	src.mu.Lock()
 	src.hasMarker = true
-	src.listing = nil
+	// Expired, not dropped: its names still count the subdirectories
+	// for nlink until the next listing.
+	src.listingUntil = time.Time{}
 	src.mu.Unlock()
 	return 0
 }

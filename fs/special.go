@@ -40,7 +40,7 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 	}
 	child.etag = etag
 	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
-	n.listingAdd(name, k)
+	n.entryAdded(name, k)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: k.typeBits(), Ino: child.ino})
 	return child.entry(inode, out), 0
 }
