@@ -506,3 +506,60 @@ func TestDirTimesAndNlink(t *testing.T) {
 	nlink("after rmdir q/s", map[string]uint64{"p": 2, "q": 2})
 
 }
+
+// TestStableInodes: a setattr through an open descriptor (touch of an open
+// file, futimes, fchmod) never makes stat show inode 0 (the setattr reply
+// carries the number too), and a new file keeps its inode number past the
+// stat cache TTL, as git's index (which records st_ino) needs.
+func TestStableInodes(t *testing.T) {
+	t.Parallel()
+	m := mount(t, withTTL(time.Second))
+	f, err := os.Create(m.Path("open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	ino := lstat(t, m.Path("open")).Ino
+	if ino == 0 {
+		t.Fatal("new file has inode 0")
+	}
+	when := time.Unix(1_500_000_000, 0)
+	tv := []unix.Timeval{unix.NsecToTimeval(when.UnixNano()), unix.NsecToTimeval(when.UnixNano())}
+	for what, do := range map[string]func() error{
+		"touch":   func() error { _, err := tryRun(m.Dir, "touch", "open"); return err },
+		"futimes": func() error { return unix.Futimes(int(f.Fd()), tv) },
+		"fchmod":  func() error { return f.Chmod(0o600) },
+		"chtimes": func() error { return os.Chtimes(m.Path("open"), when, when) },
+	} {
+		if err := do(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		var fst syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &fst); err != nil {
+			t.Fatal(err)
+		}
+		if st := lstat(t, m.Path("open")); st.Ino != ino || fst.Ino != ino {
+			t.Errorf("after %s: stat shows inode %d, fstat %d, want %d", what, st.Ino, fst.Ino, ino)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	writeFile(t, m.Path("new"), []byte("new"))
+	newIno := lstat(t, m.Path("new")).Ino
+	// Watch both past several TTLs (the upload, the stat cache expiring,
+	// the kernel revalidating): the numbers never change.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		for name, want := range map[string]uint64{"open": ino, "new": newIno} {
+			if got := lstat(t, m.Path(name)).Ino; got != want {
+				t.Fatalf("%s: inode changed from %d to %d", name, want, got)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
