@@ -24,10 +24,11 @@ RUN VERSION="$VERSION" COMMIT="$COMMIT" bash scripts/build-static.sh /out/bucket
 FROM ubuntu:22.04
 # fuse3: fusermount3 (unmounting as a user) and /etc/fuse.conf;
 # ca-certificates: TLS to S3, R2, GCS; sudo: the sandbox docs run
-# "sudo bucketfs ...".
+# "sudo bucketfs ..."; media-types: /etc/mime.types, where uploaded
+# objects get their Content-Type from, as with s3fs.
 RUN apt-get update \
 	&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		fuse3 ca-certificates sudo \
+		fuse3 ca-certificates sudo media-types \
 	&& rm -rf /var/lib/apt/lists/*
 # Non-root mounts with -o allow_other need user_allow_other (root's do not).
 RUN grep -q '^user_allow_other' /etc/fuse.conf || echo user_allow_other >> /etc/fuse.conf

@@ -179,6 +179,20 @@ func (n *Node) listingRemove(name string) {
 	n.mu.Unlock()
 }
 
+// entryAdded records that we made name in n (a create, mkdir, mknod,
+// symlink or rename): the cached listing has it and n's mtime and ctime
+// move.
+func (n *Node) entryAdded(name string, k kind) {
+	n.listingAdd(name, k)
+	n.touchEntries()
+}
+
+// entryRemoved records that we removed name from n (unlink, rmdir, rename).
+func (n *Node) entryRemoved(name string) {
+	n.listingRemove(name)
+	n.touchEntries()
+}
+
 // statRemote finds what key is: an object (file, symlink), a directory
 // marker "key/", or a prefix with objects under it (an implicit directory).
 // The three requests run in parallel; the first that answers decides.
@@ -210,6 +224,11 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 		return listEntry{kind: kindDir}, true, 0
 	case objErr == nil:
 		return listEntry{kind: kindOf(obj), info: obj, hasMeta: true}, true, 0
+	}
+	if errors.Is(markerErr, s3backend.ErrInvalidKey) {
+		// No marker can exist under a key the store refuses (MinIO
+		// refuses "name/" for a 255-byte name): the probe found nothing.
+		markerErr = s3backend.ErrNotFound
 	}
 	for _, err := range []error{objErr, markerErr, listErr} {
 		if err != nil && !errors.Is(err, s3backend.ErrNotFound) {
@@ -438,7 +457,8 @@ func (f *FS) headAll(ctx context.Context, prefix string, listing map[string]list
 			}
 			info, err := f.store.Head(gctx, key)
 			switch {
-			case errors.Is(err, s3backend.ErrNotFound):
+			case errors.Is(err, s3backend.ErrNotFound),
+				ent.kind == kindDir && errors.Is(err, s3backend.ErrInvalidKey): // no marker can exist (statRemote)
 				results[i] = result{name, ent} // implicit directory, or deleted since the listing
 				return nil
 			case err != nil:
@@ -467,19 +487,12 @@ func (f *FS) headAll(ctx context.Context, prefix string, listing map[string]list
 
 // Mkdir writes the directory's marker object, as s3fs does.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if n.fsys.cfg.ReadOnly {
-		return nil, syscall.EROFS
+	child, errno := n.newChildNode(ctx, name, kindDir, mode)
+	if errno != 0 {
+		return nil, errno
 	}
-	if len(name) > maxNameLen {
-		return nil, syscall.ENAMETOOLONG
-	}
-	if n.GetChild(name) != nil {
-		return nil, syscall.EEXIST
-	}
-	key := n.childKey(name)
-	child := n.fsys.newNode(kindDir, key)
-	child.attrs = n.fsys.callerAttrs(ctx, mode)
-	opts := s3backend.PutOptions{ContentType: dirContentType, Metadata: buildMeta(kindDir, child.attrs, nil)}
+	key := child.key
+	opts := putOptions(kindDir, key, child.attrs, nil)
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	if _, err := n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts); err != nil {
@@ -493,14 +506,32 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	// not ask the store.
 	child.listing = make(map[string]listEntry)
 	child.listingUntil = child.validUntil
-	n.listingAdd(name, kindDir)
+	n.entryAdded(name, kindDir)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: child.ino})
 	return child.entry(inode, out), 0
 }
 
+// newChildNode checks that name can be made in n and returns a node of
+// kind k for it, with the caller's attributes.
+func (n *Node) newChildNode(ctx context.Context, name string, k kind, mode uint32) (*Node, syscall.Errno) {
+	if n.fsys.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	if n.GetChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	child := n.fsys.newNode(k, n.childKey(name))
+	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	return child, 0
+}
+
 // callerAttrs are the attributes of a new node made by the calling process.
 func (f *FS) callerAttrs(ctx context.Context, mode uint32) posixAttrs {
-	a := posixAttrs{perm: mode & 07777, uid: f.cfg.UID, gid: f.cfg.GID, mtime: time.Now()}
+	a := posixAttrs{perm: mode & 07777, uid: f.cfg.UID, gid: f.cfg.GID}
+	a.touchTimes(time.Now())
 	if caller, ok := fuse.FromContext(ctx); ok {
 		a.uid, a.gid = caller.Uid, caller.Gid
 	}
@@ -527,12 +558,15 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
-	if err := n.fsys.store.Delete(uctx, key+"/"); err != nil {
+	// A key the store refuses has no marker to delete (an implicit
+	// directory whose name is too long for one).
+	if err := n.fsys.store.Delete(uctx, key+"/"); err != nil && !errors.Is(err, s3backend.ErrInvalidKey) {
 		errno := toErrno(err)
 		n.fsys.logFailure("rmdir", key, err, errno)
 		return errno
 	}
-	n.listingRemove(name)
+	n.entryRemoved(name)
+	n.fsys.setDirChanged(key, time.Time{})
 	return 0
 }
 
@@ -604,7 +638,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		child.push.holds++ // released with the handle; nothing to fence yet
 	}
 	child.mu.Unlock()
-	n.listingAdd(name, kindFile)
+	n.entryAdded(name, kindFile)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: child.ino})
 	return child.entry(inode, out), h, 0, 0
 }
@@ -655,7 +689,7 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 		child.markUnlinked()
 	}
 	n.fsys.blocks.Invalidate(key)
-	n.listingRemove(name)
+	n.entryRemoved(name)
 	return 0
 }
 
@@ -675,7 +709,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	etag, err := n.fsys.store.Upload(uctx, key, strings.NewReader(target), int64(len(target)),
-		s3backend.PutOptions{Metadata: buildMeta(kindSymlink, child.attrs, nil)})
+		putOptions(kindSymlink, key, child.attrs, nil))
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("symlink", key, err, errno)
@@ -684,7 +718,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	child.etag = etag
 	child.size = int64(len(target))
 	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
-	n.listingAdd(name, kindSymlink)
+	n.entryAdded(name, kindSymlink)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFLNK, Ino: child.ino})
 	return child.entry(inode, out), 0
 }

@@ -30,6 +30,8 @@ func toErrno(err error) syscall.Errno {
 	case errors.Is(err, s3backend.ErrConflict):
 		// MinIO refuses an object "a" beside "a/b" (and the reverse).
 		return syscall.EEXIST
+	case errors.Is(err, s3backend.ErrInvalidKey):
+		return syscall.ENAMETOOLONG
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
 	case isStoreError(err):

@@ -267,6 +267,7 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	if written > 0 {
 		n.markDirtyLocked()
 		n.attrs.mtime = time.Now()
+		n.attrs.ctime = n.attrs.mtime
 	}
 	key := n.key
 	n.mu.Unlock()
@@ -320,6 +321,7 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	n.size = size
 	n.markDirtyLocked()
 	n.attrs.mtime = time.Now()
+	n.attrs.ctime = n.attrs.mtime
 	return 0
 }
 
@@ -553,7 +555,7 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	gen := n.beginUploadLocked()
 	key, size, staging := n.key, n.size, n.staging
 	base, dirty := n.editBase, slices.Clone(n.dirty)
-	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
+	opts := putOptions(n.kind, key, n.attrs, n.foreign)
 	st, resume := n.stream, n.resume
 	n.stream = nil
 	if st != nil {

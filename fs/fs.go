@@ -59,11 +59,15 @@ type FS struct {
 	// renameMu: see the lock order above.
 	renameMu sync.RWMutex
 
-	// mu guards files and recovered (a leaf).
+	// mu guards files, recovered and dirChanged (a leaf).
 	mu sync.Mutex
 	// files is the registry (registry.go): every file with local data, by
 	// object key, whether or not the kernel still knows its node.
 	files map[string]*Node
+
+	// dirChanged: when entries of a directory (by key) last changed
+	// through this mount; see dirChangedAt.
+	dirChanged map[string]time.Time
 
 	// recovered lists the files moved to the recovery directory this
 	// session, for FlushAll's report.
@@ -128,6 +132,8 @@ func New(cfg Config) (*FS, error) {
 		log:    cfg.Logger,
 		blocks: cfg.Blocks,
 		files:  make(map[string]*Node),
+
+		dirChanged: make(map[string]time.Time),
 	}
 	if f.blocks == nil {
 		bc, err := cache.New(cache.Options{})
@@ -193,6 +199,9 @@ func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
 		NegativeTimeout: &negTTL,
+		// A mode of 0000 is a mode (chmod 0, pjdfstest): without this,
+		// go-fuse shows it as 0644. Every node sets its own mode.
+		NullPermissions: true,
 		RootStableAttr:  &gofs.StableAttr{Ino: rootIno, Mode: syscall.S_IFDIR},
 		// No go-fuse UID/GID: it would show an owner of 0 (an object
 		// stored as root's) as the default owner; every node sets its own.

@@ -8,8 +8,10 @@ import (
 )
 
 // On-object metadata, compatible with s3fs: x-amz-meta-mode is the full
-// st_mode in decimal (type bits included), -uid and -gid are decimal, -mtime
-// is seconds since the epoch with an optional fraction. We also read the
+// st_mode in decimal (type bits included), -uid and -gid are decimal,
+// -mtime, -atime and -ctime are seconds since the epoch with an optional
+// fraction. Devices also carry x-amz-meta-rdev (decimal, the kernel's
+// encoding): s3fs does not store the device number at all, and ignores it. We also read the
 // conventions of other tools where it costs nothing (rclone writes a float
 // mtime, which parses the same; FSx for Lustre and gsutil use their own
 // names), and we never drop foreign x-amz-meta-* keys when rewriting.
@@ -18,6 +20,9 @@ const (
 	metaUID   = "uid"
 	metaGID   = "gid"
 	metaMtime = "mtime"
+	metaAtime = "atime"
+	metaCtime = "ctime"
+	metaRdev  = "rdev"
 
 	fsxPermissions = "file-permissions" // octal, e.g. "0100644"
 	fsxOwner       = "file-owner"
@@ -39,6 +44,13 @@ const (
 	kindFile kind = iota
 	kindDir
 	kindSymlink
+	// Special files (mknod, mkfifo, bind of a unix socket): zero-byte
+	// objects whose mode carries the type, as s3fs stores them. The kernel
+	// serves their opens itself; we only keep their attributes.
+	kindFifo
+	kindChar
+	kindBlock
+	kindSocket
 )
 
 func (k kind) typeBits() uint32 {
@@ -47,17 +59,46 @@ func (k kind) typeBits() uint32 {
 		return syscall.S_IFDIR
 	case kindSymlink:
 		return syscall.S_IFLNK
+	case kindFifo:
+		return syscall.S_IFIFO
+	case kindChar:
+		return syscall.S_IFCHR
+	case kindBlock:
+		return syscall.S_IFBLK
+	case kindSocket:
+		return syscall.S_IFSOCK
 	}
 	return syscall.S_IFREG
 }
 
+// kindOfType is the kind whose type bits are t (mode & S_IFMT); ok is false
+// for a type we do not know.
+func kindOfType(t uint32) (k kind, ok bool) {
+	for _, k := range []kind{kindFile, kindDir, kindSymlink, kindFifo, kindChar, kindBlock, kindSocket} {
+		if k.typeBits() == t {
+			return k, true
+		}
+	}
+	return kindFile, false
+}
+
+// isDevice: the kind has a device number.
+func (k kind) isDevice() bool { return k == kindChar || k == kindBlock }
+
 // posixAttrs are the attributes bucketfs keeps for a node beyond its size.
+// atime is what was stored (creation, utimensat): reads do not update it.
 type posixAttrs struct {
 	perm  uint32 // permission bits (07777)
 	uid   uint32
 	gid   uint32
+	rdev  uint32 // devices only
 	mtime time.Time
+	atime time.Time
+	ctime time.Time
 }
+
+// touchTimes sets every time to t: a new node.
+func (a *posixAttrs) touchTimes(t time.Time) { a.mtime, a.atime, a.ctime = t, t, t }
 
 // parsedMeta is what an object's metadata says, field by field; a field is
 // valid only when its has* flag is set, so that callers can fall back to
@@ -68,6 +109,10 @@ type parsedMeta struct {
 	uid, gid                uint32
 	mtime                   time.Time
 	hasMtime, hasTypeInMode bool
+	atime, ctime            time.Time
+	hasAtime, hasCtime      bool
+	rdev                    uint32
+	hasRdev                 bool
 }
 
 // parseMeta reads the mode, owner and mtime headers from user metadata.
@@ -100,6 +145,13 @@ func parseMeta(m map[string]string) parsedMeta {
 	} else if v, ok := m[gcsMtime]; ok {
 		p.mtime, p.hasMtime = parseEpoch(v)
 	}
+	if v, ok := m[metaAtime]; ok {
+		p.atime, p.hasAtime = parseEpoch(v)
+	}
+	if v, ok := m[metaCtime]; ok {
+		p.ctime, p.hasCtime = parseEpoch(v)
+	}
+	p.rdev, p.hasRdev = firstUint(m, metaRdev)
 	return p
 }
 
@@ -151,9 +203,10 @@ func formatEpoch(t time.Time) string {
 }
 
 // buildMeta returns the metadata to store for a node: the foreign keys of
-// the object's previous metadata, then our four headers.
+// the object's previous metadata, then our headers (an unset atime or
+// ctime is written as the mtime).
 func buildMeta(k kind, a posixAttrs, foreign map[string]string) map[string]string {
-	m := make(map[string]string, len(foreign)+4)
+	m := make(map[string]string, len(foreign)+7)
 	for name, v := range foreign {
 		m[name] = v
 	}
@@ -161,7 +214,20 @@ func buildMeta(k kind, a posixAttrs, foreign map[string]string) map[string]strin
 	m[metaUID] = strconv.FormatUint(uint64(a.uid), 10)
 	m[metaGID] = strconv.FormatUint(uint64(a.gid), 10)
 	m[metaMtime] = formatEpoch(a.mtime)
+	m[metaAtime] = formatEpoch(orTime(a.atime, a.mtime))
+	m[metaCtime] = formatEpoch(orTime(a.ctime, a.mtime))
+	if k.isDevice() {
+		m[metaRdev] = strconv.FormatUint(uint64(a.rdev), 10)
+	}
 	return m
+}
+
+// orTime is t, or def when t is unset.
+func orTime(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
 }
 
 // foreignMeta returns the metadata keys that are not ours to rewrite. The
@@ -171,7 +237,7 @@ func foreignMeta(m map[string]string) map[string]string {
 	var out map[string]string
 	for name, v := range m {
 		switch name {
-		case metaMode, metaUID, metaGID, metaMtime,
+		case metaMode, metaUID, metaGID, metaMtime, metaAtime, metaCtime, metaRdev,
 			fsxPermissions, fsxOwner, fsxGroup, fsxMtime,
 			gcsMode, gcsUID, gcsGID, gcsMtime:
 			continue

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -82,5 +83,48 @@ func TestForeignMetaKeepsOnlyOthers(t *testing.T) {
 	got := foreignMeta(map[string]string{"mode": "1", "uid": "2", "file-owner": "3", "project": "x"})
 	if len(got) != 1 || got["project"] != "x" {
 		t.Errorf("foreignMeta = %v", got)
+	}
+}
+
+func TestMetaTimesAndDevices(t *testing.T) {
+	a := posixAttrs{perm: 0o600, rdev: 0x1234, mtime: time.Unix(1700000000, 1), atime: time.Unix(1600000000, 2), ctime: time.Unix(1800000000, 3)}
+	m := buildMeta(kindChar, a, nil)
+	if m["mode"] != "8576" || m["rdev"] != "4660" || m["atime"] != "1600000000.000000002" || m["ctime"] != "1800000000.000000003" {
+		t.Errorf("device meta = %v", m)
+	}
+	p := parseMeta(m)
+	if !p.hasAtime || !p.atime.Equal(a.atime) || !p.hasCtime || !p.ctime.Equal(a.ctime) || !p.hasRdev || p.rdev != a.rdev {
+		t.Errorf("parsed %+v", p)
+	}
+	if k, ok := kindOfType(p.mode & syscall.S_IFMT); !ok || k != kindChar {
+		t.Errorf("kind of %o = %v, %v", p.mode, k, ok)
+	}
+	if m := buildMeta(kindFile, posixAttrs{mtime: time.Unix(5, 0)}, nil); m["atime"] != "5" || m["ctime"] != "5" || m["rdev"] != "" {
+		t.Errorf("unset atime/ctime must be written as the mtime, and files carry no rdev: %v", m)
+	}
+}
+
+func TestContentTypeFor(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/mime.types"
+	if err := os.WriteFile(file, []byte("# comment\ntext/html html htm\napplication/gzip gz\napplication/x-tar tar\nimage/png png\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	types, err := loadMimeTypes(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		"a/index.html": "text/html", "X.HTM": "text/html", "a.tar.gz": "application/gzip",
+		"a.tar.zzz": "application/x-tar", "a.zzz": defaultContentType, "noext": defaultContentType,
+		"dir.html/file": defaultContentType, "trailing.": defaultContentType,
+	} {
+		if got := contentTypeFor(types, key); got != want {
+			t.Errorf("contentTypeFor(%q) = %q, want %q", key, got, want)
+		}
+	}
+	// Without a system table, Go's built-in one, without parameters.
+	if got := contentTypeFor(nil, "a.html"); got != "text/html" {
+		t.Errorf("fallback for .html = %q", got)
 	}
 }

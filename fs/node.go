@@ -125,10 +125,16 @@ func (n *Node) currentKey() string {
 
 // fillAttrLocked writes n's attributes in the kernel's form. n.mu held.
 func (n *Node) fillAttrLocked(out *fuse.Attr) {
+	// Always the node's number: go-fuse fills it in for lookups and
+	// getattr but not for setattr replies, which the kernel caches too.
+	out.Ino = n.ino
 	out.Mode = n.kind.typeBits() | n.attrs.perm&07777
 	out.Size = uint64(n.size)
 	if n.kind == kindSymlink && n.linkTarget != "" {
 		out.Size = uint64(len(n.linkTarget))
+	}
+	if n.kind.isDevice() {
+		out.Rdev = n.attrs.rdev
 	}
 	out.Blksize = 1 << 20 // a hint: big blocks make cp and friends use big writes
 	out.Blocks = (out.Size + 511) / 512
@@ -138,11 +144,67 @@ func (n *Node) fillAttrLocked(out *fuse.Attr) {
 	case n.unlinked:
 		out.Nlink = 0 // fstat of an unlinked (or overwritten) open file
 	case n.kind == kindDir:
-		out.Nlink = 2
+		out.Nlink = n.dirNlinkLocked()
 	}
 	mt := n.attrs.mtime
-	out.SetTimes(&mt, &mt, &mt)
+	at, ct := orTime(n.attrs.atime, mt), orTime(n.attrs.ctime, mt)
+	if n.kind == kindDir {
+		// Entries created, removed or renamed here since the marker
+		// was written: kept in memory only (a PUT per create would
+		// double the cost of every create).
+		if changed := n.fsys.dirChangedAt(n.key); changed.After(mt) {
+			mt = changed
+		}
+	}
+	if mt.After(ct) {
+		ct = mt
+	}
+	out.SetTimes(&at, &mt, &ct)
 	n.fsys.cfg.Override.apply(out, n.kind)
+}
+
+// dirNlinkLocked is a directory's link count: 2 plus its subdirectories
+// when a listing says how many there are, else 1, which tools (find, fts)
+// read as "unknown" as on btrfs. n.mu held.
+func (n *Node) dirNlinkLocked() uint32 {
+	if n.listing == nil {
+		return 1
+	}
+	links := uint32(2)
+	for _, ent := range n.listing {
+		if ent.kind == kindDir {
+			links++
+		}
+	}
+	return links
+}
+
+// touchEntries records that an entry of directory n was created, removed
+// or renamed: its mtime and ctime move to now.
+func (n *Node) touchEntries() {
+	n.fsys.setDirChanged(n.currentKey(), time.Now())
+}
+
+// dirChangedAt is when an entry of the directory at key last changed
+// through this mount (zero if never). Kept by key in the filesystem, not
+// on the node, so that it outlives the node: the kernel forgets unused
+// directory inodes whenever it likes. One entry per directory changed.
+func (f *FS) dirChangedAt(key string) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dirChanged[key]
+}
+
+// setDirChanged sets dirChangedAt(key); a zero t forgets it (utimes set the
+// directory's mtime, rmdir removed it).
+func (f *FS) setDirChanged(key string, t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t.IsZero() {
+		delete(f.dirChanged, key)
+		return
+	}
+	f.dirChanged[key] = t
 }
 
 // apply replaces what o overrides in out, the attributes of a node of kind k.
@@ -195,7 +257,9 @@ func defaultAttrs(cfg *Config, k kind, mtime time.Time) posixAttrs {
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
-	return posixAttrs{perm: perm, uid: cfg.UID, gid: cfg.GID, mtime: mtime}
+	a := posixAttrs{perm: perm, uid: cfg.UID, gid: cfg.GID}
+	a.touchTimes(mtime)
+	return a
 }
 
 // attrsFromInfo merges an object's metadata over the defaults.
@@ -217,20 +281,28 @@ func attrsFromInfo(cfg *Config, k kind, info s3backend.ObjectInfo) posixAttrs {
 	if p.hasMtime {
 		a.mtime = p.mtime
 	}
+	// As s3fs: a missing atime or ctime is the object's Last-Modified
+	// (what defaultAttrs set), an old object's best guess.
+	if p.hasAtime {
+		a.atime = p.atime
+	}
+	if p.hasCtime {
+		a.ctime = p.ctime
+	}
+	if p.hasRdev && k.isDevice() {
+		a.rdev = p.rdev
+	}
 	return a
 }
 
 // kindOf tells what an object found under a plain key is: a file, a symlink
-// (S_IFLNK in its mode), or an old-style directory object (S_IFDIR, or the
-// directory content type).
+// or a special file (the type in its mode), or an old-style directory object
+// (S_IFDIR, or the directory content type).
 func kindOf(info s3backend.ObjectInfo) kind {
 	p := parseMeta(info.Metadata)
 	if p.hasTypeInMode {
-		switch p.mode & syscall.S_IFMT {
-		case syscall.S_IFLNK:
-			return kindSymlink
-		case syscall.S_IFDIR:
-			return kindDir
+		if k, ok := kindOfType(p.mode & syscall.S_IFMT); ok && k != kindFile {
+			return k
 		}
 	}
 	if info.ContentType == dirContentType && info.Size == 0 {
@@ -306,6 +378,9 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	}
 
 	n.mu.Lock()
+	// chmod, chown and utimensat change the ctime, never the mtime by
+	// themselves; atime and mtime are set independently (UTIME_OMIT
+	// leaves one out, UTIME_NOW arrives as the current time).
 	metaChanged := false
 	if mode, ok := in.GetMode(); ok && n.kind != kindSymlink {
 		n.attrs.perm = mode & 07777
@@ -319,9 +394,19 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		n.attrs.gid = gid
 		metaChanged = true
 	}
+	if atime, ok := in.GetATime(); ok {
+		n.attrs.atime = atime
+		metaChanged = true
+	}
 	if mtime, ok := in.GetMTime(); ok {
 		n.attrs.mtime = mtime
+		if n.kind == kindDir {
+			n.fsys.setDirChanged(n.key, time.Time{}) // the mtime is now what was set
+		}
 		metaChanged = true
+	}
+	if metaChanged || hasSize {
+		n.attrs.ctime = time.Now()
 	}
 	dirty := n.up.state.pending()
 	if metaChanged {
@@ -374,7 +459,7 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 		return 0 // nothing to persist, or the pending upload carries it
 	}
 	key, etag, k := n.key, n.etag, n.kind
-	opts := s3backend.PutOptions{Metadata: buildMeta(k, n.attrs, n.foreign)}
+	opts := putOptions(k, key, n.attrs, n.foreign)
 	n.mu.Unlock()
 
 	uctx, cancel := n.fsys.uploadContext()
@@ -383,7 +468,6 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 	var err error
 	switch {
 	case k == kindDir:
-		opts.ContentType = dirContentType
 		newETag, err = n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts)
 	case etag == "":
 		return 0 // not in the bucket yet: the first upload carries it

@@ -104,8 +104,8 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if dst != nil {
 		dst.markUnlinked() // out of the registry and the staging directory
 	}
-	n.listingRemove(name)
-	dstDir.listingAdd(newName, src.kind)
+	n.entryRemoved(name)
+	dstDir.entryAdded(newName, src.kind)
 	return 0
 }
 
@@ -131,7 +131,10 @@ func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 	if local {
 		gen = n.beginUploadLocked()
 	}
-	opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, n.attrs, n.foreign)}
+	// As s3fs: the moved object gets a new ctime and the Content-Type of
+	// its new name, so a clean one is copied with its metadata replaced.
+	n.attrs.ctime = time.Now()
+	opts := putOptions(n.kind, dstKey, n.attrs, n.foreign)
 	n.mu.Unlock()
 
 	uctx, cancel := n.fsys.uploadContext()
@@ -149,7 +152,7 @@ func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
 		}
 		n.dataMu.RUnlock()
 	} else {
-		newETag, err = n.fsys.store.Copy(uctx, srcKey, dstKey, etag, nil)
+		newETag, err = n.fsys.store.Copy(uctx, srcKey, dstKey, etag, &opts)
 	}
 	if err == nil && etag != "" {
 		if derr := n.fsys.store.Delete(uctx, srcKey); derr != nil {
@@ -254,7 +257,7 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 		// An implicit (or empty, locally made) directory: give the new
 		// one a marker so that it exists even if it is empty.
 		src.mu.Lock()
-		opts := s3backend.PutOptions{ContentType: dirContentType, Metadata: buildMeta(kindDir, src.attrs, src.foreign)}
+		opts := putOptions(kindDir, dstKey, src.attrs, src.foreign)
 		src.mu.Unlock()
 		g.Go(func() error {
 			_, err := f.store.Upload(gctx, dstPrefix, emptyReader{}, 0, opts)
@@ -297,7 +300,9 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 	}
 	src.mu.Lock()
 	src.hasMarker = true
-	src.listing = nil
+	// Expired, not dropped: its names still count the subdirectories
+	// for nlink until the next listing.
+	src.listingUntil = time.Time{}
 	src.mu.Unlock()
 	return 0
 }

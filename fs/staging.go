@@ -57,6 +57,8 @@ type sidecar struct {
 	UID      uint32            `json:"uid"`
 	GID      uint32            `json:"gid"`
 	MtimeNs  int64             `json:"mtime_ns"`
+	AtimeNs  int64             `json:"atime_ns,omitempty"`
+	CtimeNs  int64             `json:"ctime_ns,omitempty"`
 	Foreign  map[string]string `json:"foreign,omitempty"`
 	// A sparse staging file (edit.go): the data file holds only the Dirty
 	// ranges; the rest is the base object's, pinned to BaseETag.
@@ -148,6 +150,8 @@ func (n *Node) sidecarLocked() sidecar {
 		UID:      n.attrs.uid,
 		GID:      n.attrs.gid,
 		MtimeNs:  n.attrs.mtime.UnixNano(),
+		AtimeNs:  unixNanoOrZero(n.attrs.atime),
+		CtimeNs:  unixNanoOrZero(n.attrs.ctime),
 		Foreign:  n.foreign,
 		Error:    errString(n.up.lastFailure),
 	}
@@ -348,6 +352,12 @@ func (f *FS) loadOne(id string) {
 	}
 	n := f.newNode(kindFile, sc.Key)
 	n.attrs = posixAttrs{perm: sc.Mode, uid: sc.UID, gid: sc.GID, mtime: time.Unix(0, sc.MtimeNs)}
+	if sc.AtimeNs != 0 {
+		n.attrs.atime = time.Unix(0, sc.AtimeNs)
+	}
+	if sc.CtimeNs != 0 {
+		n.attrs.ctime = time.Unix(0, sc.CtimeNs)
+	}
 	n.size = sc.Size
 	n.etag = sc.BaseETag
 	n.foreign = sc.Foreign
@@ -412,4 +422,13 @@ func (n *Node) finishResume(ctx context.Context, r *resumeUpload, staging io.Rea
 	n.mu.Unlock()
 	n.fsys.log.Info("finished a previous daemon's streaming upload", "key", key, "bytes", size)
 	return etag, nil
+}
+
+// unixNanoOrZero is t in nanoseconds, 0 when t is unset (a sidecar written
+// before atime and ctime were kept has neither).
+func unixNanoOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }

@@ -86,7 +86,7 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 	var opts s3backend.PutOptions
 	attrs := n.attrs
 	if start {
-		opts = s3backend.PutOptions{Metadata: buildMeta(n.kind, attrs, n.foreign)}
+		opts = putOptions(n.kind, key, attrs, n.foreign)
 		n.metaSet = false
 	}
 	n.mu.Unlock()
@@ -211,7 +211,7 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 	}
 	n.mu.Unlock()
 	if explicit {
-		opts := s3backend.PutOptions{Metadata: buildMeta(n.kind, attrs, foreign)}
+		opts := putOptions(n.kind, st.key, attrs, foreign)
 		newETag, err := n.fsys.store.Copy(ctx, st.key, st.key, etag, &opts)
 		if err != nil {
 			// The data is stored; only the attributes are not.

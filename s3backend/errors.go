@@ -154,6 +154,9 @@ var codeSentinels = map[string]error{
 
 	"XMinioParentIsObject":          ErrConflict,
 	"XMinioObjectExistsAsDirectory": ErrConflict,
+
+	"KeyTooLongError":         ErrInvalidKey,
+	"XMinioInvalidObjectName": ErrInvalidKey,
 }
 
 // statusSentinels classifies responses whose code we do not know (or that
@@ -177,7 +180,34 @@ func wrapErr(op, key string, err error) error {
 	}
 	e := &OpError{Op: op, Key: key, Cause: err}
 	e.Err, e.Code, e.StatusCode = classify(err)
+	if e.Err == nil && e.StatusCode == 400 && op == "HeadObject" && keyTooLong(key) {
+		// A HEAD response has no body, hence no code to say why; for a
+		// key no store accepts, the key is why.
+		e.Err = ErrInvalidKey
+	}
 	return e
+}
+
+// keyTooLong reports whether key is longer than S3 allows (1024 bytes) or
+// has a path element longer than MinIO allows: 255 bytes, and for the
+// name of a directory marker "name/" 246, since MinIO stores it as
+// "name__XLDIR__".
+func keyTooLong(key string) bool {
+	if len(key) > 1024 {
+		return true
+	}
+	marker := strings.HasSuffix(key, "/")
+	elems := strings.Split(strings.TrimSuffix(key, "/"), "/")
+	for i, elem := range elems {
+		limit := 255
+		if marker && i == len(elems)-1 {
+			limit -= len("__XLDIR__")
+		}
+		if len(elem) > limit {
+			return true
+		}
+	}
+	return false
 }
 
 // classify returns the sentinel for err (nil if unknown), the S3 error code

@@ -197,3 +197,21 @@ func TestPartPlan(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyTooLong(t *testing.T) {
+	long := strings.Repeat("x", 255)
+	for key, want := range map[string]bool{
+		long:                          false,
+		long + "x":                    true,
+		"a/" + long + "/b":            false,
+		long[:246] + "/":              false,
+		long[:247] + "/":              true,
+		strings.Repeat("a/", 600):     true,
+		"dir/" + long[:246] + "/":     false,
+		"dir/" + long + "x" + "/file": true,
+	} {
+		if got := keyTooLong(key); got != want {
+			t.Errorf("keyTooLong(%.20s… %d bytes) = %v, want %v", key, len(key), got, want)
+		}
+	}
+}

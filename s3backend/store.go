@@ -26,6 +26,7 @@ var (
 	ErrTooLarge           = objstore.ErrTooLarge
 	ErrNotSupported       = objstore.ErrNotSupported
 	ErrConflict           = objstore.ErrConflict
+	ErrInvalidKey         = objstore.ErrInvalidKey
 )
 
 // Aliases of the contract's types (see package objstore for their docs).

@@ -48,14 +48,20 @@ var mtimeRE = regexp.MustCompile(`^([0-9]+)(\.([0-9]{1,9}))?$`)
 // metaMtime parses x-amz-meta-mtime ("sec" or "sec.nsec").
 func metaMtime(t *testing.T, h *s3.HeadObjectOutput, what string) time.Time {
 	t.Helper()
-	v, ok := meta(h, "mtime")
+	return metaTime(t, h, what, "mtime")
+}
+
+// metaTime parses x-amz-meta-K (mtime, atime, ctime: "sec" or "sec.nsec").
+func metaTime(t *testing.T, h *s3.HeadObjectOutput, what, k string) time.Time {
+	t.Helper()
+	v, ok := meta(h, k)
 	if !ok {
-		t.Errorf("%s: no x-amz-meta-mtime (metadata %v)", what, h.Metadata)
+		t.Errorf("%s: no x-amz-meta-%s (metadata %v)", what, k, h.Metadata)
 		return time.Time{}
 	}
 	mm := mtimeRE.FindStringSubmatch(v)
 	if mm == nil {
-		t.Errorf("%s: x-amz-meta-mtime = %q, want seconds[.nanoseconds]", what, v)
+		t.Errorf("%s: x-amz-meta-%s = %q, want seconds[.nanoseconds]", what, k, v)
 		return time.Time{}
 	}
 	sec, _ := strconv.ParseInt(mm[1], 10, 64)

@@ -191,6 +191,7 @@ var outcomeSentinels = []struct {
 	{s3backend.ErrTooLarge, "too_large"},
 	{s3backend.ErrNotSupported, "not_supported"},
 	{s3backend.ErrConflict, "conflict"},
+	{s3backend.ErrInvalidKey, "invalid_key"},
 	{context.Canceled, "canceled"},
 	{context.DeadlineExceeded, "timeout"},
 }

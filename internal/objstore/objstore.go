@@ -42,6 +42,10 @@ var (
 	ErrNotSupported = errors.New("operation not supported by the store")
 	// ErrConflict: the key conflicts with another (MinIO refuses an object "a" beside "a/b").
 	ErrConflict = errors.New("key conflicts with an existing object or prefix")
+	// ErrInvalidKey: the store refuses the key itself (KeyTooLongError,
+	// XMinioInvalidObjectName; MinIO answers a HEAD of a key with a path
+	// element over 255 bytes with a bare 400).
+	ErrInvalidKey = errors.New("key refused by the store (too long or invalid)")
 )
 
 // S3's limits on multipart uploads, shared by every implementation and by
