@@ -206,8 +206,8 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 	explicit := n.metaSet
 	attrs, foreign := n.attrs, maps.Clone(n.foreign)
 	if !explicit {
-		// The object's mtime is the stream's start: show what it says.
-		n.attrs.mtime = st.attrs.mtime
+		// The object's times are the stream's start: show what it says.
+		n.attrs.mtime, n.attrs.ctime = st.attrs.mtime, st.attrs.ctime
 	}
 	n.mu.Unlock()
 	if explicit {
