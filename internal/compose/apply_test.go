@@ -72,7 +72,7 @@ func checkObject(t *testing.T, s *memstore.Store, key string, want []byte) {
 // into its middle, must send and fetch at most 40 MiB each; the plan does
 // far better.
 func TestBudgetBigObject(t *testing.T) {
-	const size = 256 << 20
+	const size = budgetSize
 	rng := rand.New(rand.NewPCG(1, 2))
 	base := randBytes(rng, size)
 	for _, c := range []struct {
