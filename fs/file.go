@@ -308,9 +308,9 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 		return errno
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.fsys.abortStream(n.dropStreamLocked(), "truncate")
 	if err := n.staging.Truncate(size); err != nil {
+		n.mu.Unlock()
 		return toErrno(err)
 	}
 	n.releaseStagingLocked(size)
@@ -322,6 +322,10 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	n.markDirtyLocked()
 	n.attrs.mtime = time.Now()
 	n.attrs.ctime = n.attrs.mtime
+	n.mu.Unlock()
+	// A restart takes the longer of the sidecar's size and the data
+	// file's (loadOne): after a shrink the sidecar must say so.
+	n.saveSidecar()
 	return 0
 }
 

@@ -365,6 +365,12 @@ func (f *FS) loadOne(id string) {
 	if st, err := file.Stat(); err == nil {
 		n.charged = st.Size()
 		f.staged.Add(n.charged)
+		// Writes since the sidecar was last saved (at a flush or a
+		// truncate) only grew the data file: a whole file is as long
+		// as both say.
+		if sc.BaseKey == "" && st.Size() > n.size {
+			n.size = st.Size()
+		}
 	}
 	n.gen = sc.Gen
 	if sc.BaseKey != "" {
@@ -377,17 +383,18 @@ func (f *FS) loadOne(id string) {
 		n.punched = sc.Punched
 	}
 	f.register(n)
-	if sc.UploadID != "" && n.resume == nil {
-		// The killed daemon's streaming upload of this file: the data
-		// is uploaded again whole, the upload's parts are garbage.
-		go func() {
-			ctx, cancel := f.uploadContext()
-			defer cancel()
-			if err := f.store.AbortMultipart(ctx, sc.Key, sc.UploadID); err != nil && !errors.Is(err, s3backend.ErrNotFound) {
-				f.log.Warn("could not abort a previous daemon's multipart upload", "key", sc.Key, "upload_id", sc.UploadID, "err", err)
-			}
-		}()
+	// The killed daemon's multipart uploads of this key (a stream, or
+	// the parallel upload of a big file at close) are garbage now: the
+	// data is uploaded again from staging. Only uploads begun before this
+	// daemon started go (another mount of the bucket may be writing the
+	// key now), and never the one a resume will complete. MinIO lists
+	// multipart uploads by exact key only, which is what this asks.
+	started := time.Now()
+	keep := ""
+	if n.resume != nil {
+		keep = n.resume.uploadID
 	}
+	go f.abortStaleUploads(sc.Key, keep, started)
 	f.log.Info("picked up a file a previous daemon had not uploaded", "key", sc.Key, "bytes", sc.Size, "staged_at", sc.Saved)
 }
 
@@ -431,4 +438,26 @@ func unixNanoOrZero(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// abortStaleUploads aborts the multipart uploads of key begun before
+// before, except keep.
+func (f *FS) abortStaleUploads(key, keep string, before time.Time) {
+	ctx, cancel := f.uploadContext()
+	defer cancel()
+	ups, err := f.store.ListMultipart(ctx, key)
+	if err != nil {
+		f.log.Warn("could not list a previous daemon's multipart uploads", "key", key, "err", err)
+		return
+	}
+	for _, u := range ups {
+		if u.Key != key || u.UploadID == keep || !u.Initiated.Before(before) {
+			continue
+		}
+		if err := f.store.AbortMultipart(ctx, key, u.UploadID); err != nil && !errors.Is(err, s3backend.ErrNotFound) {
+			f.log.Warn("could not abort a previous daemon's multipart upload", "key", key, "upload_id", u.UploadID, "err", err)
+			continue
+		}
+		f.log.Info("aborted a previous daemon's multipart upload", "key", key, "upload_id", u.UploadID)
+	}
 }

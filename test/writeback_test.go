@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -245,6 +246,17 @@ func TestWritebackOTruncIsAtomic(t *testing.T) {
 func TestWritebackSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	m, p := mountBehindProxy(t)
+	// A big file still being written when the daemon dies: its streaming
+	// multipart upload is left behind in the store.
+	streaming := randBytes(119, 40<<20)
+	sf, err := os.Create(m.Path("streaming"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sf.Write(streaming); err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
 	want := map[string][]byte{}
 	for i := range 5 {
 		want["pending-"+string(rune('a'+i))] = randBytes(uint64(110+i), 100<<10+i)
@@ -268,6 +280,22 @@ func TestWritebackSurvivesKill9(t *testing.T) {
 		objectIs(t, m2, name, data, 90*time.Second-time.Since(start))
 	}
 	t.Logf("all five in the bucket %s after the restart", time.Since(start).Round(time.Millisecond))
+	// The file being written at the kill is uploaded too (its close never
+	// returned, but its bytes are kept all the same), and the multipart
+	// upload the killed daemon left is aborted.
+	objectIs(t, m2, "streaming", streaming, 90*time.Second)
+	eventually(t, 60*time.Second, func() string {
+		ctx, cancel := s3ctx()
+		defer cancel()
+		out, err := m2.S3.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(m2.Bucket), Prefix: aws.String(m2.Key("streaming"))})
+		if err != nil {
+			return err.Error()
+		}
+		if len(out.Uploads) > 0 {
+			return fmt.Sprintf("%d multipart uploads of the killed daemon are still open", len(out.Uploads))
+		}
+		return ""
+	})
 	for name, data := range want {
 		sameBytes(t, name+" through the new mount", readFile(t, m2.Path(name)), data)
 	}
