@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/novitalabs/bucketfs/internal/compose"
+	"github.com/novitalabs/bucketfs/internal/objstore"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
@@ -114,7 +115,7 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 		n.saveSidecar() // names the upload, for a restart to abort
 	}
 	for {
-		ps := st.s.NextPartSize()
+		ps := min(st.s.NextPartSize(), n.fsys.streamPartCap())
 		if size-st.next < ps {
 			return 0
 		}
@@ -323,4 +324,19 @@ func (n *Node) settleFailed(st *uploadStream, err error) syscall.Errno {
 // n.mu held.
 func (n *Node) punchedBelowLocked(off int64) bool {
 	return n.punched > 0 && off < n.punched
+}
+
+// streamPartCap bounds a streamed part so that the parts in flight and the
+// one being filled fit in half the staging area: with a small staging disk
+// the writer must never wait on space that only its own unsent part holds.
+// Part sizes otherwise grow (compose.Policy.StreamPartSize) so that 5 TiB
+// fits in 10,000 parts; under the cap a file can reach 10,000 capped parts,
+// past which the stream fails and the file is uploaded at close.
+func (f *FS) streamPartCap() int64 {
+	inFlight := int64(streamInFlight)
+	if c := f.cfg.UploadConcurrency; c > 0 {
+		inFlight = int64(c)
+	}
+	capped := f.stagingLimit / (2 * (inFlight + 1))
+	return max(capped&^(1<<20-1), objstore.MinPartSize)
 }
