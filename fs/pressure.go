@@ -57,12 +57,22 @@ func (n *Node) reserveStaging(off, length int64) syscall.Errno {
 			low, deadline = now, time.Now().Add(stagingWait)
 		}
 		if time.Now().After(deadline) {
+			n.mu.Lock()
+			charged, punched, streaming := n.charged, n.punched, n.stream != nil
+			n.mu.Unlock()
 			f.log.Warn("staging area full: write refused with ENOSPC", "key", n.currentKey(),
-				"staged_bytes", f.staged.Load(), "limit", f.stagingLimit, "staging_dir", f.cfg.StagingDir)
+				"staged_bytes", f.staged.Load(), "limit", f.stagingLimit, "staging_dir", f.cfg.StagingDir,
+				"write_off", off, "write_len", length, "need", delta, "charged", charged, "released", punched, "streaming", streaming)
 			return syscall.ENOSPC
 		}
 		if n.punchUploaded() > 0 {
 			continue // this file's own uploaded parts made room
+		}
+		if n.ownPartsMoving() {
+			// This file's own parts are uploading (each bounded by
+			// its request deadline): room is coming, however slow
+			// the store is.
+			deadline = time.Now().Add(stagingWait)
 		}
 		f.wakeRetries()
 		time.Sleep(100 * time.Millisecond)
@@ -72,6 +82,24 @@ func (n *Node) reserveStaging(off, length int64) syscall.Errno {
 	n.mu.Unlock()
 	f.staged.Add(delta)
 	return 0
+}
+
+// ownPartsMoving reports whether n's stream has parts uploading, retrying
+// failed ones first (their bytes are still staged).
+func (n *Node) ownPartsMoving() bool {
+	n.mu.Lock()
+	st := n.stream
+	n.mu.Unlock()
+	if st == nil {
+		return false
+	}
+	if err := st.s.Err(); err != nil {
+		n.fsys.log.Warn("streamed part failed; retrying it", "key", st.key, "err", err)
+		if err := st.s.Retry(n.fsys.ctx); err != nil {
+			return false
+		}
+	}
+	return st.s.InFlight() > 0
 }
 
 // releaseStagingLocked gives back what n is charged for above size (all of

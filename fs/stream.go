@@ -119,7 +119,16 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 		if size-st.next < ps {
 			return 0
 		}
-		if err := st.s.WritePart(n.fsys.ctx, staging, st.next, ps); err != nil {
+		err := st.s.WritePart(n.fsys.ctx, staging, st.next, ps)
+		if err != nil {
+			// An earlier part failed: send the failed parts again (their
+			// bytes are still staged), then this one.
+			n.fsys.log.Warn("streamed part failed; retrying", "key", st.key, "err", err)
+			if err = st.s.Retry(n.fsys.ctx); err == nil {
+				err = st.s.WritePart(n.fsys.ctx, staging, st.next, ps)
+			}
+		}
+		if err != nil {
 			n.mu.Lock()
 			punched := n.punched > 0
 			n.seqOnly = false
@@ -201,7 +210,21 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 		return fail(err)
 	}
 	n.mu.Lock()
-	n.punched = 0
+	if n.punched > 0 {
+		// The staging file has holes where released parts were: from
+		// now on it is a sparse edit of the object just stored (a flush
+		// in mid-write, e.g. a fork closing a copy of the descriptor,
+		// must not leave a whole-file upload of those holes to come).
+		n.editBase = &editBase{key: st.key, etag: etag, size: size}
+		n.dirty = nil
+		n.punched = 0
+		// Every staged byte is stored now: release them all.
+		if f := n.staging; f != nil {
+			if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, size); err == nil {
+				n.releaseStagingLocked(0)
+			}
+		}
+	}
 	n.mu.Unlock()
 	n.mu.Lock()
 	explicit := n.metaSet

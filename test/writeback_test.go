@@ -467,27 +467,39 @@ func TestWritebackBiggerThanStagingDisk(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", tmpfs).Run() })
 	m := mount(t, withFlags("--staging-dir", tmpfs))
 
-	// Generated and checked chunk by chunk: the -race runtime multiplies
-	// the memory of a 1 GiB buffer many times over.
+	// Written by dd, a process that does not fork: a fork of this test
+	// process (parallel tests run commands) would close a copy of the
+	// descriptor and flush the file mid-write. Generated chunk by chunk:
+	// the -race runtime multiplies the memory of a 1 GiB buffer.
 	const size, chunk = 1 << 30, 1 << 20
 	patch := []byte("rewritten after release")
 	const patchAt = 4096
-	f, err := os.Create(m.Path("huge"))
+	src := filepath.Join(t.TempDir(), "src")
+	sf, err := os.Create(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := sha256.New()
 	for i := range size / chunk {
 		b := randBytes(uint64(1000+i), chunk)
-		if _, err := f.Write(b); err != nil {
-			t.Fatalf("write at %d MiB: %v", i, err)
+		if _, err := sf.Write(b); err != nil {
+			t.Fatal(err)
 		}
 		if i == 0 {
 			copy(b[patchAt:], patch)
 		}
 		want.Write(b)
 	}
-	// Rewrite a few bytes near the start: they were released already.
+	if err := sf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "", "dd", "if="+src, "of="+m.Path("huge"), "bs=1M", "status=none")
+	os.Remove(src)
+	// Then an edit of bytes that were released from staging long ago.
+	f, err := os.OpenFile(m.Path("huge"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.WriteAt(patch, patchAt); err != nil {
 		t.Fatalf("write into released bytes: %v", err)
 	}
@@ -505,5 +517,44 @@ func TestWritebackBiggerThanStagingDisk(t *testing.T) {
 	n, err := io.Copy(got, out.Body)
 	if err != nil || n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
 		t.Fatalf("object: %d bytes (%v), sha %x; want %d, sha %x", n, err, got.Sum(nil), size, want.Sum(nil))
+	}
+
+	// A flush in mid-write (another descriptor of the file closed) after
+	// parts were released: the rest of the file is an edit of what the
+	// flush stored, never an upload of the released holes.
+	const first, second = 250 << 20, 60 << 20
+	w, err := os.Create(m.Path("flushed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	want2 := sha256.New()
+	for i := range (first + second) / chunk {
+		if i == first/chunk {
+			other, err := os.OpenFile(m.Path("flushed"), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := other.Close(); err != nil {
+				t.Fatalf("flush in mid-write: %v", err)
+			}
+		}
+		b := randBytes(uint64(5000+i), chunk)
+		if _, err := w.Write(b); err != nil {
+			t.Fatalf("write at %d MiB: %v", i, err)
+		}
+		want2.Write(b)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	out2, err := m.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(m.Key("flushed"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out2.Body.Close()
+	got2 := sha256.New()
+	if n, err := io.Copy(got2, out2.Body); err != nil || n != first+second || !bytes.Equal(got2.Sum(nil), want2.Sum(nil)) {
+		t.Fatalf("flushed mid-write: %d bytes (%v), sha %x; want %d, sha %x", n, err, got2.Sum(nil), first+second, want2.Sum(nil))
 	}
 }

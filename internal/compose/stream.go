@@ -211,6 +211,19 @@ func (s *Stream) UploadedParts() ([]objstore.CompletedPart, int64) {
 	return out, end
 }
 
+// InFlight returns the number of parts uploading now.
+func (s *Stream) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, pt := range s.parts {
+		if pt.running {
+			n++
+		}
+	}
+	return n
+}
+
 // Err returns the first part failure since the last Retry, if any.
 func (s *Stream) Err() error {
 	s.mu.Lock()
