@@ -506,18 +506,7 @@ func TestWritebackBiggerThanStagingDisk(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	ctx, cancel := s3ctx()
-	defer cancel()
-	out, err := m.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(m.Key("huge"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Body.Close()
-	got := sha256.New()
-	n, err := io.Copy(got, out.Body)
-	if err != nil || n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
-		t.Fatalf("object: %d bytes (%v), sha %x; want %d, sha %x", n, err, got.Sum(nil), size, want.Sum(nil))
-	}
+	objectHashIs(t, m, "huge", size, want.Sum(nil))
 
 	// A flush in mid-write (another descriptor of the file closed) after
 	// parts were released: the rest of the file is an edit of what the
@@ -548,13 +537,22 @@ func TestWritebackBiggerThanStagingDisk(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	out2, err := m.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(m.Key("flushed"))})
+	objectHashIs(t, m, "flushed", first+second, want2.Sum(nil))
+}
+
+// objectHashIs checks the object's size and SHA-256, streaming its body.
+func objectHashIs(t *testing.T, m *Mount, name string, size int64, want []byte) {
+	t.Helper()
+	ctx, cancel := s3ctx()
+	defer cancel()
+	out, err := m.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(m.Key(name))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out2.Body.Close()
-	got2 := sha256.New()
-	if n, err := io.Copy(got2, out2.Body); err != nil || n != first+second || !bytes.Equal(got2.Sum(nil), want2.Sum(nil)) {
-		t.Fatalf("flushed mid-write: %d bytes (%v), sha %x; want %d, sha %x", n, err, got2.Sum(nil), first+second, want2.Sum(nil))
+	defer out.Body.Close()
+	got := sha256.New()
+	n, err := io.Copy(got, out.Body)
+	if err != nil || n != size || !bytes.Equal(got.Sum(nil), want) {
+		t.Fatalf("%s: %d bytes (%v), sha %x; want %d, sha %x", name, n, err, got.Sum(nil), size, want)
 	}
 }
