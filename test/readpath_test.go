@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -185,14 +184,7 @@ func TestReadPathDiskCacheCap(t *testing.T) {
 // with a warning; reads go on, byte-exact.
 func TestReadPathDiskCacheFull(t *testing.T) {
 	t.Parallel()
-	cacheDir := filepath.Join(t.TempDir(), "tiny")
-	if err := os.Mkdir(cacheDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", cacheDir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", cacheDir).Run() })
+	cacheDir := mountTmpfs(t, "1m")
 	m := mount(t, withFlags("--cache-dir", cacheDir, "--cache-size", "1GiB", "--memory-cache-size", "4MiB"))
 	data := randBytes(77, 12<<20)
 	m.Put("x", data, nil)

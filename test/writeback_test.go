@@ -457,14 +457,7 @@ func TestWritebackStagingBound(t *testing.T) {
 // still ends byte-exact.
 func TestWritebackBiggerThanStagingDisk(t *testing.T) {
 	t.Parallel()
-	tmpfs := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(tmpfs, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", tmpfs).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", tmpfs).Run() })
+	tmpfs := mountTmpfs(t, "192m")
 	m := mount(t, withFlags("--staging-dir", tmpfs))
 
 	// Written by dd, a process that does not fork: a fork of this test
@@ -561,4 +554,20 @@ func objectHashIs(t *testing.T, m *Mount, name string, size int64, want []byte) 
 	if err != nil || n != size || !bytes.Equal(got.Sum(nil), want) {
 		t.Fatalf("%s: %d bytes (%v), sha %x; want %d, sha %x", name, n, err, got.Sum(nil), size, want)
 	}
+}
+
+// mountTmpfs mounts a tmpfs of size (mount(8)'s syntax, e.g. "192m") on a
+// new directory, unmounted when the test ends; the test is skipped where
+// no tmpfs can be mounted.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
 }
