@@ -67,10 +67,6 @@ type Config struct {
 	// negative means always.
 	SparseEditMin int64
 
-	// UploadTimeout bounds one upload (PUT or whole multipart upload). It
-	// runs on its own context, so a FUSE interrupt cannot cancel it.
-	UploadTimeout time.Duration
-
 	// PartSize and UploadConcurrency size the multipart uploads of edits
 	// and streams (compose.Policy; 0: the defaults). EnsureDiskFree is the
 	// free space (bytes) staging should leave on its filesystem (s3fs's

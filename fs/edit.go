@@ -220,7 +220,7 @@ func (n *Node) fillCleanLocked(ctx context.Context) syscall.Errno {
 			"key", key, "bytes", total, "limit", maxPreserveDownload)
 		return syscall.EFBIG
 	}
-	dctx, cancel := n.fsys.uploadContext()
+	dctx, cancel := n.fsys.downloadContext()
 	defer cancel()
 	for _, r := range clean {
 		if r.Len <= 0 {

@@ -407,7 +407,7 @@ func (n *Node) ensureStagedLocked(ctx context.Context) syscall.Errno {
 	} else if size > 0 && etag != "" {
 		// The download runs on its own context: an interrupted write
 		// must not leave a half-filled staging file behind.
-		dctx, cancel := n.fsys.uploadContext()
+		dctx, cancel := n.fsys.downloadContext()
 		err := downloadInto(dctx, n.fsys.store, key, etag, size, f)
 		cancel()
 		if err != nil {

@@ -81,7 +81,7 @@ type FS struct {
 	// ctx lives as long as the filesystem (cancelled by Close): streaming
 	// uploads run under it, each request with its own deadline.
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 
 	// The retry loop (retry.go): wake asks it for a pass now; shutdown
 	// (closed by FlushAll) ends it; retryStopped is closed when it has.
@@ -91,10 +91,7 @@ type FS struct {
 	retryStopped chan struct{}
 }
 
-const (
-	defaultUploadTimeout = 30 * time.Minute
-	rootIno              = 1
-)
+const rootIno = 1
 
 // New checks cfg and builds the filesystem.
 func New(cfg Config) (*FS, error) {
@@ -103,9 +100,6 @@ func New(cfg Config) (*FS, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.UploadTimeout <= 0 {
-		cfg.UploadTimeout = defaultUploadTimeout
 	}
 	if cfg.FileMode == 0 {
 		cfg.FileMode = 0o644
@@ -150,7 +144,7 @@ func New(cfg Config) (*FS, error) {
 		f.cfg.RetryFor = defaultRetryFor
 	}
 	f.stagingLimit = stagingLimit(f.cfg.StagingDir, f.cfg.StagingSize)
-	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.ctx, f.cancel = context.WithCancelCause(context.Background())
 	f.wake = make(chan struct{}, 1)
 	f.shutdown = make(chan struct{})
 	f.retryStopped = make(chan struct{})
@@ -247,7 +241,7 @@ func (f *FS) raiseReadahead(mountpoint string) {
 // gone and FlushAll has run.
 func (f *FS) Close() {
 	f.stopRetries()
-	f.cancel()
+	f.cancel(errClosed)
 	f.fill.wg.Wait()
 	if f.ownsBlocks {
 		f.blocks.Close()
@@ -262,11 +256,39 @@ func (f *FS) noteRecovered(err error) {
 
 func (f *FS) newIno() uint64 { return f.nextIno.Add(1) }
 
-// uploadContext is the context uploads run on: not the FUSE request's, which
-// an interrupt (Go programs send them on every preemption signal) would
-// cancel halfway through an upload.
+// errClosed is why the filesystem's own work stops after Close.
+var errClosed = errors.New("filesystem closed")
+
+// uploadContext is the context uploads run on: the filesystem's lifetime,
+// not the FUSE request's, which an interrupt (Go programs send them on
+// every preemption signal) would cancel halfway through an upload. It has
+// no deadline of its own: the store bounds each request (a part, a PUT, a
+// copy), so a big upload on a slow link goes on while a hung request fails
+// and is retried; CutOffUploads ends them all at once.
 func (f *FS) uploadContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), f.cfg.UploadTimeout)
+	return context.WithCancel(f.ctx)
+}
+
+// downloadTimeout bounds a download into a staging file (an object below
+// SparseEditMin about to be edited whole, or at most maxPreserveDownload
+// bytes kept for a reader of a file about to go): ample for a slow link,
+// while a stalled response body cannot hang the write that waits on it.
+const downloadTimeout = 30 * time.Minute
+
+// downloadContext is the context of such a download: like uploadContext
+// no FUSE interrupt reaches it, and CutOffUploads ends it.
+func (f *FS) downloadContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(f.ctx, downloadTimeout)
+}
+
+// CutOffUploads makes every upload in flight, and any started after, fail
+// at once with cause: the shutdown deadline. Their data stays in the
+// staging directory, where a daemon started again on the same bucket and
+// prefix finds it; FlushAll reports them.
+func (f *FS) CutOffUploads(cause error) {
+	f.log.Warn("uploads cut off; what is not stored stays in the staging directory for the next mount",
+		"why", cause.Error(), "staging_dir", f.cfg.StagingDir)
+	f.cancel(cause)
 }
 
 // metaContext bounds a store request that serves a FUSE call. It drops

@@ -54,6 +54,9 @@ func mountFake(t *testing.T) (string, *fakeStore, *FS) {
 		if err := server.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
 		}
+		for _, bad := range fsys.checkQuiescentInvariants() {
+			t.Errorf("invariant after unmount: %s", bad)
+		}
 	})
 	return mnt, store, fsys
 }

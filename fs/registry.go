@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -190,6 +191,22 @@ func (f *FS) checkInvariants() []string {
 			bad = append(bad, k+": registered node is recovered")
 		}
 		n.mu.Unlock()
+	}
+	return bad
+}
+
+// checkQuiescentInvariants adds what holds once no handle is open: every
+// staged byte is charged to a file that still has local data.
+func (f *FS) checkQuiescentInvariants() []string {
+	bad := f.checkInvariants()
+	var charged int64
+	for _, n := range f.allRegistered() {
+		n.mu.Lock()
+		charged += n.charged
+		n.mu.Unlock()
+	}
+	if staged := f.staged.Load(); staged != charged {
+		bad = append(bad, fmt.Sprintf("staging accounting: %d bytes staged, %d charged to registered files", staged, charged))
 	}
 	return bad
 }

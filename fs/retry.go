@@ -140,6 +140,15 @@ func (f *FS) FlushAll(ctx context.Context) error {
 	f.mu.Lock()
 	failed = append(failed, f.recovered...)
 	f.mu.Unlock()
+	if len(failed) == 0 {
+		// Every handle is gone by now (the kernel released them at
+		// unmount): the invariants that only hold at rest are checked
+		// here, where the integration tests see them (a broken one is a
+		// bug, logged for them to catch, never a reason to lose data).
+		for _, bad := range f.checkQuiescentInvariants() {
+			f.log.Error("internal invariant broken", "what", bad)
+		}
+	}
 	return errors.Join(failed...)
 }
 

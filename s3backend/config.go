@@ -2,6 +2,7 @@ package s3backend
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
@@ -25,6 +26,13 @@ type Config struct {
 	UploadConcurrency int   // parts in flight per upload; 0 means DefaultUploadConcurrency
 	MultipartAbove    int64 // objects larger than this use multipart; 0 means PartSize
 
+	// RequestTimeout bounds each request that writes (a PUT, one part of
+	// a multipart upload, a part copy, a complete, a copy, a delete), its
+	// retries included; 0 means DefaultRequestTimeout. There is no bound
+	// on a whole upload: a big file on a slow link takes as long as it
+	// takes, while a request that hangs fails and is retried.
+	RequestTimeout time.Duration
+
 	// MaxAttempts bounds the SDK's attempts per request, the first
 	// included (s3fs's retries=); 0 means 5.
 	MaxAttempts int
@@ -46,4 +54,5 @@ type Config struct {
 const (
 	DefaultPartSize          = 16 << 20
 	DefaultUploadConcurrency = 8
+	DefaultRequestTimeout    = 10 * time.Minute
 )

@@ -34,11 +34,11 @@ func (s *Store) Copy(ctx context.Context, src, dst string, srcIfMatch string, op
 	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
 	in.CopySourceSSECustomerAlgorithm, in.CopySourceSSECustomerKey, in.CopySourceSSECustomerKeyMD5 = s.obj.customerKey()
 	in.StorageClass, in.ACL = s.obj.class, s.obj.acl
-	out, err := s.client.CopyObject(ctx, in)
+	out, err := s.copyObject(ctx, in)
 	if err != nil && s.obj.ssec() && plainObjectError(wrapErr("CopyObject", dst, err)) {
 		// A source written in the clear by another tool.
 		in.CopySourceSSECustomerAlgorithm, in.CopySourceSSECustomerKey, in.CopySourceSSECustomerKeyMD5 = nil, nil, nil
-		out, err = s.client.CopyObject(ctx, in)
+		out, err = s.copyObject(ctx, in)
 	}
 	if err == nil {
 		if out.CopyObjectResult == nil {
@@ -55,6 +55,13 @@ func (s *Store) Copy(ctx context.Context, src, dst string, srcIfMatch string, op
 		return "", copyErr
 	}
 	return s.multipartCopy(ctx, src, dst, info, srcIfMatch, opts)
+}
+
+// copyObject sends one CopyObject under the write-request deadline.
+func (s *Store) copyObject(ctx context.Context, in *s3.CopyObjectInput) (*s3.CopyObjectOutput, error) {
+	ctx, cancel := s.requestContext(ctx)
+	defer cancel()
+	return s.client.CopyObject(ctx, in)
 }
 
 // worthMultipartRetry reports whether a failed CopyObject might have failed

@@ -75,6 +75,7 @@ type Store struct {
 	partSize       int64
 	concurrency    int
 	multipartAbove int64
+	requestTimeout time.Duration // of each write request (Config.RequestTimeout)
 
 	// Multipart-copy tuning; fields so tests can exercise the >5 GiB path
 	// with small objects.
@@ -111,6 +112,7 @@ func New(ctx context.Context, cfg Config) (st *Store, err error) {
 		partSize:           cfg.PartSize,
 		concurrency:        cfg.UploadConcurrency,
 		multipartAbove:     cfg.MultipartAbove,
+		requestTimeout:     cfg.RequestTimeout,
 		copyMultipartAbove: maxSingleCopy,
 		copyPartSize:       copyPartSize,
 	}
@@ -119,6 +121,9 @@ func New(ctx context.Context, cfg Config) (st *Store, err error) {
 	}
 	if st.partSize <= 0 {
 		st.partSize = DefaultPartSize
+	}
+	if st.requestTimeout <= 0 {
+		st.requestTimeout = DefaultRequestTimeout
 	}
 	if st.partSize < minPartSize {
 		return nil, fmt.Errorf("s3backend: part size %d is below S3's minimum of %d bytes", st.partSize, minPartSize)
@@ -419,8 +424,15 @@ type limitedBody struct {
 	io.Closer
 }
 
+// requestContext bounds one write request (Config.RequestTimeout).
+func (s *Store) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.requestTimeout)
+}
+
 // Delete implements ObjectStore. A missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, cancel := s.requestContext(ctx)
+	defer cancel()
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.full(key)),

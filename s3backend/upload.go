@@ -42,6 +42,8 @@ func (s *Store) putObject(ctx context.Context, key string, body io.ReadSeeker, s
 	in.ServerSideEncryption, in.SSEKMSKeyId = s.obj.sse, s.obj.kmsKeyID
 	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
 	in.StorageClass, in.ACL = s.obj.class, s.obj.acl
+	ctx, cancel := s.requestContext(ctx)
+	defer cancel()
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
 		return "", wrapErr("PutObject", key, err)
@@ -176,6 +178,8 @@ func (s *Store) CreateMultipart(ctx context.Context, key string, opts PutOptions
 	in.ServerSideEncryption, in.SSEKMSKeyId = s.obj.sse, s.obj.kmsKeyID
 	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
 	in.StorageClass, in.ACL = s.obj.class, s.obj.acl
+	ctx, cancel := s.requestContext(ctx)
+	defer cancel()
 	out, err := s.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return "", wrapErr("CreateMultipartUpload", key, err)
@@ -196,6 +200,8 @@ func (s *Store) UploadPart(ctx context.Context, key, uploadID string, number int
 	// SSE-C: every part is encrypted with the key the upload was created
 	// with, and must carry it.
 	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	ctx, cancel := s.requestContext(ctx)
+	defer cancel()
 	out, err := s.client.UploadPart(ctx, in)
 	if err != nil {
 		return "", wrapErr("UploadPart "+strconv.Itoa(int(number)), key, err)
@@ -226,6 +232,8 @@ func (s *Store) UploadPartCopy(ctx context.Context, key, uploadID string, number
 	if srcIfMatch != "" {
 		in.CopySourceIfMatch = aws.String(srcIfMatch)
 	}
+	ctx, cancel := s.requestContext(ctx)
+	defer cancel()
 	out, err := s.client.UploadPartCopy(ctx, in)
 	err = wrapErr(op, key, err)
 	if s.obj.ssec() && plainObjectError(err) {
@@ -254,6 +262,8 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completedParts(sorted)},
 	}
 	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	ctx, cancel := s.requestContext(ctx)
+	defer cancel()
 	out, err := s.client.CompleteMultipartUpload(ctx, in)
 	if err != nil {
 		return "", wrapErr("CompleteMultipartUpload", key, err)
@@ -264,6 +274,8 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 // AbortMultipart implements ObjectStore. Aborting an upload that no longer
 // exists fails with ErrNotFound; callers cleaning up may ignore that.
 func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	ctx, cancel := s.requestContext(ctx)
+	defer cancel()
 	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket:   aws.String(s.bucket),
 		Key:      aws.String(s.full(key)),
@@ -313,7 +325,9 @@ func (s *Store) ListMultipart(ctx context.Context, prefix string) ([]MultipartUp
 	}
 	var out []MultipartUpload
 	for {
-		page, err := s.client.ListMultipartUploads(ctx, in)
+		pctx, cancel := s.requestContext(ctx)
+		page, err := s.client.ListMultipartUploads(pctx, in)
+		cancel()
 		if err != nil {
 			return nil, wrapErr("ListMultipartUploads", prefix, err)
 		}

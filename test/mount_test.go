@@ -364,7 +364,23 @@ func (m *Mount) unmountWith(argv ...string) int {
 		t.Errorf("bucketfs daemon exited with status %d after %s, want 0", m.exitCode, strings.Join(argv, " "))
 	}
 	m.checkRace()
+	m.checkInvariants()
 	return m.exitCode
+}
+
+// checkInvariants fails the test if the daemon logged a broken internal
+// invariant (fs.FS checks its bookkeeping at a clean shutdown).
+func (m *Mount) checkInvariants() {
+	m.t.Helper()
+	b, err := os.ReadFile(m.LogFile)
+	if err != nil {
+		return
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.Contains(line, "internal invariant broken") {
+			m.t.Errorf("bucketfs: %s", line)
+		}
+	}
 }
 
 // waitExit waits for the daemon to exit and returns its status (-1 when it

@@ -238,7 +238,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
 	fs.StringVar(&fv.cacheDir, "cache-dir", "", "disk tier of the read cache in this directory, keeping everything read (default: a private directory in $TMPDIR, removed at exit, keeping what random readers read)")
 	fs.Var(byteSizeValue{&fv.cacheSize}, "cache-size", "hard cap of the disk tier; 0 turns it off; auto is a quarter of the free space there at mount, at most 10GiB")
-	fs.DurationVar(&fv.uploadTimeout, "upload-timeout", defaultUploadTimeout, "bound on one upload (PUT or whole multipart upload)")
+	fs.DurationVar(&fv.uploadTimeout, "upload-timeout", defaultUploadTimeout, "bound on one write request (a PUT, one part, a copy, a delete), its retries included; a whole upload is not bounded")
 	fs.DurationVar(&fv.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "bound on uploading pending writes at exit; what is left goes to --recovery-dir")
 	fs.StringVar(&fv.readyFile, "ready-file", "", "write this file (atomically, with the daemon's pid) once the mount answers; removed at exit")
 	fs.StringVar(&fv.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9100)")

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/novitalabs/bucketfs/internal/metrics"
-	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 // errDeadMount marks a mountpoint whose FUSE daemon is gone: every request
@@ -115,127 +114,9 @@ func startMetrics(addr string, log *slog.Logger) (stop func(), err error) {
 	}, nil
 }
 
-// errShutdownDeadline is the cause of store calls cut off at shutdown.
+// errShutdownDeadline is why uploads still running at the shutdown
+// deadline are cut off (bfs.FS.CutOffUploads).
 var errShutdownDeadline = errors.New("shutdown deadline passed")
 
-// storeGate cuts off every call of the store it wraps once closed. The
-// filesystem runs uploads on contexts of its own (so that FUSE interrupts
-// cannot abort them) with the long --upload-timeout, so the shutdown
-// deadline cannot reach them through FlushAll's context; closing the gate
-// makes them fail at once, and the filesystem then saves their data in the
-// recovery directory.
-type storeGate struct {
-	ctx   context.Context // done once the gate is closed
-	close context.CancelCauseFunc
-}
-
-func newStoreGate() *storeGate {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	return &storeGate{ctx: ctx, close: cancel}
-}
-
-// wrap returns s behind the gate.
-func (g *storeGate) wrap(s s3backend.ObjectStore) s3backend.ObjectStore {
-	return &gatedStore{next: s, g: g}
-}
-
-// bind returns a context that is also cancelled when the gate closes.
-func (g *storeGate) bind(parent context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(parent)
-	stop := context.AfterFunc(g.ctx, func() { cancel(context.Cause(g.ctx)) })
-	return ctx, func() { stop(); cancel(context.Canceled) }
-}
-
-type gatedStore struct {
-	next s3backend.ObjectStore
-	g    *storeGate
-}
-
-func (s *gatedStore) Head(ctx context.Context, key string) (s3backend.ObjectInfo, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.Head(ctx, key)
-}
-
-func (s *gatedStore) List(ctx context.Context, prefix, delimiter, token string, maxKeys int) (s3backend.ListResult, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.List(ctx, prefix, delimiter, token, maxKeys)
-}
-
-func (s *gatedStore) GetRange(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error) {
-	ctx, cancel := s.g.bind(ctx)
-	body, err := s.next.GetRange(ctx, key, off, n, ifMatch)
-	if err != nil {
-		cancel()
-		return body, err
-	}
-	// The body is read after we return: its context lives until Close.
-	return &cancelOnClose{ReadCloser: body, cancel: cancel}, nil
-}
-
-func (s *gatedStore) Upload(ctx context.Context, key string, r io.ReaderAt, size int64, opts s3backend.PutOptions) (string, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.Upload(ctx, key, r, size, opts)
-}
-
-func (s *gatedStore) CreateMultipart(ctx context.Context, key string, opts s3backend.PutOptions) (string, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.CreateMultipart(ctx, key, opts)
-}
-
-func (s *gatedStore) UploadPart(ctx context.Context, key, uploadID string, number int32, r io.ReadSeeker, size int64) (string, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.UploadPart(ctx, key, uploadID, number, r, size)
-}
-
-func (s *gatedStore) UploadPartCopy(ctx context.Context, key, uploadID string, number int32, srcKey string, off, n int64, srcIfMatch string) (string, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.UploadPartCopy(ctx, key, uploadID, number, srcKey, off, n, srcIfMatch)
-}
-
-func (s *gatedStore) CompleteMultipart(ctx context.Context, key, uploadID string, parts []s3backend.CompletedPart) (string, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.CompleteMultipart(ctx, key, uploadID, parts)
-}
-
-func (s *gatedStore) AbortMultipart(ctx context.Context, key, uploadID string) error {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.AbortMultipart(ctx, key, uploadID)
-}
-
-func (s *gatedStore) ListMultipart(ctx context.Context, prefix string) ([]s3backend.MultipartUpload, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.ListMultipart(ctx, prefix)
-}
-
-func (s *gatedStore) Copy(ctx context.Context, src, dst string, srcIfMatch string, opts *s3backend.PutOptions) (string, error) {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.Copy(ctx, src, dst, srcIfMatch, opts)
-}
-
-func (s *gatedStore) Delete(ctx context.Context, key string) error {
-	ctx, cancel := s.g.bind(ctx)
-	defer cancel()
-	return s.next.Delete(ctx, key)
-}
-
-// cancelOnClose releases a body's context when the body is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
-}
+// errSecondSignal is why they are cut off when the operator insists.
+var errSecondSignal = errors.New("second signal during shutdown")

@@ -1,20 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 func TestParseArgsSandboxFlags(t *testing.T) {
@@ -124,86 +118,3 @@ func TestReadyFile(t *testing.T) {
 	}
 }
 
-// slowStore blocks every call until its context ends.
-type slowStore struct{ s3backend.ObjectStore }
-
-func (slowStore) Upload(ctx context.Context, _ string, _ io.ReaderAt, _ int64, _ s3backend.PutOptions) (string, error) {
-	<-ctx.Done()
-	return "", ctx.Err()
-}
-
-func (slowStore) GetRange(ctx context.Context, _ string, _, _ int64, _ string) (io.ReadCloser, error) {
-	return io.NopCloser(ctxReader{ctx}), nil
-}
-
-// ctxReader returns zeros until its context ends.
-type ctxReader struct{ ctx context.Context }
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	clear(p)
-	return len(p), nil
-}
-
-func TestStoreGate(t *testing.T) {
-	g := newStoreGate()
-	s := g.wrap(slowStore{})
-
-	body, err := s.GetRange(context.Background(), "k", 0, -1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The body outlives GetRange's return: it must still be readable.
-	if _, err := body.Read(make([]byte, 8)); err != nil {
-		t.Fatalf("read before the gate closed: %v", err)
-	}
-
-	errc := make(chan error, 1)
-	go func() {
-		_, err := s.Upload(context.Background(), "k", bytes.NewReader(nil), 0, s3backend.PutOptions{})
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		t.Fatalf("upload returned before the gate closed: %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	g.close(errShutdownDeadline)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("upload after the gate closed: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("upload still running after the gate closed")
-	}
-	// The gate cancels bound contexts from a goroutine (context.AfterFunc):
-	// give it a moment.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if _, err := body.Read(make([]byte, 8)); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Error("body still readable after the gate closed")
-			break
-		}
-	}
-	body.Close()
-	// New calls fail at once too.
-	if _, err := s.Upload(context.Background(), "k", bytes.NewReader(nil), 0, s3backend.PutOptions{}); err == nil {
-		t.Error("upload after the gate closed succeeded")
-	}
-}
-
-// TestGatedStoreWrapsEverything: every ObjectStore method goes through the
-// gate (a method added to the interface later must be added here too, or
-// the build breaks, since gatedStore must implement it).
-func TestGatedStoreWrapsEverything(t *testing.T) {
-	iface := reflect.TypeFor[s3backend.ObjectStore]()
-	impl := reflect.TypeFor[*gatedStore]()
-	if impl.NumMethod() != iface.NumMethod() {
-		t.Errorf("gatedStore has %d methods, ObjectStore %d: wrap them all", impl.NumMethod(), iface.NumMethod())
-	}
-}

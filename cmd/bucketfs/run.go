@@ -96,6 +96,7 @@ func run(ctx context.Context, cfg *Config) error {
 		InsecureSkipVerify: cfg.InsecureSkipVerify,
 		PartSize:           cfg.PartSize,
 		UploadConcurrency:  cfg.UploadConcurrency,
+		RequestTimeout:     cfg.UploadTimeout,
 		MaxAttempts:        cfg.MaxAttempts,
 		Encryption:         enc,
 		StorageClass:       cfg.StorageClass,
@@ -123,10 +124,8 @@ func run(ctx context.Context, cfg *Config) error {
 		buildCommit = "unknown"
 	}
 	metrics.Default.SetBuildInfo(version, buildCommit)
-	// The filesystem sees the store through the metrics and, outermost,
-	// the gate that enforces the shutdown deadline.
-	gate := newStoreGate()
-	fsStore := gate.wrap(metrics.InstrumentStore(store))
+	// The filesystem sees the store through the metrics.
+	fsStore := metrics.InstrumentStore(store)
 
 	staging, releaseStaging, err := bfs.ClaimStagingDir(stagingDirFor(cfg.StagingDir, cfg))
 	if err != nil {
@@ -162,7 +161,6 @@ func run(ctx context.Context, cfg *Config) error {
 		RetryFor:      cfg.RetryFor,
 		SparseEditMin: sparseEditMin(cfg.SparseEditMin),
 		StagingSize:   stagingSize,
-		UploadTimeout: cfg.UploadTimeout,
 
 		PartSize:          cfg.PartSize,
 		UploadConcurrency: cfg.UploadConcurrency,
@@ -215,7 +213,7 @@ func run(ctx context.Context, cfg *Config) error {
 		log.Info("shutting down: uploading pending writes, then unmounting", "mountpoint", cfg.Mountpoint,
 			"deadline", cfg.ShutdownTimeout)
 	}
-	d := startDrain(cfg, gate, log)
+	d := startDrain(cfg, fsys, log)
 	defer d.stop()
 	flushErr := d.flush(fsys)
 	if !fromOutside {
@@ -242,27 +240,30 @@ func localChecks(cfg *Config) error {
 
 // drain is the shutdown of one mount: every flush shares one deadline,
 // --shutdown-timeout from the start of the shutdown, and a second
-// SIGINT/SIGTERM ends it at once. At the deadline the store gate closes, so
-// uploads still running fail and the filesystem saves their data in the
-// recovery directory: an impatient operator or supervisor loses no data.
+// SIGINT/SIGTERM ends it at once. Then the filesystem cuts off the uploads
+// still running (they run on its own lifetime, each request under its own
+// deadline, so nothing else would end them): their data stays in the
+// staging directory for the next mount, and an impatient operator or
+// supervisor loses no data.
 type drain struct {
 	cfg      *Config
 	log      *slog.Logger
 	ctx      context.Context
 	cancel   context.CancelFunc
-	stopGate func() bool
+	stopCut  func() bool
 	stopSigs func()
 }
 
-func startDrain(cfg *Config, gate *storeGate, log *slog.Logger) *drain {
+func startDrain(cfg *Config, fsys *bfs.FS, log *slog.Logger) *drain {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	d := &drain{cfg: cfg, log: log, ctx: ctx, cancel: cancel}
-	d.stopGate = context.AfterFunc(ctx, func() {
+	d.stopCut = context.AfterFunc(ctx, func() {
+		why := errSecondSignal
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			log.Warn("shutdown deadline passed: cutting off uploads (their data goes to the recovery directory)",
-				"deadline", cfg.ShutdownTimeout, "recovery_dir", cfg.RecoveryDir)
+			why = errShutdownDeadline
+			log.Warn("shutdown deadline passed: cutting off uploads", "deadline", cfg.ShutdownTimeout)
 		}
-		gate.close(errShutdownDeadline)
+		fsys.CutOffUploads(why)
 	})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -270,7 +271,7 @@ func startDrain(cfg *Config, gate *storeGate, log *slog.Logger) *drain {
 	go func() {
 		select {
 		case s := <-sigs:
-			log.Warn("second signal: giving up on pending uploads (their data goes to the recovery directory)", "signal", s.String())
+			log.Warn("second signal: giving up on pending uploads (their data stays in the staging directory)", "signal", s.String())
 			cancel()
 		case <-done:
 		}
@@ -279,10 +280,10 @@ func startDrain(cfg *Config, gate *storeGate, log *slog.Logger) *drain {
 	return d
 }
 
-// stop releases the drain's timer and signal handler. It does not close
-// the gate: nothing uses the store after the drain.
+// stop releases the drain's timer and signal handler. It does not cut
+// anything off: nothing uploads after the drain.
 func (d *drain) stop() {
-	d.stopGate()
+	d.stopCut()
 	d.stopSigs()
 	d.cancel()
 }
@@ -291,9 +292,9 @@ func (d *drain) stop() {
 func (d *drain) flush(fsys *bfs.FS) error {
 	start := time.Now()
 	if err := fsys.FlushAll(d.ctx); err != nil {
-		d.log.Error("some writes could not be uploaded; their data is in the recovery directory",
+		d.log.Error("some writes could not be uploaded; their data is kept (each error says where)",
 			"recovery_dir", d.cfg.RecoveryDir, "err", err)
-		return fmt.Errorf("some writes were not uploaded (saved in %s): %w", d.cfg.RecoveryDir, err)
+		return fmt.Errorf("some writes were not uploaded (kept as each error says): %w", err)
 	}
 	d.log.Debug("pending writes uploaded", "took", time.Since(start).Round(time.Millisecond))
 	return nil
