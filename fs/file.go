@@ -562,9 +562,6 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	opts := putOptions(n.kind, key, n.attrs, n.foreign)
 	st, resume := n.stream, n.resume
 	n.stream = nil
-	if st != nil {
-		n.seqOnly = false // a file written again after close starts over
-	}
 	n.mu.Unlock()
 
 	uctx, cancel := n.fsys.uploadContext()

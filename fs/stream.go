@@ -82,7 +82,8 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 		return 0
 	}
 	size, key, staging := n.size, n.key, n.staging
-	start := st == nil && n.seqOnly && n.editBase == nil && size >= streamMinSize &&
+	prefix := n.appendedToLocked() // the stored first bytes a new stream copies
+	start := st == nil && n.seqOnly && prefix >= 0 && size-prefix >= streamMinSize &&
 		!n.unlinked && !n.retired && staging != nil
 	var opts s3backend.PutOptions
 	attrs := n.attrs
@@ -109,6 +110,9 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 			return 0
 		}
 		st = &uploadStream{s: s, key: key, attrs: attrs}
+		if prefix > 0 && !n.copyPrefix(st, prefix) {
+			return 0
+		}
 		n.mu.Lock()
 		n.stream = st
 		n.mu.Unlock()
@@ -147,6 +151,74 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 		}
 		st.next += ps
 	}
+}
+
+// appendedToLocked returns how many first bytes of n are stored and can
+// begin a new stream as server-side copies: 0 for a file written from
+// empty, the stored object's size for a sparse edit that has only been
+// appended to since (a streamed file after a flush in mid-write, or a big
+// object opened for appending), -1 when n cannot stream. n.mu held.
+func (n *Node) appendedToLocked() int64 {
+	b := n.editBase
+	switch {
+	case b == nil:
+		return 0
+	case b.key != n.key || b.size < objstore.MinPartSize:
+		return -1
+	case n.size == b.size && len(n.dirty) == 0:
+		return b.size
+	case len(n.dirty) == 1 && n.dirty[0].Off == b.size && n.dirty[0].Off+n.dirty[0].Len == n.size:
+		return b.size
+	}
+	return -1
+}
+
+// copyPrefix makes the first parts of st server-side copies of the first
+// prefix bytes of n's stored object and waits for them; n becomes a
+// streaming file whose bytes below prefix are released, as if uploaded
+// from its staging file (which never held them), so that everything else
+// (completion, settling, a restart finishing the upload from the sidecar's
+// parts) works as for any stream. It returns false, with the stream
+// aborted and n left a sparse edit, if the copies fail. dataMu held for
+// writing.
+func (n *Node) copyPrefix(st *uploadStream, prefix int64) bool {
+	n.mu.Lock()
+	base := *n.editBase
+	n.mu.Unlock()
+	err := func() error {
+		// Copied parts are as big as S3 allows, cut evenly so that none
+		// is below the minimum.
+		parts := (prefix + objstore.MaxPartSize - 1) / objstore.MaxPartSize
+		each := (prefix + parts - 1) / parts
+		for off := int64(0); off < prefix; off += each {
+			if err := st.s.CopyPart(n.fsys.ctx, base.key, base.etag, off, min(each, prefix-off)); err != nil {
+				return err
+			}
+		}
+		return st.s.Wait()
+	}()
+	if err != nil {
+		n.fsys.log.Warn("could not continue the streaming upload of an appended file; it is uploaded as an edit at close",
+			"key", st.key, "err", err)
+		n.mu.Lock()
+		n.seqOnly = false
+		n.mu.Unlock()
+		n.fsys.abortStream(st, err.Error())
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st.next = prefix
+	n.editBase, n.dirty = nil, nil
+	// The staging file holds [prefix, size): charged for what it holds,
+	// with the prefix counted as released, the model of a stream whose
+	// parts were punched out (pressure.go).
+	n.punched = prefix
+	if held := n.size - prefix; n.charged != held {
+		n.fsys.staged.Add(held - n.charged)
+		n.charged = held
+	}
+	return true
 }
 
 // dropStreamLocked detaches n's stream for abortion (truncate, rename,
@@ -210,19 +282,20 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 		return fail(err)
 	}
 	n.mu.Lock()
-	if n.punched > 0 {
-		// The staging file has holes where released parts were: from
-		// now on it is a sparse edit of the object just stored (a flush
-		// in mid-write, e.g. a fork closing a copy of the descriptor,
-		// must not leave a whole-file upload of those holes to come).
-		n.editBase = &editBase{key: st.key, etag: etag, size: size}
-		n.dirty = nil
-		n.punched = 0
-		// Every staged byte is stored now: release them all.
-		if f := n.staging; f != nil {
-			if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, size); err == nil {
-				n.releaseStagingLocked(0)
-			}
+	// From now on the file is a sparse edit of the object just stored: a
+	// flush in mid-write (e.g. an exec closing a copy of the descriptor)
+	// must neither leave a whole-file upload of released holes to come
+	// nor keep bytes staged that the bucket holds, and a writer that goes
+	// on appending streams again, its first bytes copied server-side
+	// (appendedToLocked).
+	n.editBase = &editBase{key: st.key, etag: etag, size: size}
+	n.dirty = nil
+	n.punched = 0
+	if f := n.staging; f != nil {
+		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, size); err == nil {
+			n.releaseStagingLocked(0)
+		} else {
+			n.fsys.log.Debug("staging: cannot release stored bytes", "key", st.key, "err", err)
 		}
 	}
 	n.mu.Unlock()
@@ -274,16 +347,24 @@ func (n *Node) punchUploaded() int64 {
 	if upTo <= from {
 		return 0
 	}
+	// The parts are about to be the only copy of these bytes: the sidecar
+	// records them first, so that a crash at any point leaves a restart
+	// what it needs (with the bytes still staged, recording them early
+	// costs nothing).
+	n.mu.Lock()
+	n.punched = upTo
+	n.mu.Unlock()
+	n.saveSidecar()
 	if err := unix.Fallocate(int(staging.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, from, upTo-from); err != nil {
+		// The bytes stay staged and charged; reads below upTo settle
+		// the stream as for released bytes, which stays correct.
 		n.fsys.log.Warn("could not release uploaded parts from staging", "key", st.key, "err", err)
 		return 0
 	}
 	n.mu.Lock()
-	n.punched = upTo
 	n.charged -= upTo - from
 	n.mu.Unlock()
 	n.fsys.staged.Add(from - upTo)
-	n.saveSidecar() // the parts are now the only copy: record them
 	return upTo - from
 }
 

@@ -163,6 +163,10 @@ func runBucketfs(t *testing.T, env []string, timeout time.Duration, wrap []strin
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	cmd.Stdin = nil
+	// A daemon child holding our stdout and stderr must not make Run wait
+	// past the timeout (once, on a machine thrashing for memory, a killed
+	// start kept the test waiting 14 minutes on its child's pipes).
+	cmd.WaitDelay = 10 * time.Second
 	start := time.Now()
 	err := cmd.Run()
 	res := runResult{code: -1, stdout: so.String(), stderr: se.String(), dur: time.Since(start)}

@@ -501,24 +501,23 @@ func TestWritebackBiggerThanStagingDisk(t *testing.T) {
 	}
 	objectHashIs(t, m, "huge", size, want.Sum(nil))
 
-	if os.Getenv("BUCKETFS_RELIABILITY_LONG") == "" {
-		// The mid-write flush below once ran out of staging under three
-		// parallel suites (a charge not released yet?): in the long
-		// suite (make reliability) until that is understood.
-		return
-	}
-	// A flush in mid-write (another descriptor of the file closed) after
-	// parts were released: the rest of the file is an edit of what the
-	// flush stored, never an upload of the released holes.
-	const first, second = 250 << 20, 60 << 20
+	// Flushes in mid-write (another descriptor of the file closed, as an
+	// exec in any thread of the writer does with its close-on-exec copy)
+	// after parts were released: each stores what was written so far,
+	// never an upload of the released holes, and the writer goes on
+	// streaming (its first bytes copied server-side), so the file can
+	// still grow far past the staging area: 300 MiB after the last flush,
+	// three times the 96 MiB bound.
+	const total = 400 << 20
+	flushAt := map[int]bool{100 << 20 / chunk: true, 100<<20/chunk + 1: true, 250 << 20 / chunk: true}
 	w, err := os.Create(m.Path("flushed"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
 	want2 := sha256.New()
-	for i := range (first + second) / chunk {
-		if i == first/chunk {
+	for i := range total / chunk {
+		if flushAt[i] {
 			other, err := os.OpenFile(m.Path("flushed"), os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -536,7 +535,7 @@ func TestWritebackBiggerThanStagingDisk(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	objectHashIs(t, m, "flushed", first+second, want2.Sum(nil))
+	objectHashIs(t, m, "flushed", total, want2.Sum(nil))
 }
 
 // objectHashIs checks the object's size and SHA-256, streaming its body.

@@ -51,10 +51,13 @@ const (
 
 type streamPart struct {
 	number  int32
-	r       io.ReaderAt
+	r       io.ReaderAt // nil for a copied part
 	off, n  int64
 	etag    string // set once uploaded
 	running bool
+	// A copied part's bytes are [off, off+n) of the object srcKey at
+	// version srcETag (UploadPartCopy), not of r.
+	srcKey, srcETag string
 }
 
 // ErrStreamClosed is returned by calls on a completed or aborted Stream.
@@ -97,6 +100,20 @@ func (s *Stream) NextPartSize() int64 {
 // (on ctx) while maxInFlight parts are uploading, and fails at once if a
 // part failed (call Retry first) or the stream is closed.
 func (s *Stream) WritePart(ctx context.Context, r io.ReaderAt, off, n int64) error {
+	return s.addPart(ctx, &streamPart{r: r, off: off, n: n})
+}
+
+// CopyPart hands over bytes [off, off+n) of the stored object srcKey, at
+// version srcETag, as the next part: the store copies them (UploadPartCopy),
+// so a file whose first bytes are already stored (a flush in mid-write)
+// goes on streaming without sending them again. Otherwise as WritePart.
+func (s *Stream) CopyPart(ctx context.Context, srcKey, srcETag string, off, n int64) error {
+	return s.addPart(ctx, &streamPart{off: off, n: n, srcKey: srcKey, srcETag: srcETag})
+}
+
+// addPart numbers pt, the part at the stream's end, and starts its upload.
+func (s *Stream) addPart(ctx context.Context, pt *streamPart) error {
+	off, n := pt.off, pt.n
 	s.mu.Lock()
 	err := s.checkPart(off, n)
 	s.mu.Unlock()
@@ -112,7 +129,7 @@ func (s *Stream) WritePart(ctx context.Context, r io.ReaderAt, off, n int64) err
 		<-s.sem
 		return err
 	}
-	pt := &streamPart{number: int32(len(s.parts) + 1), r: r, off: off, n: n}
+	pt.number = int32(len(s.parts) + 1)
 	s.parts = append(s.parts, pt)
 	s.next += n
 	s.start(pt)
@@ -161,7 +178,11 @@ func (s *Stream) start(pt *streamPart) {
 		defer func() { <-s.sem }()
 		var etag string
 		err := withTimeout(s.ctx, s.policy, func(ctx context.Context) (err error) {
-			etag, err = s.store.UploadPart(ctx, s.key, s.uploadID, pt.number, io.NewSectionReader(pt.r, pt.off, pt.n), pt.n)
+			if pt.srcKey != "" {
+				etag, err = s.store.UploadPartCopy(ctx, s.key, s.uploadID, pt.number, pt.srcKey, pt.off, pt.n, pt.srcETag)
+			} else {
+				etag, err = s.store.UploadPart(ctx, s.key, s.uploadID, pt.number, io.NewSectionReader(pt.r, pt.off, pt.n), pt.n)
+			}
 			return err
 		})
 		s.mu.Lock()

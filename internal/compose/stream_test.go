@@ -203,3 +203,57 @@ func writeStreamFrom(t *testing.T, st *Stream, data []byte, from int64) error {
 	}
 	return nil
 }
+
+// A stream may begin with copies of a stored object (a file flushed in
+// mid-write goes on streaming): the object ends as the copied prefix
+// followed by the written parts, and a copy pinned to a version that is
+// gone fails instead of copying the new one.
+func TestStreamCopyPrefix(t *testing.T) {
+	mem := testStore()
+	rng := rand.New(rand.NewPCG(31, 32))
+	prefix, tail := randBytes(rng, 500), randBytes(rng, 350)
+	etag := mem.Put("s", prefix, objstore.PutOptions{})
+	st, err := NewStream(ctx, mem, "s", objstore.PutOptions{}, testPolicy, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CopyPart(ctx, "s", etag, 0, 300); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CopyPart(ctx, "s", etag, 300, 200); err != nil {
+		t.Fatal(err)
+	}
+	whole := bytes.NewReader(append(append([]byte{}, prefix...), tail...))
+	if err := st.WritePart(ctx, whole, 500, 200); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WritePart(ctx, whole, 700, 150); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uploaded() != 850 {
+		t.Errorf("Uploaded = %d, want 850", st.Uploaded())
+	}
+	if _, err := st.Complete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, mem, "s", append(append([]byte{}, prefix...), tail...))
+
+	// The source replaced before its copy: the part fails.
+	st, err = NewStream(ctx, mem, "t", objstore.PutOptions{}, testPolicy, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem.Put("s", tail, objstore.PutOptions{})
+	if err := st.CopyPart(ctx, "s", etag, 0, 300); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Wait(); !errors.Is(err, objstore.ErrPreconditionFailed) {
+		t.Errorf("copy of a replaced source: %v, want ErrPreconditionFailed", err)
+	}
+	if err := st.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
