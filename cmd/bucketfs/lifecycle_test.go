@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
 )
 
 func TestParseArgsSandboxFlags(t *testing.T) {
@@ -117,4 +116,3 @@ func TestReadyFile(t *testing.T) {
 		t.Error("ready file in a missing directory: no error")
 	}
 }
-
