@@ -62,6 +62,11 @@ type Config struct {
 	// RecoveryDir; 0 means 30 minutes.
 	RetryFor time.Duration
 
+	// MaxRenameObjects bounds the objects a directory rename copies: a
+	// bigger tree gets EXDEV, on which mv(1) moves it file by file,
+	// instead of a rename(2) that copies for an hour. 0 means no bound.
+	MaxRenameObjects int
+
 	// SparseEditMin: edits of objects bigger than this send only what
 	// changed instead of downloading the object (edit.go); 0 means 16 MiB,
 	// negative means always.

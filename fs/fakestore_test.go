@@ -180,6 +180,15 @@ func (s *fakeStore) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+func (s *fakeStore) DeleteMany(ctx context.Context, keys []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		delete(s.objs, k)
+	}
+	return nil
+}
+
 // putObject is put for tests, with the lock.
 func (s *fakeStore) putObject(key string, data []byte, opts s3backend.PutOptions) {
 	s.mu.Lock()

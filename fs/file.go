@@ -547,8 +547,7 @@ func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
 func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
-	n.fsys.renameMu.RLock()
-	defer n.fsys.renameMu.RUnlock()
+	defer n.enterMoves()()
 
 	n.mu.Lock()
 	if !n.hasPendingLocked() || n.retired || n.staging == nil {

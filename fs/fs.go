@@ -5,8 +5,10 @@ package fs
 //
 //	Node.uploadMu   per file: serialises uploads and renames of that file;
 //	                the only lock held across network I/O (with the two below)
-//	FS.renameMu     shared by uploads, exclusive for a directory rename, so
-//	                that no upload runs with a key the rename is moving
+//	FS.moves        not a mutex: the gate (movegate.go) that keeps uploads,
+//	                metadata rewrites and file renames off the keys a
+//	                directory rename is moving; entered holding uploadMu,
+//	                a directory rename waits in it holding nothing
 //	Node.dataMu     per file: the staging file's content (write: writes,
 //	                truncates and the initial download; read: reads, uploads)
 //	Node.sidecarMu  per file: serialises sidecar writes (staging.go); held
@@ -56,8 +58,8 @@ type FS struct {
 
 	nextIno atomic.Uint64
 
-	// renameMu: see the lock order above.
-	renameMu sync.RWMutex
+	// moves: see the lock order above.
+	moves *moveGate
 
 	// mu guards files, recovered and dirChanged (a leaf).
 	mu sync.Mutex
@@ -146,6 +148,7 @@ func New(cfg Config) (*FS, error) {
 	f.stagingLimit = stagingLimit(f.cfg.StagingDir, f.cfg.StagingSize)
 	f.ctx, f.cancel = context.WithCancelCause(context.Background())
 	f.wake = make(chan struct{}, 1)
+	f.moves = newMoveGate()
 	f.shutdown = make(chan struct{})
 	f.retryStopped = make(chan struct{})
 	f.nextIno.Store(rootIno)

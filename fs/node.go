@@ -450,8 +450,7 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 	}
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
-	n.fsys.renameMu.RLock()
-	defer n.fsys.renameMu.RUnlock()
+	defer n.enterMoves()()
 
 	n.mu.Lock()
 	if n.unlinked || n.up.state.pending() {

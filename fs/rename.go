@@ -89,9 +89,9 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	}
 	var errno syscall.Errno
 	if src.kind == kindDir {
-		errno = n.fsys.renameDir(ctx, src, srcKey, dstKey)
+		errno = n.fsys.renameDir(ctx, src, dstDir, newName)
 	} else {
-		errno = src.renameObject(srcKey, dstKey)
+		errno = src.renameObject(dstDir, newName)
 	}
 	if errno != 0 {
 		if dst != nil {
@@ -112,9 +112,21 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 // renameObject moves one file or symlink object. A file with pending data
 // is uploaded under its new name (rename is where editors and package
 // managers expect their data to be safe); a clean one is copied server-side.
-func (n *Node) renameObject(srcKey, dstKey string) syscall.Errno {
+func (n *Node) renameObject(dstDir *Node, newName string) syscall.Errno {
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
+	// Both keys are taken once no directory rename is moving either (it
+	// may have re-keyed n or dstDir while we waited).
+	var srcKey, dstKey string
+	for {
+		srcKey, dstKey = n.currentKey(), dstDir.childKey(newName)
+		n.fsys.moves.enter(srcKey, dstKey)
+		if n.currentKey() == srcKey && dstDir.childKey(newName) == dstKey {
+			break
+		}
+		n.fsys.moves.leave(srcKey, dstKey)
+	}
+	defer n.fsys.moves.leave(srcKey, dstKey)
 	n.dataMu.Lock()
 	errno := n.settleStreamLocked(context.Background()) // released bytes: store them under the old name first
 	n.dataMu.Unlock()
@@ -202,20 +214,31 @@ func (n *Node) moveKey(srcKey, dstKey string, gen uint64, uploaded bool, newETag
 	}
 }
 
-// renameDir moves every key under srcKey/ to dstKey/.
-func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) syscall.Errno {
+// renameDir moves every key under src's prefix to dstDir/newName/.
+func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) syscall.Errno {
 	// Upload what has pending data below src first, so that the copy
 	// takes it: the nodes the kernel knows and the registered ones it
-	// forgot.
-	for _, d := range f.registeredUnder(srcKey) {
+	// forgot. (A file written again meanwhile waits in the gate below,
+	// then uploads under its new key.)
+	for _, d := range f.registeredUnder(src.currentKey()) {
 		if d.hasPending() {
 			if errno := d.upload(ctx, "rename"); errno != 0 {
 				return errno
 			}
 		}
 	}
-	f.renameMu.Lock()
-	defer f.renameMu.Unlock()
+	// Only the two subtrees are held: uploads and renames elsewhere in
+	// the mount go on while this one copies.
+	var srcKey, dstKey string
+	for {
+		srcKey, dstKey = src.currentKey(), dstDir.childKey(newName)
+		f.moves.beginMove(srcKey+"/", dstKey+"/")
+		if src.currentKey() == srcKey && dstDir.childKey(newName) == dstKey {
+			break
+		}
+		f.moves.endMove(srcKey+"/", dstKey+"/") // an enclosing move re-keyed them
+	}
+	defer f.moves.endMove(srcKey+"/", dstKey+"/")
 
 	srcPrefix, dstPrefix := srcKey+"/", dstKey+"/"
 	uctx, cancel := f.uploadContext()
@@ -235,6 +258,11 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 		}
 		token = page.NextToken
 	}
+	if max := f.cfg.MaxRenameObjects; max > 0 && len(keys) > max {
+		f.log.Warn("directory rename refused: too many objects to copy (mv copies such a tree file by file; --max-rename-objects raises the bound)",
+			"key", srcKey, "objects", len(keys), "max", max)
+		return syscall.EXDEV
+	}
 	hasMarker := false
 	for _, obj := range keys {
 		if obj.Key == srcPrefix {
@@ -244,12 +272,13 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 	// A copy may get a new ETag (always, for a multipart source): the
 	// renamed nodes must pin their reads to the new one.
 	newETags := make([]string, len(keys))
+	copied := make([]bool, len(keys))
 	g, gctx := errgroup.WithContext(uctx)
 	g.SetLimit(renameConcurrency)
 	for i, obj := range keys {
 		g.Go(func() error {
 			etag, err := f.store.Copy(gctx, obj.Key, dstPrefix+obj.Key[len(srcPrefix):], obj.ETag, nil)
-			newETags[i] = etag
+			newETags[i], copied[i] = etag, err == nil
 			return err
 		})
 	}
@@ -265,23 +294,50 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 		})
 	}
 	if err := g.Wait(); err != nil {
+		// The old tree is whole: take back the copies made, so that the
+		// failed rename leaves no half tree under the new name.
+		var made []string
+		if !hasMarker {
+			made = append(made, dstPrefix)
+		}
+		for i, obj := range keys {
+			if copied[i] {
+				made = append(made, dstPrefix+obj.Key[len(srcPrefix):])
+			}
+		}
+		cleanErr := f.store.DeleteMany(uctx, made)
 		errno := toErrno(err)
 		f.logFailure("rename-copy", srcKey, err, errno)
+		f.log.Warn("directory rename failed while copying: nothing moved", "from", srcKey, "to", dstKey,
+			"objects", len(keys), "copies_taken_back", len(made), "cleanup_err", errString(cleanErr))
 		return errno
 	}
-	g, gctx = errgroup.WithContext(uctx)
-	g.SetLimit(renameConcurrency)
-	for _, obj := range keys {
-		g.Go(func() error { return f.store.Delete(gctx, obj.Key) })
+	old := make([]string, len(keys))
+	for i, obj := range keys {
+		old[i] = obj.Key
 	}
-	if err := g.Wait(); err != nil {
+	if err := f.store.DeleteMany(uctx, old); err != nil {
+		// Every object is under its new name, some under the old one
+		// too: the tree moves, and rename(2) says it did not go clean.
 		errno := toErrno(err)
 		f.logFailure("rename-delete", srcKey, err, errno)
+		f.log.Warn("directory rename copied everything but could not delete every old key: some objects are under both names",
+			"from", srcKey, "to", dstKey, "objects", len(keys), "err", err)
+		f.rekeyTree(src, srcKey, dstKey, keys, newETags)
 		return errno
 	}
+	f.rekeyTree(src, srcKey, dstKey, keys, newETags)
+	f.log.Debug("directory renamed", "from", srcKey, "to", dstKey, "objects", len(keys))
+	return 0
+}
+
+// rekeyTree moves the nodes of a renamed directory, those the kernel knows
+// and the registered ones it forgot, to their new keys; keys are the
+// objects that were copied, with their new ETags.
+func (f *FS) rekeyTree(src *Node, srcKey, dstKey string, keys []s3backend.ObjectInfo, newETags []string) {
 
 	// Re-key the nodes the kernel knows, so later uploads go to the new
-	// place. Holding renameMu keeps uploads out meanwhile.
+	// place. The gate keeps uploads under both prefixes out meanwhile.
 	moved := make(map[string]string, len(keys)) // old key -> new ETag
 	for i, obj := range keys {
 		moved[obj.Key] = newETags[i]
@@ -304,7 +360,6 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 	// for nlink until the next listing.
 	src.listingUntil = time.Time{}
 	src.mu.Unlock()
-	return 0
 }
 
 // rekey moves n from under oldPrefix to under newPrefix, taking the new

@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/novitalabs/bucketfs/internal/miniotest"
 )
 
@@ -846,4 +848,31 @@ func TestListMultipart(t *testing.T) {
 		}
 	}
 	check("a/x", want["a/x"][4:])
+}
+
+// DeleteMany removes keys in batches of MaxDeleteBatch, under the mount
+// prefix, and a missing key is no error.
+func TestDeleteMany(t *testing.T) {
+	st, _ := newStore(t, func(c *Config) { c.Prefix = "pre/" })
+	keys := make([]string, 1003)
+	g, gctx := errgroup.WithContext(testCtx(t))
+	g.SetLimit(32)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("d/%04d", i)
+		g.Go(func() error {
+			_, err := st.Upload(gctx, keys[i], bytes.NewReader(nil), 0, PutOptions{})
+			return err
+		})
+	}
+	upload(t, st, "keep", []byte("k"), PutOptions{})
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMany(testCtx(t), append(keys, "d/missing")); err != nil {
+		t.Fatalf("DeleteMany: %v", err)
+	}
+	objs, _, _ := listAll(t, st, "", "", 0)
+	if fmt.Sprint(objs) != "[keep]" {
+		t.Errorf("left after DeleteMany: %d keys %.80v", len(objs), objs)
+	}
 }

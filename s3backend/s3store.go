@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/novitalabs/bucketfs/internal/objstore"
 )
 
 // Transport and retry tuning. These are deliberately conservative bounds
@@ -443,6 +446,35 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return nil
 	}
 	return err
+}
+
+// DeleteMany implements ObjectStore with DeleteObjects, MaxDeleteBatch
+// keys per request (quiet: only failures are listed in the answer).
+func (s *Store) DeleteMany(ctx context.Context, keys []string) error {
+	for batch := range slices.Chunk(keys, objstore.MaxDeleteBatch) {
+		objs := make([]types.ObjectIdentifier, len(batch))
+		for i, k := range batch {
+			objs[i] = types.ObjectIdentifier{Key: aws.String(s.full(k))}
+		}
+		rctx, cancel := s.requestContext(ctx)
+		out, err := s.client.DeleteObjects(rctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(s.bucket),
+			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+		})
+		cancel()
+		if err != nil {
+			return wrapErr("DeleteObjects", batch[0], err)
+		}
+		for _, e := range out.Errors {
+			if aws.ToString(e.Code) == "NoSuchKey" {
+				continue
+			}
+			key := s.rel(aws.ToString(e.Key))
+			return errorf("DeleteObjects", key, "%s: %s (%d of %d keys of the batch not deleted)",
+				aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors), len(batch))
+		}
+	}
+	return nil
 }
 
 // lowerKeys returns m with lower-cased keys (the SDK already strips

@@ -200,6 +200,7 @@ type flagValues struct {
 	blockSize, memoryCacheSize, cacheSize, sparseEditMin, stagingSize int64
 	statTTL, negativeTTL, uploadTimeout, shutdownTimeout, retryFor    time.Duration
 	uid, gid, fileMode, dirMode                                       uint32
+	maxRenameObjects                                                  int
 	options                                                           []string
 }
 
@@ -233,6 +234,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, autoCacheSize
 	fv.sparseEditMin = defaultSparseEditMin
 	fs.Var(byteSizeValue{&fv.stagingSize}, "staging-size", "bound on the bytes staged at once; a write over it waits for uploads to drain, then fails with ENOSPC (default 0: half the free space where --staging-dir lives)")
+	fs.IntVar(&fv.maxRenameObjects, "max-rename-objects", defaultMaxRenameObjects, "a directory rename copying more objects than this fails with EXDEV (mv then moves the tree file by file); 0: no bound")
 	fs.Var(byteSizeValue{&fv.sparseEditMin}, "sparse-edit-min", "edits (append, pwrite, truncate) of objects bigger than this send only what changed (server-side copies of the rest) instead of downloading the object; 0: every edit")
 	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB; default 256MiB, at most an eighth of the cgroup's memory limit)")
 	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
@@ -298,26 +300,27 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	}
 
 	cfg := &Config{
-		Bucket:          bucket,
-		Prefix:          prefix,
-		Mountpoint:      env.abs(pos[1]),
-		Foreground:      fv.foreground,
-		StatCacheTTL:    fv.statTTL,
-		UID:             fv.uid,
-		GID:             fv.gid,
-		FileMode:        fv.fileMode,
-		DirMode:         fv.dirMode,
-		RecoveryDir:     env.abs(fv.recoveryDir),
-		UploadTimeout:   fv.uploadTimeout,
-		RetryFor:        fv.retryFor,
-		ShutdownTimeout: fv.shutdownTimeout,
-		BlockSize:       fv.blockSize,
-		MemoryCacheSize: fv.memoryCacheSize,
-		SparseEditMin:   fv.sparseEditMin,
-		StagingSize:     fv.stagingSize,
-		CacheSize:       fv.cacheSize,
-		DebugFUSE:       fv.debugFUSE,
-		env:             env,
+		Bucket:           bucket,
+		Prefix:           prefix,
+		Mountpoint:       env.abs(pos[1]),
+		Foreground:       fv.foreground,
+		StatCacheTTL:     fv.statTTL,
+		UID:              fv.uid,
+		GID:              fv.gid,
+		FileMode:         fv.fileMode,
+		DirMode:          fv.dirMode,
+		RecoveryDir:      env.abs(fv.recoveryDir),
+		UploadTimeout:    fv.uploadTimeout,
+		RetryFor:         fv.retryFor,
+		ShutdownTimeout:  fv.shutdownTimeout,
+		BlockSize:        fv.blockSize,
+		MemoryCacheSize:  fv.memoryCacheSize,
+		SparseEditMin:    fv.sparseEditMin,
+		MaxRenameObjects: fv.maxRenameObjects,
+		StagingSize:      fv.stagingSize,
+		CacheSize:        fv.cacheSize,
+		DebugFUSE:        fv.debugFUSE,
+		env:              env,
 	}
 	if fv.stagingDir != "" {
 		cfg.StagingDir = env.abs(fv.stagingDir)
@@ -435,6 +438,9 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	}
 	applyTuning(cfg, mo, changed)
 
+	if cfg.MaxRenameObjects < 0 {
+		return nil, usageErrorf("--max-rename-objects must not be negative")
+	}
 	if cfg.StatCacheTTL < 0 || cfg.NegativeTTL < 0 || cfg.UploadTimeout <= 0 || cfg.ShutdownTimeout <= 0 {
 		return nil, usageErrorf("--stat-cache-ttl and --negative-ttl must not be negative, --upload-timeout and --shutdown-timeout must be positive")
 	}

@@ -79,6 +79,8 @@ type Config struct {
 	RetryFor    time.Duration // background retries of failed uploads, before recovery
 	// SparseEditMin: edits of bigger objects send only what changed.
 	SparseEditMin int64
+	// MaxRenameObjects bounds a directory rename (0: no bound).
+	MaxRenameObjects int
 	// StagingSize bounds the staged bytes (0: half the free space there).
 	StagingSize int64
 
@@ -133,10 +135,12 @@ const (
 	defaultShutdownTimeout = 2 * time.Minute
 	defaultRetryFor        = 30 * time.Minute
 	defaultSparseEditMin   = 16 << 20
-	defaultBlockSize       = 1 << 20
-	defaultMemoryCacheSize = 256 << 20
-	autoCacheSize          = -1
-	maxAutoCacheSize       = 10 << 30
+	// defaultMaxRenameObjects: minutes of server-side copies at most.
+	defaultMaxRenameObjects = 100000
+	defaultBlockSize        = 1 << 20
+	defaultMemoryCacheSize  = 256 << 20
+	autoCacheSize           = -1
+	maxAutoCacheSize        = 10 << 30
 
 	// startupBudget bounds everything between the command and a mounted,
 	// answering filesystem (or a one-line error). Scripts wait on us, so a

@@ -276,6 +276,16 @@ func (s *Store) Copy(ctx context.Context, src, dst string, srcIfMatch string, op
 	return call(s, ctx, objstore.OpCopy, dst, func() (string, error) { return s.next.Copy(ctx, src, dst, srcIfMatch, opts) })
 }
 
+// DeleteMany implements objstore.ObjectStore; rules see the first key.
+func (s *Store) DeleteMany(ctx context.Context, keys []string) error {
+	first := ""
+	if len(keys) > 0 {
+		first = keys[0]
+	}
+	_, err := call(s, ctx, objstore.OpDeleteMany, first, func() (struct{}, error) { return struct{}{}, s.next.DeleteMany(ctx, keys) })
+	return err
+}
+
 // Delete implements objstore.ObjectStore.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	_, err := call(s, ctx, objstore.OpDelete, key, func() (struct{}, error) { return struct{}{}, s.next.Delete(ctx, key) })

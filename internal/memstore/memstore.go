@@ -617,6 +617,23 @@ func (s *Store) Copy(ctx context.Context, src, dst string, srcIfMatch string, op
 	return s.store(dst, o.data, put, etagOf(o.data)), nil
 }
 
+// DeleteMany implements objstore.ObjectStore: one counted call per batch
+// of objstore.MaxDeleteBatch keys, as S3's DeleteObjects.
+func (s *Store) DeleteMany(ctx context.Context, keys []string) error {
+	for batch := range slices.Chunk(keys, objstore.MaxDeleteBatch) {
+		if err := ctx.Err(); err != nil {
+			return s.failCtx(objstore.OpDeleteMany, batch[0], err)
+		}
+		s.mu.Lock()
+		for _, k := range batch {
+			delete(s.objs, k)
+		}
+		s.count(objstore.OpDeleteMany, nil, 0, 0, 0)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
 // Delete implements objstore.ObjectStore; a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {

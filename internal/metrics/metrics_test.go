@@ -65,6 +65,8 @@ func (f *fakeStore) Copy(context.Context, string, string, string, *s3backend.Put
 }
 func (f *fakeStore) Delete(context.Context, string) error { return f.err }
 
+func (f *fakeStore) DeleteMany(context.Context, []string) error { return f.err }
+
 func TestInstrumentStoreCounts(t *testing.T) {
 	m := New()
 	ctx := context.Background()

@@ -25,6 +25,7 @@ const (
 	opListMultipart     = "list_multipart"
 	opCopy              = "copy"
 	opDelete            = "delete"
+	opDeleteMany        = "delete_many"
 )
 
 // InstrumentStore wraps s so that every call is counted in Default.
@@ -149,6 +150,13 @@ func (s *store) Delete(ctx context.Context, key string) error {
 	start := time.Now()
 	err := s.next.Delete(ctx, key)
 	s.observe(opDelete, start, err)
+	return err
+}
+
+func (s *store) DeleteMany(ctx context.Context, keys []string) error {
+	start := time.Now()
+	err := s.next.DeleteMany(ctx, keys)
+	s.observe(opDeleteMany, start, err)
 	return err
 }
 

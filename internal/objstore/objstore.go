@@ -148,7 +148,15 @@ type ObjectStore interface {
 
 	// Delete removes key. Deleting a missing key succeeds.
 	Delete(ctx context.Context, key string) error
+
+	// DeleteMany removes keys, up to MaxDeleteBatch per request. Missing
+	// keys succeed. On failure some keys may be gone and others not; the
+	// error names one that is not.
+	DeleteMany(ctx context.Context, keys []string) error
 }
+
+// MaxDeleteBatch is S3's limit on the keys of one DeleteObjects request.
+const MaxDeleteBatch = 1000
 
 // Op names one ObjectStore method, for code that counts or intercepts calls
 // by method (memstore's counters, faultstore's rules).
@@ -168,11 +176,12 @@ const (
 	OpListMultipart     Op = "ListMultipart"
 	OpCopy              Op = "Copy"
 	OpDelete            Op = "Delete"
+	OpDeleteMany        Op = "DeleteMany"
 )
 
 // Ops lists every Op.
 var Ops = []Op{OpHead, OpList, OpGetRange, OpUpload, OpCreateMultipart, OpUploadPart,
-	OpUploadPartCopy, OpCompleteMultipart, OpAbortMultipart, OpListMultipart, OpCopy, OpDelete}
+	OpUploadPartCopy, OpCompleteMultipart, OpAbortMultipart, OpListMultipart, OpCopy, OpDelete, OpDeleteMany}
 
 // Error is an error of a store implementation without a wire protocol of
 // its own (memstore, faultstore): the operation, the key and a cause that
