@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -229,17 +228,7 @@ func TestUploadFailureIsReportedAndRecoverable(t *testing.T) {
 		t.Errorf("FlushAll must report the file it could not upload")
 	}
 	// The data stays in the staging directory with a sidecar naming it…
-	files, _ := filepath.Glob(filepath.Join(fsys.cfg.StagingDir, "*"+dataSuffix))
-	if len(files) != 1 {
-		t.Fatalf("staged files: %v", files)
-	}
-	if b, _ := os.ReadFile(files[0]); string(b) != "precious" {
-		t.Errorf("staged %q", b)
-	}
-	sc, err := os.ReadFile(strings.TrimSuffix(files[0], dataSuffix) + sidecarSuffix)
-	if err != nil || !strings.Contains(string(sc), `"key":"lost?"`) {
-		t.Fatalf("sidecar %s %v", sc, err)
-	}
+	mustStaged(t, fsys.cfg.StagingDir, "lost?", "precious")
 	// …and a filesystem started again on that directory uploads it.
 	s.mu.Lock()
 	s.failPut = nil
