@@ -31,6 +31,17 @@ func (r *rawFS) mutations() int {
 	return n
 }
 
+// mustStoredOnce checks that exactly one upload reached the store (the
+// failed ones stop at the fault wrapper): a stale generation uploaded
+// before the right one, or the same data twice, would show as more.
+func (r *rawFS) mustStoredOnce() {
+	r.t.Helper()
+	st := r.mem.Stats()
+	if n := st[objstore.OpUpload].Calls + st[objstore.OpCompleteMultipart].Calls; n != 1 {
+		r.t.Errorf("%d uploads reached the store, want 1", n)
+	}
+}
+
 // failUploadsOf makes every upload of key fail until the handle is removed.
 func (r *rawFS) failUploadsOf(key string) *faultstore.Handle {
 	return r.faults.Add(faultstore.Rule{
@@ -88,6 +99,7 @@ func TestRawOutageKeepsFileAndUploadsWhenBack(t *testing.T) {
 	r.faults.SetOutage(false)
 	r.waitObject("a", []byte("hello world"))
 	r.waitSettled()
+	r.mustStoredOnce()
 	if a, errno := r.getattr(node); errno != 0 || a.Size != 11 {
 		t.Fatalf("getattr after the upload: size %d, %v", a.Size, errno)
 	}
@@ -136,6 +148,7 @@ func TestRawForgetAfterFailedFlushAdoptsState(t *testing.T) {
 	if b, _ := r.object("f"); string(b) != "old+new" {
 		t.Fatalf("object after retries settled = %q, want %q", b, "old+new")
 	}
+	r.mustStoredOnce()
 }
 
 func TestRawUnlinkAfterFailedFlushStaysRemoved(t *testing.T) {
@@ -390,6 +403,7 @@ func TestRawFlushAllCutOffKeepsStaged(t *testing.T) {
 	next.fsys.wakeRetries()
 	next.waitObject("dir-less key", []byte("precious"))
 	next.waitSettled()
+	next.mustStoredOnce()
 	waitFor(t, "the staging files to go", func() bool {
 		left, _ := filepath.Glob(filepath.Join(staging, "*"))
 		return len(left) == 0
