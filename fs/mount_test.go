@@ -8,18 +8,38 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/novitalabs/bucketfs/s3backend"
+	"github.com/novitalabs/bucketfs/internal/faultstore"
+	"github.com/novitalabs/bucketfs/internal/memstore"
+	"github.com/novitalabs/bucketfs/internal/objstore"
 )
+
+// mountStore is the store under a mountFake filesystem: memstore, for
+// checking objects, behind faultstore, for failing requests.
+type mountStore struct {
+	*memstore.Store
+	faults *faultstore.Store
+}
+
+// storedObj is what a test checks of an object.
+type storedObj struct {
+	data []byte
+	meta map[string]string
+}
+
+// get returns key's object without counting a request.
+func (s *mountStore) get(key string) (storedObj, bool) {
+	data, info, ok := s.Object(key)
+	return storedObj{data: data, meta: info.Metadata}, ok
+}
 
 // mountFake mounts a filesystem over an in-memory store. These tests check
 // the fs package's logic through the real kernel; test/ checks the whole
 // daemon against MinIO.
-func mountFake(t *testing.T) (string, *fakeStore, *FS) {
+func mountFake(t *testing.T) (string, *mountStore, *FS) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a FUSE mount")
@@ -27,7 +47,8 @@ func mountFake(t *testing.T) (string, *fakeStore, *FS) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
 	}
-	store := newFakeStore()
+	mem := memstore.New(memstore.Options{})
+	store := &mountStore{Store: mem, faults: faultstore.New(mem)}
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
 	staging := filepath.Join(dir, "staging")
@@ -38,7 +59,7 @@ func mountFake(t *testing.T) (string, *fakeStore, *FS) {
 	}
 	// SparseEditMin -1: every edit of an existing object takes the sparse
 	// path (edit.go), so these tests exercise it on small files too.
-	fsys, err := New(Config{Store: store, StatCacheTTL: time.Second, StagingDir: staging, SparseEditMin: -1,
+	fsys, err := New(Config{Store: store.faults, StatCacheTTL: time.Second, StagingDir: staging, SparseEditMin: -1,
 		RecoveryDir: filepath.Join(dir, "recovery"), FileMode: 0o644, DirMode: 0o755})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +82,7 @@ func mountFake(t *testing.T) (string, *fakeStore, *FS) {
 	return mnt, store, fsys
 }
 
-func mustObject(t *testing.T, s *fakeStore, key string, want []byte) fakeObj {
+func mustObject(t *testing.T, s *mountStore, key string, want []byte) storedObj {
 	t.Helper()
 	o, ok := s.get(key)
 	if !ok {
@@ -130,7 +151,7 @@ func TestAppendPwriteTruncate(t *testing.T) {
 
 func TestDirsRenameSymlink(t *testing.T) {
 	mnt, s, _ := mountFake(t)
-	s.putObject("implicit/x/y.txt", []byte("y"), s3backend.PutOptions{})
+	s.Put("implicit/x/y.txt", []byte("y"), objstore.PutOptions{})
 	st, err := os.Stat(filepath.Join(mnt, "implicit", "x"))
 	if err != nil || !st.IsDir() {
 		t.Fatalf("implicit dir: %v %v", st, err)
@@ -211,9 +232,7 @@ func TestChmodChownUtimesPersist(t *testing.T) {
 
 func TestUploadFailureIsReportedAndRecoverable(t *testing.T) {
 	mnt, s, fsys := mountFake(t)
-	s.mu.Lock()
-	s.failPut = s3backend.ErrUnreachable
-	s.mu.Unlock()
+	down := s.faults.Add(faultstore.Rule{Ops: []objstore.Op{objstore.OpUpload, objstore.OpCreateMultipart}, Err: objstore.ErrUnreachable})
 	f, err := os.Create(filepath.Join(mnt, "lost?"))
 	if err != nil {
 		t.Fatal(err)
@@ -229,22 +248,10 @@ func TestUploadFailureIsReportedAndRecoverable(t *testing.T) {
 		t.Errorf("FlushAll must report the file it could not upload")
 	}
 	// The data stays in the staging directory with a sidecar naming it…
-	files, _ := filepath.Glob(filepath.Join(fsys.cfg.StagingDir, "*"+dataSuffix))
-	if len(files) != 1 {
-		t.Fatalf("staged files: %v", files)
-	}
-	if b, _ := os.ReadFile(files[0]); string(b) != "precious" {
-		t.Errorf("staged %q", b)
-	}
-	sc, err := os.ReadFile(strings.TrimSuffix(files[0], dataSuffix) + sidecarSuffix)
-	if err != nil || !strings.Contains(string(sc), `"key":"lost?"`) {
-		t.Fatalf("sidecar %s %v", sc, err)
-	}
+	mustStaged(t, fsys.cfg.StagingDir, "lost?", "precious")
 	// …and a filesystem started again on that directory uploads it.
-	s.mu.Lock()
-	s.failPut = nil
-	s.mu.Unlock()
-	again, err := New(Config{Store: s, StagingDir: fsys.cfg.StagingDir, RecoveryDir: fsys.cfg.RecoveryDir})
+	down.Remove()
+	again, err := New(Config{Store: s.faults, StagingDir: fsys.cfg.StagingDir, RecoveryDir: fsys.cfg.RecoveryDir})
 	if err != nil {
 		t.Fatal(err)
 	}
