@@ -656,6 +656,9 @@ func (n *Node) markUnlinked() {
 	n.mu.Unlock()
 	n.fsys.abortStream(st, "unlinked")
 	n.fsys.removeStage(id)
+	// A file nobody has open (one whose upload failed, say) gives its
+	// staging file and its charge back now: no release will come.
+	n.dropStagingIfIdle()
 }
 
 // Unlink deletes the object. An open file stays usable through its open

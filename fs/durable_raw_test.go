@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -152,7 +151,7 @@ func TestRawForgetAfterFailedFlushAdoptsState(t *testing.T) {
 }
 
 func TestRawUnlinkAfterFailedFlushStaysRemoved(t *testing.T) {
-	r := newRawFS(t, rawOptions{skipAccounting: true})
+	r := newRawFS(t, rawOptions{})
 	// Two files: one whose node the kernel still holds, one it forgot
 	// (unlinked by name through the registry).
 	fail := r.failUploadsOf("held")
@@ -214,13 +213,10 @@ func (r *rawFS) failedAndClosed(key, data string) uint64 {
 // open and that leaves the namespace (unlink, a create over its forgotten
 // node, a rename over it) must give back its staging bytes and its open
 // staging file. Today markUnlinked drops its name, registry entry and
-// staging files, but not its charge or descriptor, when no handle will
-// ever release them: the staging area shrinks for good.
+// staging files and, since no handle will ever release them, its charge
+// and descriptor too (they leaked before: the staging area shrank for
+// good).
 func TestRawReplacedFailedFileFreesStaging(t *testing.T) {
-	if os.Getenv("BUCKETFS_KNOWN_BUGS") == "" {
-		t.Skip("known bug: markUnlinked of a closed failed file leaks its staging charge and descriptor " +
-			"(fix: n.dropStagingIfIdle() at the end of markUnlinked, fs/dir.go); set BUCKETFS_KNOWN_BUGS=1 to run")
-	}
 	t.Run("unlink", func(t *testing.T) {
 		r := newRawFS(t, rawOptions{})
 		r.failedAndClosed("x", "stale")

@@ -44,10 +44,6 @@ type rawOptions struct {
 	// noChecks skips the invariant checks at cleanup (a test that hands
 	// the staging directory to a second filesystem checks that one).
 	noChecks bool
-	// skipAccounting leaves out the staging-accounting check at rest
-	// (checkInvariants still runs): for tests of paths with a known leak,
-	// which TestRawReplacedFailedFileFreesStaging covers.
-	skipAccounting bool
 	// outage starts the store down, before New picks anything up.
 	outage bool
 }
@@ -99,7 +95,7 @@ func newRawFS(t *testing.T, o rawOptions) *rawFS {
 				t.Errorf("invariant: %s", bad)
 			}
 		}
-		if !o.noChecks && !o.skipAccounting {
+		if !o.noChecks {
 			for _, bad := range fsys.checkQuiescentInvariants() {
 				t.Errorf("invariant at rest: %s", bad)
 			}
