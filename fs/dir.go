@@ -54,6 +54,13 @@ const prefetchAfter = 3
 // errno itself goes nowhere).
 const errNotFetched = syscall.ENODATA
 
+// readerGrace bounds how long after its stat cache TTL a listing still
+// answers lookups of the names it holds while its directory is open for
+// reading (dirReaders): ls -l and du stat a big directory's entries while
+// they read it, for longer than the TTL, and a listing that expired
+// half-way would make each remaining entry a cold lookup.
+const readerGrace = 5 * time.Minute
+
 // maxNameLen is the longest name the kernel will pass; longer keys are
 // skipped in listings rather than breaking readdir.
 const maxNameLen = 255
@@ -340,11 +347,22 @@ func (n *Node) entry(inode *gofs.Inode, out *fuse.EntryOut) *gofs.Inode {
 // cachedEntry answers from n's listing while it is fresh: fresh reports
 // whether the answer (found or not) can be trusted. An absence is fresh
 // for the negative TTL only.
+//
+// While the directory is open for reading, its listing answers for the
+// names it holds for readerGrace past the TTL, as READDIRPLUS answers from
+// the reader's snapshot: a reader sees one listing throughout.
 func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.listing == nil || time.Now().After(n.listingUntil) {
+	if n.listing == nil {
 		return listEntry{}, false, false
+	}
+	if now := time.Now(); now.After(n.listingUntil) {
+		ent, found = n.listing[name]
+		if !found || n.dirReaders == 0 || now.After(n.listingUntil.Add(readerGrace)) {
+			return listEntry{}, false, false
+		}
+		return ent, true, true
 	}
 	ent, found = n.listing[name]
 	// A name the listing lacks may have been created by another tool
@@ -512,6 +530,7 @@ type dirHandle struct {
 	entries []fuse.DirEntry
 	listing map[string]listEntry
 	pos     int
+	reading bool // counted in n.dirReaders until Releasedir
 }
 
 var (
@@ -520,6 +539,7 @@ var (
 	_ gofs.FileLookuper       = (*dirHandle)(nil)
 	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
 	_ gofs.FileFsyncdirer     = (*dirHandle)(nil)
+	_ gofs.FileReleasedirer   = (*dirHandle)(nil)
 )
 
 // OpendirHandle opens a directory; the listing happens at the first read.
@@ -540,6 +560,12 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 			return nil, errno
 		}
 		d.listing, d.entries, d.loaded = listing, entries, true
+		if !d.reading {
+			d.reading = true
+			d.n.mu.Lock()
+			d.n.dirReaders++
+			d.n.mu.Unlock()
+		}
 	}
 	if d.pos >= len(d.entries) {
 		return nil, 0
@@ -571,6 +597,18 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	// A name not in the snapshot is a file created here and not yet
 	// uploaded: the node knows it.
 	return d.n.lookupVia(ctx, name, out, ent, found, found, false)
+}
+
+// Releasedir ends the handle's hold on its directory's listing.
+func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.reading {
+		d.reading = false
+		d.n.mu.Lock()
+		d.n.dirReaders--
+		d.n.mu.Unlock()
+	}
 }
 
 // Fsyncdir: directory changes are made in the store as they happen.

@@ -92,6 +92,9 @@ type Node struct {
 	// last entry looked up, and how many lookups in a row kept to that
 	// order); prefetching is set once the rest of the listing is being
 	// fetched. All reset with each new listing.
+	// dirReaders counts the open handles that have read this directory
+	// (cachedEntry).
+	dirReaders  int
 	fetching    map[string]chan struct{}
 	lastLooked  int
 	streak      int
