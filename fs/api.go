@@ -27,6 +27,12 @@ type Config struct {
 	// is found by name at once, as with s3fs.
 	NegativeTTL time.Duration
 
+	// ListingMetadata: attributes come from listings alone (size, mtime =
+	// LastModified, modes and owners the defaults below), and no stat,
+	// lookup or readdir sends a HEAD. False ("full") shows what each
+	// object's metadata says, fetching it when a stat asks for it.
+	ListingMetadata bool
+
 	// Attributes for objects that carry no metadata.
 	UID, GID uint32
 	FileMode uint32 // permission bits, e.g. 0644

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"sort"
@@ -20,39 +21,66 @@ import (
 
 // listEntry is one child of a directory as the store last described it.
 type listEntry struct {
-	kind    kind
-	info    s3backend.ObjectInfo // files and symlinks: the object; dirs: the marker, if any
-	hasMeta bool                 // info carries metadata (from a HEAD)
-	marker  bool                 // dirs: a marker object exists
+	kind kind
+	info s3backend.ObjectInfo // files and symlinks: the object; dirs: the marker, if any
+	// hasMeta: info carries the object's metadata (from a HEAD); for a
+	// directory, the store was asked for its marker (marker says whether
+	// there is one). A listing alone carries no metadata.
+	hasMeta bool
+	marker  bool // dirs: a marker object exists
 	// needStat: the name exists (we made it) but info is not the store's
 	// word; a lookup asks the store. Lets our own creates keep the listing
 	// fresh for the negative lookups that matter (the next create, while
 	// the negative TTL trusts absences).
 	needStat bool
+	// idx is the entry's place in its listing's order (Node.listingOrder);
+	// -1 for names added since the listing.
+	idx int
 }
 
-// headConcurrency bounds the HEAD requests a listing sends to fetch its
-// entries' metadata (S3 listings carry none).
+// headConcurrency bounds the HEAD requests that fetch the metadata of a
+// listing's entries in the background (S3 listings carry none).
 const headConcurrency = 32
+
+// prefetchAfter is how many lookups in a row, in listing order, of entries
+// whose metadata is not known make the rest of the directory's metadata be
+// fetched ahead of the caller: ls -l and du stat every entry in the order
+// readdir gave them; find and tar stat only some.
+const prefetchAfter = 3
+
+// errNotFetched answers a READDIRPLUS lookup of an entry whose metadata is
+// not known: go-fuse then sends the entry without a node, as a plain
+// readdir would, and the kernel looks it up when something asks (the
+// errno itself goes nowhere).
+const errNotFetched = syscall.ENODATA
+
+// readerGrace bounds how long after its stat cache TTL a listing still
+// answers lookups of the names it holds while its directory is open for
+// reading (dirReaders): ls -l and du stat a big directory's entries while
+// they read it, for longer than the TTL, and a listing that expired
+// half-way would make each remaining entry a cold lookup.
+const readerGrace = 5 * time.Minute
 
 // maxNameLen is the longest name the kernel will pass; longer keys are
 // skipped in listings rather than breaking readdir.
 const maxNameLen = 255
 
-// lookupChild resolves name in directory n: from an existing node, from a
-// fresh listing, or from the store.
+// Lookup resolves name in directory n: from an existing node, from a fresh
+// listing (with one HEAD if the listing lacks the metadata asked for), or
+// from the store.
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if len(name) > maxNameLen {
 		return nil, syscall.ENAMETOOLONG
 	}
 	ent, found, fresh := n.cachedEntry(name)
-	return n.lookupVia(ctx, name, out, ent, found, fresh)
+	return n.lookupVia(ctx, name, out, ent, found, fresh, true)
 }
 
 // lookupVia resolves name given what a listing says of it: ent and found
 // are trusted when fresh is set (and ent.needStat is not), else the store
-// is asked.
-func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, ent listEntry, found, fresh bool) (*gofs.Inode, syscall.Errno) {
+// is asked. Without mayFetch (READDIRPLUS) no request is sent: a name that
+// would need one fails with errNotFetched.
+func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, ent listEntry, found, fresh, mayFetch bool) (*gofs.Inode, syscall.Errno) {
 	key := n.childKey(name)
 	existing := n.GetChild(name)
 	if existing == nil {
@@ -75,7 +103,33 @@ func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, e
 			return child.entry(existing, out), 0
 		}
 	}
-	if !fresh || (found && ent.needStat) {
+	switch {
+	case fresh && found && !ent.needStat:
+		if !n.fsys.needsMeta(ent) {
+			break
+		}
+		if cur, ok := n.fetchedEntry(name, ent); ok {
+			ent = cur
+			break
+		}
+		if !mayFetch {
+			return nil, errNotFetched
+		}
+		n.notePrefetch(name)
+		got, err := n.entryMeta(ctx, name, ent)
+		switch {
+		case errors.Is(err, s3backend.ErrNotFound):
+			return nil, syscall.ENOENT // deleted since it was listed
+		case err != nil && existing != nil:
+			// Logged by entryMeta: the node keeps what it showed.
+			return existing.Operations().(*Node).entry(existing, out), 0
+		}
+		// On another failure (logged) the entry shows the listing's
+		// attributes: one entry's HEAD never fails its directory.
+		ent = got
+	case !mayFetch:
+		return nil, errNotFetched
+	default:
 		var errno syscall.Errno
 		ent, found, errno = n.fsys.statRemote(ctx, key)
 		if errno != 0 {
@@ -102,6 +156,161 @@ func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, e
 	return child.entry(inode, out), 0
 }
 
+// needsMeta reports whether a lookup of ent must ask the store first: in
+// full metadata mode, when the listing is all we know of it (its type too:
+// a symlink lists as a plain object, and a node's type never changes).
+func (f *FS) needsMeta(ent listEntry) bool {
+	return !f.cfg.ListingMetadata && !ent.hasMeta
+}
+
+// sameObject reports whether cur, an entry of a listing, describes the
+// object ent (from the same or an earlier listing) described.
+func sameObject(cur, ent listEntry) bool {
+	if ent.kind == kindDir && ent.info.ETag == "" {
+		return cur.kind == kindDir // a common prefix: what was asked is its marker
+	}
+	return cur.info.ETag == ent.info.ETag
+}
+
+// fetchedEntry returns n's listing entry for name if it carries the
+// metadata that ent, for the same object, lacked.
+func (n *Node) fetchedEntry(name string, ent listEntry) (listEntry, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cur, ok := n.listing[name]
+	if !ok || !cur.hasMeta || cur.needStat || !sameObject(cur, ent) {
+		return listEntry{}, false
+	}
+	return cur, true
+}
+
+// entryMeta fetches the metadata the listing lacks for entry name of n
+// with one HEAD, shared with whoever asks for it meanwhile (a lookup and
+// the prefetch), and records it in n's listing. A failure is logged here
+// and returns ent as listed; ErrNotFound means it was deleted since.
+func (n *Node) entryMeta(ctx context.Context, name string, ent listEntry) (listEntry, error) {
+	for {
+		if cur, ok := n.fetchedEntry(name, ent); ok {
+			return cur, nil
+		}
+		n.mu.Lock()
+		ch, busy := n.fetching[name]
+		if !busy {
+			if n.fetching == nil {
+				n.fetching = make(map[string]chan struct{})
+			}
+			ch = make(chan struct{})
+			n.fetching[name] = ch
+		}
+		key := name
+		if n.key != "" {
+			key = n.key + "/" + name
+		}
+		n.mu.Unlock()
+		if busy {
+			<-ch // bounded by that HEAD's own deadline
+			continue
+		}
+		got, err := n.fsys.headEntry(ctx, key, ent)
+		n.mu.Lock()
+		delete(n.fetching, name)
+		close(ch)
+		if cur, ok := n.listing[name]; ok && err == nil && !cur.needStat && sameObject(cur, ent) {
+			got.idx = cur.idx
+			n.listing[name] = got
+		}
+		n.mu.Unlock()
+		return got, err
+	}
+}
+
+// headEntry sends the HEAD that tells what a listing cannot about entry
+// ent at key: an object's type and metadata, or a directory's marker.
+func (f *FS) headEntry(ctx context.Context, key string, ent listEntry) (listEntry, error) {
+	mctx, cancel := f.metaContext(ctx)
+	defer cancel()
+	head := key
+	if ent.kind == kindDir {
+		head += "/"
+	}
+	info, err := f.store.Head(mctx, head)
+	switch {
+	case err == nil:
+	case ent.kind == kindDir && (errors.Is(err, s3backend.ErrNotFound) || errors.Is(err, s3backend.ErrInvalidKey)):
+		// No marker (none can exist under a key the store refuses,
+		// see statRemote): an implicit directory.
+		ent.hasMeta, ent.marker = true, false
+		return ent, nil
+	case errors.Is(err, s3backend.ErrNotFound):
+		return ent, err
+	default:
+		errno := toErrno(err)
+		f.logFailure("stat-entry (the listing's attributes are shown)", key, err, errno)
+		return ent, err
+	}
+	if ent.kind == kindDir {
+		ent.info, ent.hasMeta, ent.marker = info, true, true
+	} else {
+		ent.info, ent.hasMeta = info, true
+		ent.kind = kindOf(info)
+	}
+	return ent, nil
+}
+
+// notePrefetch follows a caller looking up entry name of n's listing:
+// after prefetchAfter lookups in a row in listing order, skipping only
+// entries whose metadata is known, the metadata of the rest of the listing
+// is fetched in the background, headConcurrency HEADs at a time, so that
+// ls -l and du wait for one round trip rather than one per entry.
+func (n *Node) notePrefetch(name string) {
+	n.mu.Lock()
+	cur, ok := n.listing[name]
+	if !ok || cur.idx < 0 || n.prefetching {
+		n.mu.Unlock()
+		return
+	}
+	inOrder := cur.idx > n.lastLooked
+	for i := n.lastLooked + 1; inOrder && i < cur.idx; i++ {
+		inOrder = n.listing[n.listingOrder[i]].hasMeta
+	}
+	if inOrder {
+		n.streak++
+	} else {
+		n.streak = 1
+	}
+	n.lastLooked = cur.idx
+	var names []string
+	var ents []listEntry
+	if n.streak >= prefetchAfter {
+		n.prefetching = true
+		for _, nm := range n.listingOrder[cur.idx+1:] {
+			if e, ok := n.listing[nm]; ok && !e.hasMeta && !e.needStat {
+				names, ents = append(names, nm), append(ents, e)
+			}
+		}
+	}
+	n.mu.Unlock()
+	if len(names) > 0 {
+		go n.prefetch(names, ents)
+	}
+}
+
+// prefetch fetches the metadata of the given entries of n's listing.
+// Failures are logged by entryMeta and leave the entry to its lookup.
+func (n *Node) prefetch(names []string, ents []listEntry) {
+	var g errgroup.Group
+	g.SetLimit(headConcurrency)
+	for i, name := range names {
+		g.Go(func() error {
+			if n.fsys.ctx.Err() == nil { // unmounted: stop
+				_, _ = n.entryMeta(n.fsys.ctx, name, ents[i])
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
 func (f *FS) newNode(k kind, key string) *Node {
 	return &Node{fsys: f, kind: k, key: key, ino: f.newIno()}
 }
@@ -110,7 +319,7 @@ func (f *FS) newNode(k kind, key string) *Node {
 func (n *Node) applyEntryLocked(ent listEntry) {
 	if n.kind == kindDir {
 		n.hasMarker = ent.marker
-		if !ent.marker && !ent.hasMeta {
+		if !ent.marker {
 			if n.attrs.mtime.IsZero() {
 				n.attrs = defaultAttrs(&n.fsys.cfg, kindDir, time.Time{})
 			}
@@ -138,11 +347,22 @@ func (n *Node) entry(inode *gofs.Inode, out *fuse.EntryOut) *gofs.Inode {
 // cachedEntry answers from n's listing while it is fresh: fresh reports
 // whether the answer (found or not) can be trusted. An absence is fresh
 // for the negative TTL only.
+//
+// While the directory is open for reading, its listing answers for the
+// names it holds for readerGrace past the TTL, as READDIRPLUS answers from
+// the reader's snapshot: a reader sees one listing throughout.
 func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.listing == nil || time.Now().After(n.listingUntil) {
+	if n.listing == nil {
 		return listEntry{}, false, false
+	}
+	if now := time.Now(); now.After(n.listingUntil) {
+		ent, found = n.listing[name]
+		if !found || n.dirReaders == 0 || now.After(n.listingUntil.Add(readerGrace)) {
+			return listEntry{}, false, false
+		}
+		return ent, true, true
 	}
 	ent, found = n.listing[name]
 	// A name the listing lacks may have been created by another tool
@@ -165,7 +385,7 @@ func (n *Node) invalidateListing() {
 func (n *Node) listingAdd(name string, k kind) {
 	n.mu.Lock()
 	if n.listing != nil {
-		n.listing[name] = listEntry{kind: k, needStat: true}
+		n.listing[name] = listEntry{kind: k, needStat: true, idx: -1}
 	}
 	n.mu.Unlock()
 }
@@ -196,7 +416,11 @@ func (n *Node) entryRemoved(name string) {
 // statRemote finds what key is: an object (file, symlink), a directory
 // marker "key/", or a prefix with objects under it (an implicit directory).
 // The three requests run in parallel; the first that answers decides.
+// With listing metadata, two listings answer instead (statListed).
 func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, syscall.Errno) {
+	if f.cfg.ListingMetadata {
+		return f.statListed(ctx, key)
+	}
 	mctx, cancel := f.metaContext(ctx)
 	defer cancel()
 	var (
@@ -204,13 +428,11 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 		objErr, markerErr error
 		list              s3backend.ListResult
 		listErr           error
-		wg                sync.WaitGroup
 	)
-	wg.Add(3)
-	go func() { defer wg.Done(); obj, objErr = f.store.Head(mctx, key) }()
-	go func() { defer wg.Done(); marker, markerErr = f.store.Head(mctx, key+"/") }()
-	go func() { defer wg.Done(); list, listErr = f.store.List(mctx, key+"/", "", "", 1) }()
-	wg.Wait()
+	inParallel(
+		func() { obj, objErr = f.store.Head(mctx, key) },
+		func() { marker, markerErr = f.store.Head(mctx, key+"/") },
+		func() { list, listErr = f.store.List(mctx, key+"/", "", "", 1) })
 
 	// Some stores (S3, and MinIO too) allow both "key" and "key/…". The
 	// directory wins, as it does in listings, so that what is below it
@@ -230,21 +452,76 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 		// refuses "name/" for a 255-byte name): the probe found nothing.
 		markerErr = s3backend.ErrNotFound
 	}
-	for _, err := range []error{objErr, markerErr, listErr} {
+	return listEntry{}, false, f.lookupErrno(key, objErr, markerErr, listErr)
+}
+
+// inParallel runs fns at once and returns when all have.
+func inParallel(fns ...func()) {
+	var wg sync.WaitGroup
+	wg.Add(len(fns))
+	for _, fn := range fns {
+		go func() { defer wg.Done(); fn() }()
+	}
+	wg.Wait()
+}
+
+// lookupErrno is the errno of a lookup whose requests found nothing:
+// 0 if each failed with ErrNotFound (or succeeded), else the first other
+// failure's, which is logged.
+func (f *FS) lookupErrno(key string, errs ...error) syscall.Errno {
+	for _, err := range errs {
 		if err != nil && !errors.Is(err, s3backend.ErrNotFound) {
 			errno := toErrno(err)
 			f.logFailure("lookup", key, err, errno)
-			return listEntry{}, false, errno
+			return errno
 		}
 	}
-	return listEntry{}, false, 0
+	return 0
+}
+
+// statListed is statRemote from listings alone, in listing metadata mode:
+// the first key under "key" (the object itself when it exists, since it
+// sorts first) and the first under "key/" (a directory: its marker, or
+// anything below it), both in parallel. The directory wins.
+func (f *FS) statListed(ctx context.Context, key string) (listEntry, bool, syscall.Errno) {
+	mctx, cancel := f.metaContext(ctx)
+	defer cancel()
+	var (
+		obj, dir       s3backend.ListResult
+		objErr, dirErr error
+	)
+	inParallel(
+		func() { obj, objErr = f.store.List(mctx, key, "", "", 1) },
+		func() { dir, dirErr = f.store.List(mctx, key+"/", "", "", 1) })
+	switch {
+	case dirErr == nil && len(dir.Objects) > 0 && dir.Objects[0].Key == key+"/":
+		return listEntry{kind: kindDir, info: dir.Objects[0], marker: true}, true, 0
+	case dirErr == nil && len(dir.Objects)+len(dir.CommonPrefixes) > 0:
+		return listEntry{kind: kindDir}, true, 0
+	case objErr == nil && len(obj.Objects) > 0 && obj.Objects[0].Key == key:
+		return listEntry{kind: kindFile, info: obj.Objects[0]}, true, 0
+	}
+	return listEntry{}, false, f.lookupErrno(key, objErr, dirErr)
+}
+
+// listObject describes the object at key from a listing (no metadata), for
+// getattr in listing metadata mode; ErrNotFound if there is none.
+func (f *FS) listObject(ctx context.Context, key string) (s3backend.ObjectInfo, error) {
+	page, err := f.store.List(ctx, key, "", "", 1)
+	if err != nil {
+		return s3backend.ObjectInfo{}, err
+	}
+	if len(page.Objects) == 0 || page.Objects[0].Key != key {
+		return s3backend.ObjectInfo{}, fmt.Errorf("list %q: %w", key, s3backend.ErrNotFound)
+	}
+	return page.Objects[0], nil
 }
 
 // dirHandle is an open directory. It lists once, at the first read (and
 // again at a rewind), and answers READDIRPLUS's per-entry lookups from that
-// snapshot, however long the reader takes: a listing of many entries must
-// not decay into one store round trip per entry once the stat cache TTL
-// has passed.
+// snapshot, however long the reader takes, without a request: entries
+// whose metadata is not known go without a node, and a caller that stats
+// them looks them up (Node.Lookup, which fetches it).
 type dirHandle struct {
 	n *Node
 
@@ -253,6 +530,7 @@ type dirHandle struct {
 	entries []fuse.DirEntry
 	listing map[string]listEntry
 	pos     int
+	reading bool // counted in n.dirReaders until Releasedir
 }
 
 var (
@@ -261,6 +539,7 @@ var (
 	_ gofs.FileLookuper       = (*dirHandle)(nil)
 	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
 	_ gofs.FileFsyncdirer     = (*dirHandle)(nil)
+	_ gofs.FileReleasedirer   = (*dirHandle)(nil)
 )
 
 // OpendirHandle opens a directory; the listing happens at the first read.
@@ -281,6 +560,12 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 			return nil, errno
 		}
 		d.listing, d.entries, d.loaded = listing, entries, true
+		if !d.reading {
+			d.reading = true
+			d.n.mu.Lock()
+			d.n.dirReaders++
+			d.n.mu.Unlock()
+		}
 	}
 	if d.pos >= len(d.entries) {
 		return nil, 0
@@ -303,23 +588,37 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	return 0
 }
 
-// Lookup answers READDIRPLUS from the snapshot the entries came from.
+// Lookup answers READDIRPLUS from the snapshot the entries came from,
+// sending no request.
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	d.mu.Lock()
 	ent, found := d.listing[name]
 	d.mu.Unlock()
 	// A name not in the snapshot is a file created here and not yet
 	// uploaded: the node knows it.
-	return d.n.lookupVia(ctx, name, out, ent, found, found)
+	return d.n.lookupVia(ctx, name, out, ent, found, found, false)
+}
+
+// Releasedir ends the handle's hold on its directory's listing.
+func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.reading {
+		d.reading = false
+		d.n.mu.Lock()
+		d.n.dirReaders--
+		d.n.mu.Unlock()
+	}
 }
 
 // Fsyncdir: directory changes are made in the store as they happen.
 func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
 
-// readdir lists the directory: the store's listing (every page), with each
-// entry's metadata fetched in parallel so that the lookups READDIRPLUS makes
-// next are answered from memory, merged with files created here that are
-// not uploaded yet.
+// readdir lists the directory: the store's listing (every page), merged
+// with files created here that are not uploaded yet. Names and types come
+// from the listing: an object is a regular file unless its metadata (an
+// earlier HEAD, a node of ours) says otherwise, so an un-stat-ed symlink
+// reads as DT_REG until something looks it up.
 func (n *Node) readdir(ctx context.Context) (map[string]listEntry, []fuse.DirEntry, syscall.Errno) {
 	listing, errno := n.loadListing(ctx)
 	if errno != 0 {
@@ -327,7 +626,13 @@ func (n *Node) readdir(ctx context.Context) (map[string]listEntry, []fuse.DirEnt
 	}
 	names := make(map[string]kind, len(listing))
 	for name, ent := range listing {
-		names[name] = ent.kind
+		k := ent.kind
+		if !ent.hasMeta && k == kindFile {
+			if ch := n.GetChild(name); ch != nil {
+				k = ch.Operations().(*Node).kind // kind never changes: no lock
+			}
+		}
+		names[name] = k
 	}
 	// Files with local data not yet in the bucket (or not yet in a
 	// listing, which is eventually consistent on some stores), whether or
@@ -348,7 +653,9 @@ func (n *Node) readdir(ctx context.Context) (map[string]listEntry, []fuse.DirEnt
 	return listing, entries, 0
 }
 
-// loadListing returns a copy of n's listing, from cache while fresh.
+// loadListing returns a copy of n's listing, from cache while fresh. Each
+// page is one request with its own deadline: a big directory takes as
+// many as it needs.
 func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.Errno) {
 	n.mu.Lock()
 	if n.listing != nil && time.Now().Before(n.listingUntil) {
@@ -364,12 +671,10 @@ func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.E
 		prefix += "/"
 	}
 
-	mctx, cancel := n.fsys.metaContext(ctx)
-	defer cancel()
 	listing := make(map[string]listEntry)
 	token := ""
 	for {
-		page, err := n.fsys.store.List(mctx, prefix, "/", token, 0)
+		page, err := n.listPage(ctx, prefix, token)
 		if err != nil {
 			errno := toErrno(err)
 			n.fsys.logFailure("readdir", prefix, err, errno)
@@ -398,16 +703,32 @@ func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.E
 		token = page.NextToken
 	}
 	reuseMetadata(listing, previous)
-	if errno := n.fsys.headAll(mctx, prefix, listing); errno != 0 {
-		return nil, errno
+	order := make([]string, 0, len(listing))
+	for name := range listing {
+		order = append(order, name)
+	}
+	sort.Strings(order) // readdir's order, which ls -l and du follow
+	for i, name := range order {
+		ent := listing[name]
+		ent.idx = i
+		listing[name] = ent
 	}
 	n.mu.Lock()
-	n.listing = listing
+	n.listing, n.listingOrder = listing, order
 	n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	n.lastLooked, n.streak, n.prefetching = -1, 0, false
 	n.mu.Unlock()
 	// The cached map changes under n.mu as we create and remove children;
 	// callers get their own copy to read without it.
 	return maps.Clone(listing), 0
+}
+
+// listPage requests one page of the listing of prefix, under its own
+// deadline.
+func (n *Node) listPage(ctx context.Context, prefix, token string) (s3backend.ListResult, error) {
+	mctx, cancel := n.fsys.metaContext(ctx)
+	defer cancel()
+	return n.fsys.store.List(mctx, prefix, "/", token, 0)
 }
 
 func validName(name string) bool {
@@ -429,60 +750,6 @@ func reuseMetadata(listing, previous map[string]listEntry) {
 			listing[name] = old
 		}
 	}
-}
-
-// headAll fetches the metadata of every entry of a listing in parallel:
-// objects for mode, owner, mtime and symlink type; directories for their
-// marker's metadata.
-func (f *FS) headAll(ctx context.Context, prefix string, listing map[string]listEntry) syscall.Errno {
-	type result struct {
-		name string
-		ent  listEntry
-	}
-	names := make([]string, 0, len(listing))
-	for name, ent := range listing {
-		if !ent.hasMeta {
-			names = append(names, name)
-		}
-	}
-	results := make([]result, len(names))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(headConcurrency)
-	for i, name := range names {
-		ent := listing[name]
-		g.Go(func() error {
-			key := prefix + name
-			if ent.kind == kindDir {
-				key += "/"
-			}
-			info, err := f.store.Head(gctx, key)
-			switch {
-			case errors.Is(err, s3backend.ErrNotFound),
-				ent.kind == kindDir && errors.Is(err, s3backend.ErrInvalidKey): // no marker can exist (statRemote)
-				results[i] = result{name, ent} // implicit directory, or deleted since the listing
-				return nil
-			case err != nil:
-				return err
-			}
-			if ent.kind == kindDir {
-				ent.info, ent.hasMeta, ent.marker = info, true, true
-			} else {
-				ent.info, ent.hasMeta = info, true
-				ent.kind = kindOf(info)
-			}
-			results[i] = result{name, ent}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		errno := toErrno(err)
-		f.logFailure("readdir-head", prefix, err, errno)
-		return errno
-	}
-	for _, r := range results {
-		listing[r.name] = r.ent
-	}
-	return 0
 }
 
 // Mkdir writes the directory's marker object, as s3fs does.

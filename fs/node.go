@@ -81,9 +81,24 @@ type Node struct {
 	// push is the kernel page-cache fill's state (kernelfill.go).
 	push pushState
 
-	// Directory listing cache (directories only).
+	// Directory listing cache (directories only). listingOrder holds the
+	// listed names in listing order (listEntry.idx indexes it).
 	listing      map[string]listEntry
+	listingOrder []string
 	listingUntil time.Time
+	// Metadata of the listing's entries, fetched on demand (dir.go):
+	// fetching holds the HEADs in flight by name; lastLooked and streak
+	// follow a caller stat-ing entries in listing order (the index of the
+	// last entry looked up, and how many lookups in a row kept to that
+	// order); prefetching is set once the rest of the listing is being
+	// fetched. All reset with each new listing.
+	// dirReaders counts the open handles that have read this directory
+	// (cachedEntry).
+	dirReaders  int
+	fetching    map[string]chan struct{}
+	lastLooked  int
+	streak      int
+	prefetching bool
 }
 
 var (
@@ -227,15 +242,18 @@ func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
 		return
 	}
 	cfg := &n.fsys.cfg
+	changed := n.etag != info.ETag
 	n.size = info.Size
 	n.etag = info.ETag
 	if n.kind == kindDir {
 		n.size = 0
 	}
 	if !hasMeta {
-		// A listing has no metadata: keep what an earlier HEAD told us
-		// if the object has not changed since.
-		if n.attrs.mtime.IsZero() {
+		// A listing has no metadata: keep what an earlier HEAD (or our
+		// own write) told us if the object has not changed since. With
+		// listing metadata, a changed object shows the defaults and
+		// its new LastModified.
+		if n.attrs.mtime.IsZero() || (cfg.ListingMetadata && changed) {
 			n.attrs = defaultAttrs(cfg, n.kind, info.LastModified)
 		}
 		n.validUntil = time.Now().Add(cfg.StatCacheTTL)
@@ -343,7 +361,14 @@ func (n *Node) refreshIfStale(ctx context.Context) syscall.Errno {
 	}
 	mctx, cancel := n.fsys.metaContext(ctx)
 	defer cancel()
-	info, err := n.fsys.store.Head(mctx, key)
+	var info s3backend.ObjectInfo
+	var err error
+	listed := n.fsys.cfg.ListingMetadata
+	if listed {
+		info, err = n.fsys.listObject(mctx, key) // never a HEAD for stat
+	} else {
+		info, err = n.fsys.store.Head(mctx, key)
+	}
 	if err != nil {
 		errno := toErrno(err)
 		if errno != syscall.ENOENT {
@@ -355,7 +380,7 @@ func (n *Node) refreshIfStale(ctx context.Context) syscall.Errno {
 	if info.ETag != n.etag && n.kind == kindSymlink {
 		n.linkTarget = ""
 	}
-	n.applyInfoLocked(info, true)
+	n.applyInfoLocked(info, !listed)
 	n.mu.Unlock()
 	return 0
 }

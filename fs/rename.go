@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -272,14 +273,25 @@ func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) s
 	// A copy may get a new ETag (always, for a multipart source): the
 	// renamed nodes must pin their reads to the new one.
 	newETags := make([]string, len(keys))
+	// After a failure no copy starts, and the ones running finish (none
+	// is cancelled): when Wait returns, copied says exactly what exists
+	// under the new name, for the clean-up to take back.
 	copied := make([]bool, len(keys))
-	g, gctx := errgroup.WithContext(uctx)
+	var g errgroup.Group
+	var failed atomic.Bool
 	g.SetLimit(renameConcurrency)
 	for i, obj := range keys {
+		if failed.Load() {
+			break
+		}
 		g.Go(func() error {
-			etag, err := f.store.Copy(gctx, obj.Key, dstPrefix+obj.Key[len(srcPrefix):], obj.ETag, nil)
-			newETags[i], copied[i] = etag, err == nil
-			return err
+			etag, err := f.store.Copy(uctx, obj.Key, dstPrefix+obj.Key[len(srcPrefix):], obj.ETag, nil)
+			if err != nil {
+				failed.Store(true)
+				return err
+			}
+			newETags[i], copied[i] = etag, true
+			return nil
 		})
 	}
 	if !hasMarker {
@@ -289,7 +301,7 @@ func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) s
 		opts := putOptions(kindDir, dstKey, src.attrs, src.foreign)
 		src.mu.Unlock()
 		g.Go(func() error {
-			_, err := f.store.Upload(gctx, dstPrefix, emptyReader{}, 0, opts)
+			_, err := f.store.Upload(uctx, dstPrefix, emptyReader{}, 0, opts)
 			return err
 		})
 	}

@@ -236,6 +236,9 @@ func TestSpecialKeys(t *testing.T) {
 		"unicode/ünïcödé 日本語 🙂",
 		"punct/!$&'()*,;=@:~[]{}#^`",
 		"q?x=1&y",
+		// XML cannot carry these: listings are asked URL-encoded.
+		"ctl/a\x01b",
+		"ctl\x1fdir/x\ty",
 	}
 	for i, k := range keys {
 		upload(t, st, k, []byte(k), PutOptions{Metadata: map[string]string{"i": fmt.Sprint(i)}})
@@ -270,6 +273,12 @@ func TestSpecialKeys(t *testing.T) {
 	sort.Strings(want)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("List = %q\nwant %q", got, want)
+	}
+	// Prefixes are decoded too, and paging (the continuation token)
+	// goes on past them.
+	_, prefixes, _ := listAll(t, st, "", "/", 2)
+	if want := "copy/ ctl\x1fdir/ ctl/ percent%2F/ plus+sign/ punct/ unicode/ with space/"; strings.Join(prefixes, " ") != want {
+		t.Errorf("List with delimiter: prefixes %q, want %q", prefixes, want)
 	}
 }
 

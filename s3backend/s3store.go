@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,6 +275,8 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 		Bucket:  aws.String(s.bucket),
 		Prefix:  aws.String(s.prefix),
 		MaxKeys: aws.Int32(1),
+		// The first key may hold a character XML cannot (see List).
+		EncodingType: types.EncodingTypeUrl,
 	}, func(o *s3.Options) {
 		o.Retryer = retry.AddWithMaxAttempts(o.Retryer, checkAttempts)
 	})
@@ -327,6 +330,10 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 	in := &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.bucket),
 		Prefix: aws.String(s.full(prefix)),
+		// Keys come URL-encoded: XML 1.0 cannot carry a control
+		// character, and one such key would otherwise fail the page
+		// (the whole directory) to decode.
+		EncodingType: types.EncodingTypeUrl,
 	}
 	if delimiter != "" {
 		in.Delimiter = aws.String(delimiter)
@@ -346,7 +353,10 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 		CommonPrefixes: make([]string, 0, len(out.CommonPrefixes)),
 	}
 	for _, o := range out.Contents {
-		k := aws.ToString(o.Key)
+		k, err := listDecode(out.EncodingType, aws.ToString(o.Key))
+		if err != nil {
+			return ListResult{}, wrapErr("ListObjectsV2", prefix, err)
+		}
 		if k == s.prefix {
 			continue
 		}
@@ -358,12 +368,32 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 		})
 	}
 	for _, p := range out.CommonPrefixes {
-		res.CommonPrefixes = append(res.CommonPrefixes, s.rel(aws.ToString(p.Prefix)))
+		cp, err := listDecode(out.EncodingType, aws.ToString(p.Prefix))
+		if err != nil {
+			return ListResult{}, wrapErr("ListObjectsV2", prefix, err)
+		}
+		res.CommonPrefixes = append(res.CommonPrefixes, s.rel(cp))
 	}
 	if aws.ToBool(out.IsTruncated) {
 		res.NextToken = aws.ToString(out.NextContinuationToken)
 	}
 	return res, nil
+}
+
+// listDecode decodes a key or prefix of a listing asked with
+// EncodingType=url. S3 encodes as an HTML form does (a space is "+", a "+"
+// is "%2B"). A store that ignores the parameter says so by leaving
+// EncodingType out of its answer, and its keys are taken as they are. The
+// continuation token is opaque and never encoded.
+func listDecode(enc types.EncodingType, s string) (string, error) {
+	if enc != types.EncodingTypeUrl {
+		return s, nil
+	}
+	d, err := url.QueryUnescape(s)
+	if err != nil {
+		return "", fmt.Errorf("url-encoded key %q: %w", s, err)
+	}
+	return d, nil
 }
 
 // GetRange implements ObjectStore. n == 0 returns an empty body without a

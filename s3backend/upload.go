@@ -319,6 +319,8 @@ func (s *Store) ListMultipart(ctx context.Context, prefix string) ([]MultipartUp
 	in := &s3.ListMultipartUploadsInput{
 		Bucket: aws.String(s.bucket),
 		Prefix: aws.String(s.full(prefix)),
+		// As in List: keys come URL-encoded, the key marker too.
+		EncodingType: types.EncodingTypeUrl,
 	}
 	if s.listUploadsPage > 0 {
 		in.MaxUploads = aws.Int32(s.listUploadsPage)
@@ -332,8 +334,12 @@ func (s *Store) ListMultipart(ctx context.Context, prefix string) ([]MultipartUp
 			return nil, wrapErr("ListMultipartUploads", prefix, err)
 		}
 		for _, u := range page.Uploads {
+			k, err := listDecode(page.EncodingType, aws.ToString(u.Key))
+			if err != nil {
+				return nil, wrapErr("ListMultipartUploads", prefix, err)
+			}
 			out = append(out, MultipartUpload{
-				Key:       s.rel(aws.ToString(u.Key)),
+				Key:       s.rel(k),
 				UploadID:  aws.ToString(u.UploadId),
 				Initiated: aws.ToTime(u.Initiated),
 			})
@@ -341,7 +347,11 @@ func (s *Store) ListMultipart(ctx context.Context, prefix string) ([]MultipartUp
 		if !aws.ToBool(page.IsTruncated) {
 			return out, nil
 		}
-		nextKey, nextID := aws.ToString(page.NextKeyMarker), aws.ToString(page.NextUploadIdMarker)
+		nextKey, err := listDecode(page.EncodingType, aws.ToString(page.NextKeyMarker))
+		if err != nil {
+			return nil, wrapErr("ListMultipartUploads", prefix, err)
+		}
+		nextID := aws.ToString(page.NextUploadIdMarker)
 		if nextKey == "" && nextID == "" {
 			// A truncated page without markers would loop for ever.
 			return nil, errorf("ListMultipartUploads", prefix, "truncated listing without a continuation marker")

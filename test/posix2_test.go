@@ -80,6 +80,24 @@ func TestSpecialFiles(t *testing.T) {
 		for _, e := range ents {
 			listed[e.Name()] = e.Type()
 		}
+		// Types come from the listing, which has no metadata: an entry
+		// nothing has stat-ed yet may read as a regular file (README,
+		// Semantics); once stat-ed, readdir shows its type.
+		for _, f := range files {
+			name := names[f.name]
+			if _, ok := listed[name]; !ok {
+				t.Errorf("%s: first readdir does not show %s", when, name)
+			}
+			lstat(t, m.Path(name))
+		}
+		ents, err = os.ReadDir(m.Dir)
+		if err != nil {
+			t.Fatalf("%s: readdir: %v", when, err)
+		}
+		listed = map[string]os.FileMode{}
+		for _, e := range ents {
+			listed[e.Name()] = e.Type()
+		}
 		for _, f := range files {
 			name := names[f.name]
 			st := lstat(t, m.Path(name))

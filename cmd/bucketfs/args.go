@@ -195,7 +195,7 @@ type flagValues struct {
 	insecure, showVersion, showHelp, requesterPays                    bool
 	sse, sseKMSKeyID, sseCKeyFile, storageClass, acl                  string
 	endpoint, region, profile, logLevel, logFile                      string
-	logFormat, readyFile, metricsAddr                                 string
+	logFormat, readyFile, metricsAddr, metadata                       string
 	stagingDir, recoveryDir, cacheDir                                 string
 	blockSize, memoryCacheSize, cacheSize, sparseEditMin, stagingSize int64
 	statTTL, negativeTTL, uploadTimeout, shutdownTimeout, retryFor    time.Duration
@@ -218,6 +218,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.BoolVar(&fv.readOnly, "read-only", false, "mount read-only: every change fails with EROFS")
 	fs.DurationVar(&fv.statTTL, "stat-cache-ttl", defaultStatCacheTTL, "how long metadata and listings are trusted")
 	fs.DurationVar(&fv.negativeTTL, "negative-ttl", 0, "how long a name found missing stays missing without asking the store (at most --stat-cache-ttl; default 0: objects other tools create are visible at once, as with s3fs)")
+	fs.StringVar(&fv.metadata, "metadata", "full", "full: attributes as each object's metadata says (a HEAD when a stat asks for what a listing lacks); listing: from listings alone (size, mtime = LastModified, --uid/--gid/--file-mode/--dir-mode), never a HEAD")
 	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata (default: the daemon's uid)")
 	fs.Uint32Var(&fv.gid, "gid", uint32(env.GID), "group of objects that carry no metadata (default: the daemon's gid)")
 	fv.fileMode, fv.dirMode = defaultFileMode, defaultDirMode
@@ -348,6 +349,11 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	case "text", "json":
 	default:
 		return nil, usageErrorf("--log-format %q: want text or json", fv.logFormat)
+	}
+	switch cfg.Metadata = strings.ToLower(fv.metadata); cfg.Metadata {
+	case "full", "listing":
+	default:
+		return nil, usageErrorf("--metadata %q: want full or listing", fv.metadata)
 	}
 	if fv.readyFile != "" {
 		cfg.ReadyFile = env.abs(fv.readyFile)

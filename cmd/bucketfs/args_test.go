@@ -32,6 +32,7 @@ type wantCfg struct {
 	TTL, NegTTL                time.Duration
 	UID, GID                   uint32
 	FileMode, DirMode          uint32
+	Metadata                   string
 	// Overrides and the root's mode; -1 when unset.
 	OvUID, OvGID, OvUmask, RootMode int64
 }
@@ -49,7 +50,7 @@ func summarize(c *Config) wantCfg {
 		Endpoint: c.Endpoint, Region: c.Region, PathStyle: c.PathStyle, Insecure: c.InsecureSkipVerify,
 		ReadOnly: c.ReadOnly, AllowOther: c.AllowOther, NonEmpty: c.NonEmpty,
 		PasswdFile: c.PasswdFile, Profile: c.Profile, TTL: c.StatCacheTTL, NegTTL: c.NegativeTTL,
-		UID: c.UID, GID: c.GID, FileMode: c.FileMode, DirMode: c.DirMode,
+		UID: c.UID, GID: c.GID, FileMode: c.FileMode, DirMode: c.DirMode, Metadata: c.Metadata,
 		OvUID: optU32(c.Override.UID), OvGID: optU32(c.Override.GID), OvUmask: optU32(c.Override.Umask),
 		RootMode: optU32(c.RootMode),
 	}
@@ -58,7 +59,7 @@ func summarize(c *Config) wantCfg {
 // base is what "bucketfs b /mnt/x" gives with testEnv.
 func base(mod func(*wantCfg)) wantCfg {
 	w := wantCfg{Bucket: "b", Mountpoint: "/mnt/x", TTL: 5 * time.Second, UID: 1000, GID: 1000, FileMode: 0o644, DirMode: 0o755,
-		OvUID: -1, OvGID: -1, OvUmask: -1, RootMode: -1}
+		Metadata: "full", OvUID: -1, OvGID: -1, OvUmask: -1, RootMode: -1}
 	if mod != nil {
 		mod(&w)
 	}
@@ -118,6 +119,7 @@ func TestParseArgs(t *testing.T) {
 		{"mp_umask", "b /mnt/x -o allow_other,mp_umask=022", base(func(w *wantCfg) { w.AllowOther, w.RootMode = true, 0o755 })},
 		{"mp_umask without allow_other", "b /mnt/x -o mp_umask=077", base(nil)},
 		{"modes", "--file-mode 600 --dir-mode 0o700 b /mnt/x", base(func(w *wantCfg) { w.FileMode, w.DirMode = 0o600, 0o700 })},
+		{"listing metadata", "--metadata listing b /mnt/x", base(func(w *wantCfg) { w.Metadata = "listing" })},
 		{"negative ttl flag", "--negative-ttl 2s b /mnt/x", base(func(w *wantCfg) { w.NegTTL = 2 * time.Second })},
 		{"enable_noobj_cache", "--stat-cache-ttl 9s b /mnt/x -o enable_noobj_cache",
 			base(func(w *wantCfg) { w.TTL, w.NegTTL = 9*time.Second, 9*time.Second })},
@@ -223,6 +225,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"--endpoint localhost:9000 b /m", "--endpoint"},
 		{"--file-mode 9 b /m", "file-mode"},
 		{"--log-level loud b /m", "--log-level"},
+		{"--metadata some b /m", "--metadata"},
 		{":p /m", "empty bucket name"},
 		{"b:a//c /m", "invalid prefix"},
 		{"b:../x /m", "invalid prefix"},

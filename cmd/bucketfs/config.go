@@ -56,11 +56,14 @@ type Config struct {
 	ReadOnly     bool
 	StatCacheTTL time.Duration
 	NegativeTTL  time.Duration // how long "no such name" is trusted
-	UID, GID     uint32
-	FileMode     uint32
-	DirMode      uint32
-	AllowOther   bool
-	NonEmpty     bool
+	// Metadata is "full" (attributes from each object's metadata) or
+	// "listing" (from listings alone, never a HEAD).
+	Metadata   string
+	UID, GID   uint32
+	FileMode   uint32
+	DirMode    uint32
+	AllowOther bool
+	NonEmpty   bool
 
 	// Override holds -o uid=, gid=, umask= (libfuse's overrides: what every
 	// object shows, whatever its metadata), unlike UID, GID, FileMode and

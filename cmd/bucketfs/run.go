@@ -148,6 +148,7 @@ func run(ctx context.Context, cfg *Config) error {
 		ReadOnly:         cfg.ReadOnly,
 		StatCacheTTL:     cfg.StatCacheTTL,
 		NegativeTTL:      cfg.NegativeTTL,
+		ListingMetadata:  cfg.Metadata == "listing",
 		UID:              cfg.UID,
 		GID:              cfg.GID,
 		FileMode:         cfg.FileMode,

@@ -1,0 +1,277 @@
+package test
+
+import (
+	"bytes"
+	"crypto/md5" //nolint:gosec // the digest S3 asks for with SSE-C
+	"encoding/base64"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// Listings at scale (issue #11): names and types come from the listing,
+// HEADs only where a stat asks for what the listing lacks.
+
+// requestsBy sums bucketfs_s3_requests_total by op ("head", "list", "get"…)
+// over every outcome.
+func requestsBy(samples map[string]float64) map[string]float64 {
+	by := map[string]float64{}
+	for name, v := range samples {
+		rest, ok := strings.CutPrefix(name, `bucketfs_s3_requests_total{op="`)
+		if !ok {
+			continue
+		}
+		op, _, _ := strings.Cut(rest, `"`)
+		by[op] += v
+	}
+	return by
+}
+
+// countRequests runs f and returns the store requests the daemon serving
+// metrics at addr sent meanwhile, by op.
+func countRequests(t *testing.T, addr string, f func()) map[string]float64 {
+	t.Helper()
+	before, _ := scrape(t, addr)
+	f()
+	after, _ := scrape(t, addr)
+	b, a := requestsBy(before), requestsBy(after)
+	for op := range a {
+		a[op] -= b[op]
+	}
+	return a
+}
+
+// lsEntry is one line of `ls -ln --time-style=+%s`.
+type lsEntry struct {
+	mode       string
+	uid, gid   int
+	size       int64
+	mtime      int64
+	name, link string
+}
+
+// lsLong runs ls -ln on dir and parses its lines by name.
+func lsLong(t *testing.T, dir string) map[string]lsEntry {
+	t.Helper()
+	out := run(t, dir, "ls", "-ln", "--time-style=+%s", ".")
+	ents := map[string]lsEntry{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || f[0] == "total" {
+			continue
+		}
+		var e lsEntry
+		e.mode = f[0]
+		e.uid, _ = strconv.Atoi(f[2])
+		e.gid, _ = strconv.Atoi(f[3])
+		e.size, _ = strconv.ParseInt(f[4], 10, 64)
+		e.mtime, _ = strconv.ParseInt(f[5], 10, 64)
+		e.name = f[6]
+		if len(f) >= 9 && f[7] == "->" {
+			e.link = f[8]
+		}
+		ents[e.name] = e
+	}
+	return ents
+}
+
+// TestListingFindSendsNoHead: find over 2,000 objects in 20 directories
+// sends no HEAD of any object; ls -l then still shows the s3fs metadata
+// of a directory's objects, and a symlink made through the mount is a
+// symlink again after a remount.
+func TestListingFindSendsNoHead(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	opts := []mountOpt{withTTL(time.Minute), withFlags("--metrics-addr", addr)}
+	m := mount(t, opts...)
+	const dirs, per = 20, 100
+	m.putMany(dirs*per, 32, func(i int) string { return fmt.Sprintf("d%02d/f%03d", i/per, i%per) },
+		func(i int) []byte { return []byte(strconv.Itoa(i)) })
+
+	var out string
+	reqs := countRequests(t, addr, func() { out = run(t, m.Dir, "find", ".") })
+	if n := strings.Count(out, "\n"); n != 1+dirs+dirs*per {
+		t.Errorf("find printed %d lines, want %d", n, 1+dirs+dirs*per)
+	}
+	t.Logf("find: %v", reqs)
+	// Full metadata mode asks each directory for its marker when find
+	// stats it (a directory's mode and owner live there, and with
+	// allow_other the kernel enforces them), never an object.
+	if reqs["head"] > dirs {
+		t.Errorf("find sent %.0f HEADs for %d directories of %d objects: it HEADs objects", reqs["head"], dirs, dirs*per)
+	}
+	if reqs["list"] < dirs+1 || reqs["get"] != 0 {
+		t.Errorf("find sent %.0f LISTs and %.0f GETs, want at least %d LISTs and no GET", reqs["list"], reqs["get"], dirs+1)
+	}
+
+	// s3fs metadata, shown by ls -l of a directory nobody stat-ed yet.
+	const metaFiles = 12
+	for i := 0; i < metaFiles; i++ {
+		m.Put(fmt.Sprintf("meta/f%02d", i), []byte(strings.Repeat("x", i)), map[string]string{
+			"mode": strconv.Itoa(0o100600 + i%2*0o40), "uid": strconv.Itoa(1000 + i), "gid": "77", "mtime": strconv.Itoa(1600000000 + i)})
+	}
+	m.Put("meta/", nil, map[string]string{"mode": strconv.Itoa(0o40700), "uid": "5", "gid": "6", "mtime": "1500000000"})
+	if err := os.Symlink("f00", m.Path("meta/link")); err != nil {
+		t.Fatal(err)
+	}
+	unmountAll(t, m)
+
+	m2 := mount(t, append(opts, onBucket(m.Bucket))...)
+	lstat(t, m2.Path("meta")) // its own cold lookup, not counted below
+	var ents map[string]lsEntry
+	reqs = countRequests(t, addr, func() { ents = lsLong(t, m2.Path("meta")) })
+	t.Logf("ls -l meta: %v", reqs)
+	if reqs["head"] > metaFiles+1 {
+		t.Errorf("ls -l of %d entries sent %.0f HEADs: more than one per entry", metaFiles+1, reqs["head"])
+	}
+	for i := 0; i < metaFiles; i++ {
+		name := fmt.Sprintf("f%02d", i)
+		e, ok := ents[name]
+		wantMode := "-rw-------"
+		if i%2 == 1 {
+			wantMode = "-rw-r-----"
+		}
+		if !ok || e.mode != wantMode || e.uid != 1000+i || e.gid != 77 || e.mtime != int64(1600000000+i) || e.size != int64(i) {
+			t.Errorf("ls -l %s: %+v, want %s %d:77 size %d mtime %d", name, e, wantMode, 1000+i, i, 1600000000+i)
+		}
+	}
+	if e := ents["link"]; !strings.HasPrefix(e.mode, "l") || e.link != "f00" {
+		t.Errorf("ls -l link after remount: %+v, want a symlink to f00", e)
+	}
+	if got, err := os.Readlink(m2.Path("meta/link")); err != nil || got != "f00" {
+		t.Errorf("readlink after remount = %q, %v", got, err)
+	}
+	if st := lstat(t, m2.Path("meta")); st.Mode != 0o40700 || st.Uid != 5 || st.Mtim.Sec != 1500000000 {
+		t.Errorf("meta: mode %#o uid %d mtime %d, want the marker's 040700 5 1500000000", st.Mode, st.Uid, st.Mtim.Sec)
+	}
+	// A symlink looked up cold (no listing) is a symlink too.
+	m3 := mount(t, append(opts[:1], onBucket(m.Bucket))...)
+	if st := lstat(t, m3.Path("meta/link")); st.Mode&0o170000 != 0o120000 {
+		t.Errorf("cold lstat of the symlink: mode %#o", st.Mode)
+	}
+}
+
+// TestListingMetadataMode: with --metadata listing, ls -l of a directory
+// sends only its listing and shows size, mtime = LastModified and the
+// flags' owner and modes; find sends no HEAD either.
+func TestListingMetadataMode(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr, "--metadata", "listing",
+		"--uid", "4321", "--gid", "4322", "--file-mode", "0640", "--dir-mode", "0750"))
+	const n = 40
+	for i := 0; i < n; i++ {
+		m.Put(fmt.Sprintf("l/f%02d", i), bytes.Repeat([]byte("y"), i), map[string]string{"mode": strconv.Itoa(0o100600), "uid": "7", "mtime": "1600000000"})
+	}
+	m.Put("l/sub/x", []byte("x"), nil)
+	lastMod := map[string]int64{}
+	for _, o := range listObjects(t, m, "l/") {
+		lastMod[strings.TrimPrefix(aws.ToString(o.Key), m.Key("l/"))] = aws.ToTime(o.LastModified).Unix()
+	}
+
+	var ents map[string]lsEntry
+	reqs := countRequests(t, addr, func() { ents = lsLong(t, m.Path("l")) })
+	t.Logf("ls -l (listing metadata): %v", reqs)
+	for op, c := range reqs {
+		if op != "list" && c != 0 {
+			t.Errorf("ls -l sent %.0f %s requests, want LISTs only", c, op)
+		}
+	}
+	if reqs["list"] == 0 {
+		t.Error("ls -l sent no LIST")
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%02d", i)
+		e := ents[name]
+		if e.mode != "-rw-r-----" || e.uid != 4321 || e.gid != 4322 || e.size != int64(i) || e.mtime != lastMod[name] {
+			t.Errorf("ls -l %s: %+v, want -rw-r----- 4321:4322 size %d mtime %d (LastModified)", name, e, i, lastMod[name])
+		}
+	}
+	if e := ents["sub"]; e.mode != "drwxr-x---" || e.uid != 4321 {
+		t.Errorf("ls -l sub: %+v, want drwxr-x--- 4321", e)
+	}
+	reqs = countRequests(t, addr, func() { run(t, m.Dir, "find", ".", "-name", "nothing") })
+	if reqs["head"] != 0 {
+		t.Errorf("find sent %.0f HEADs with listing metadata", reqs["head"])
+	}
+	// A cold lookup asks listings too.
+	m2 := mount(t, onBucket(m.Bucket), withFlags("--metadata", "listing", "--uid", "4321"))
+	if st := lstat(t, m2.Path("l/f03")); st.Size != 3 || st.Uid != 4321 || st.Mtim.Sec != lastMod["f03"] {
+		t.Errorf("cold lstat l/f03: size %d uid %d mtime %d", st.Size, st.Uid, st.Mtim.Sec)
+	}
+	if st := lstat(t, m2.Path("l/sub")); st.Mode&0o170000 != 0o040000 {
+		t.Errorf("cold lstat l/sub: mode %#o, want a directory", st.Mode)
+	}
+}
+
+// listObjects lists prefix (under the mount prefix) with the SDK.
+func listObjects(t *testing.T, m *Mount, prefix string) []types.Object {
+	t.Helper()
+	ctx, cancel := s3ctx()
+	defer cancel()
+	out, err := m.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(m.Bucket), Prefix: aws.String(m.Key(prefix))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Contents
+}
+
+// TestListingTolerance: an object whose HEAD fails (SSE-C: a HEAD without
+// the customer key gets 400) does not break ls or ls -l of its directory,
+// and the log says why; a key with a control character does not break
+// its directory's listing.
+func TestListingTolerance(t *testing.T) {
+	t.Parallel()
+	srv, ca := startSSEMinio(t)
+	m := mount(t, onServer(srv), withEnv("AWS_CA_BUNDLE="+ca), withTTL(time.Minute))
+	key := randBytes(5, 32)
+	sum := md5.Sum(key) //nolint:gosec // the digest S3 asks for
+	ctx, cancel := s3ctx()
+	_, err := m.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(m.Bucket), Key: aws.String(m.Key("enc/secret")), Body: bytes.NewReader([]byte("sealed")),
+		SSECustomerAlgorithm: aws.String("AES256"),
+		SSECustomerKey:       aws.String(base64.StdEncoding.EncodeToString(key)),
+		SSECustomerKeyMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+	})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		m.Put("enc/"+name, []byte(name), map[string]string{"mode": strconv.Itoa(0o100604), "uid": "9"})
+	}
+	if got := run(t, m.Path("enc"), "ls"); got != "a\nb\nc\nd\nsecret\n" {
+		t.Errorf("ls with an SSE-C object: %q", got)
+	}
+	ents := lsLong(t, m.Path("enc"))
+	for _, name := range []string{"a", "b", "c", "d"} {
+		if e := ents[name]; e.mode != "-rw----r--" || e.uid != 9 {
+			t.Errorf("ls -l %s beside an SSE-C object: %+v", name, e)
+		}
+	}
+	if e, ok := ents["secret"]; !ok || e.size != 6 {
+		t.Errorf("ls -l secret (HEAD fails): %+v, %v; want it listed with its listing size 6", e, ok)
+	}
+	eventually(t, 10*time.Second, func() string {
+		b, _ := os.ReadFile(m.LogFile)
+		if !bytes.Contains(b, []byte("stat-entry")) || !bytes.Contains(b, []byte("enc/secret")) {
+			return "the log does not say why enc/secret shows the listing's attributes"
+		}
+		return ""
+	})
+
+	m.Put("ctl/a\x01b", []byte("ctl"), nil)
+	m.Put("ctl/plain", []byte("p"), nil)
+	m.Put("ctl/sp ace+plus", []byte("s"), nil)
+	if got := run(t, m.Path("ctl"), "ls"); got != "a\x01b\nplain\nsp ace+plus\n" {
+		t.Errorf("ls of a directory with a control character in a key: %q", got)
+	}
+	sameBytes(t, "a\\x01b", readFile(t, m.Path("ctl/a\x01b")), []byte("ctl"))
+}
