@@ -81,6 +81,9 @@ func TestSummarize(t *testing.T) {
 	if c := summarize([]sample{{Status: stFail}, {Status: stTimeout}}); c.Status != stTimeout {
 		t.Fatalf("timeout: %+v", c)
 	}
+	if c := summarize([]sample{{Status: stUnavailable}}); c.Status != stUnavailable || formatCell(c, "s") != "unavailable" {
+		t.Fatalf("unavailable: %+v", c)
+	}
 	if c := summarize([]sample{{Status: stSkipped}}); c.Status != stSkipped {
 		t.Fatalf("skipped: %+v", c)
 	}
@@ -105,14 +108,15 @@ func TestRatioOrientation(t *testing.T) {
 }
 
 func TestMarkdownTable(t *testing.T) {
-	x, y := 100.0, 50.0
+	x, y, z := 100.0, 50.0, 200.0
 	ms := []metric{{ID: "a", Label: "A", Unit: "MB/s", HigherBetter: true}, {ID: "b", Label: "B", Unit: "s"}}
 	cells := map[string]map[string]cell{
-		"a": {"bucketfs": {Status: stOK, Median: &x}, "s3fs": {Status: stOK, Median: &y}, "rclone": {Status: stFail}},
+		"a": {"bucketfs": {Status: stOK, Median: &x}, "s3fs": {Status: stOK, Median: &y}, "rclone": {Status: stFail},
+			"goofys": {Status: stUnavailable}, "sdk": {Status: stOK, Median: &z}},
 		"b": {"bucketfs": {Status: stWrong}},
 	}
-	out := markdownTable(ms, cells, []string{"bucketfs", "s3fs", "rclone", "sdk"})
-	for _, want := range []string{"| A | MB/s | 100 | 50 | fail | — | 2.00× |", "| B | s | **wrong** | — | — | — | — |"} {
+	out := markdownTable(ms, cells, []string{"bucketfs", "s3fs", "rclone", "goofys", "sdk"})
+	for _, want := range []string{"| A | MB/s | 100 | 50 | fail | unavailable | 200 | 2.00× | 0.50× |", "| B | s | **wrong** | — | — | — | — | — | — |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

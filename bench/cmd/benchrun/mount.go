@@ -361,6 +361,50 @@ func (t *rcloneTool) Options() string {
 }
 func (t *rcloneTool) Version() string { return t.ver }
 
+// goTool mounts with goofys or geesefs (built at pinned versions by
+// bench/run.sh): both take --endpoint and --region, use path-style requests
+// for a non-AWS endpoint unless told --subdomain, read the credentials from
+// the environment and keep no disk cache by default.
+type goTool struct {
+	name   string
+	bin    string
+	target s3Target
+	extra  []string
+	ver    string
+}
+
+func (t *goTool) Name() string { return t.name }
+func (t *goTool) flags() []string {
+	return append([]string{"--region", "us-east-1"}, t.extra...)
+}
+func (t *goTool) Command(dir, priv string) ([]string, []string, error) {
+	argv := append([]string{t.bin, "--endpoint", t.target.Endpoint}, t.flags()...)
+	argv = append(argv, t.target.Bucket, dir)
+	return argv, s3Env(t.target, priv), nil
+}
+func (t *goTool) Options() string {
+	return t.name + " --endpoint URL " + strings.Join(t.flags(), " ") +
+		" BUCKET MOUNTPOINT (credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; path-style, its default; all else " + t.name + " defaults)"
+}
+func (t *goTool) Version() string {
+	// goofys v0.24.0 built without its Makefile says "0.24.0-use `make
+	// build' to fill version hash correctly".
+	v, _, _ := strings.Cut(t.ver, "-use `make build'")
+	return v
+}
+
+// s3Env is the environment of a tool that reads its credentials from the
+// AWS variables: those, and HOME and TMPDIR in its private directory, so
+// that no ~/.aws file of the machine's user is read.
+func s3Env(t s3Target, priv string) []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + t.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + t.SecretKey,
+		"HOME=" + priv,
+		"TMPDIR=" + priv,
+	}
+}
+
 // firstLine runs a version command and keeps its first line.
 func firstLine(argv ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -238,7 +238,7 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 		return
 	}
 	if why, ok := r.missing[tool]; ok {
-		finish(stFail, why)
+		finish(stUnavailable, why)
 		return
 	}
 	if w == "fio" || w == "fiodirect" {
@@ -517,6 +517,15 @@ func sdkVersion() string {
 	return strings.Join(parts, ", ") + " (" + bi.GoVersion + ")"
 }
 
+func (r *runner) wantsTool(t string) bool {
+	for _, x := range r.cfg.Tools {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *runner) setupTools() error {
 	for _, t := range r.cfg.Tools {
 		switch t {
@@ -528,9 +537,36 @@ func (r *runner) setupTools() error {
 			if _, err := exec.LookPath(t); err != nil {
 				r.missing[t] = t + " not installed"
 			}
+		case "goofys", "geesefs":
+			bin := &r.cfg.GoofysBin
+			if t == "geesefs" {
+				bin = &r.cfg.GeesefsBin
+			}
+			p, why := findTool(*bin)
+			if why != "" {
+				r.missing[t] = why
+				continue
+			}
+			*bin = p
 		}
 	}
 	return nil
+}
+
+// findTool resolves a tool's binary (a path, or a name on PATH). When it is
+// missing, the reason is what bench/run.sh wrote into BIN.unavailable (why
+// it could not build it), else "not installed".
+func findTool(bin string) (string, string) {
+	if p, err := exec.LookPath(bin); err == nil {
+		if a, err := filepath.Abs(p); err == nil {
+			p = a
+		}
+		return p, ""
+	}
+	if b, err := os.ReadFile(bin + ".unavailable"); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return "", string(bytes.TrimSpace(b))
+	}
+	return "", filepath.Base(bin) + " not installed"
 }
 
 // configureTools builds the mounters once the endpoint is known.
@@ -545,6 +581,13 @@ func (r *runner) configureTools() {
 	r.tools["bucketfs"] = &bucketfsTool{bin: r.cfg.BucketfsBin, logFile: filepath.Join(r.logDir, "bucketfs-daemon.log"), target: r.target, extra: strings.Fields(r.cfg.BucketfsArgs), ver: ver}
 	r.tools["s3fs"] = &s3fsTool{target: r.target, extra: r.cfg.S3fsOpts, ver: firstLine("s3fs", "--version")}
 	r.tools["rclone"] = &rcloneTool{target: r.target, extra: strings.Fields(r.cfg.RcloneArgs), ver: firstLine("rclone", "version")}
+	for _, t := range []struct {
+		name, bin, args string
+	}{{"goofys", r.cfg.GoofysBin, r.cfg.GoofysArgs}, {"geesefs", r.cfg.GeesefsBin, r.cfg.GeesefsArgs}} {
+		if _, ok := r.missing[t.name]; !ok && r.wantsTool(t.name) {
+			r.tools[t.name] = &goTool{name: t.name, bin: t.bin, target: r.target, extra: strings.Fields(t.args), ver: firstLine(t.bin, "--version")}
+		}
+	}
 }
 
 // ---- results ----
@@ -569,11 +612,22 @@ func (r *runner) notes() []string {
 	return []string{
 		"Each cell is the median of the runs that succeeded; 'wrong' means a data check failed in at least one run; fail/timeout/skipped say why there is no figure.",
 		"MB/s = 10^6 bytes per second. Writes are timed from open() until close() has returned and the object is complete in the bucket (polled with HEAD / LIST), so asynchronous uploads are counted.",
-		"'bucketfs vs best peer' compares with the better of s3fs and rclone; > 1 means bucketfs is better (for seconds and MiB the ratio is inverted).",
+		"'bucketfs vs best peer' compares with the best of s3fs, rclone, goofys and geesefs; 'bucketfs vs bare SDK' with the bare SDK doing the same transfer or the same requests; > 1 means bucketfs is better (for seconds, MiB and CPU the ratio is inverted).",
 		"Cold = fresh mount, then sync and echo 3 > /proc/sys/vm/drop_caches. Every workload-run gets a fresh mount. MinIO keeps its data on tmpfs, so cold means cold on the client only.",
 		fmt.Sprintf("The bare SDK column is aws-sdk-go-v2 alone: %d parallel ranged GETs / multipart parts of %s (bucketfs's defaults). It has no cache, so no warm figure.", r.cfg.Concurrency, humanSize(r.cfg.PartSize)),
 		"Every byte of the sequential reads (1, 1b, 2) is checked against the CRC-32C of what was written (SHA-256, at 1.4 GB/s here, would cap a warm read), and of the small files read back (4c) against SHA-256; every write (3, 4a, 7a) is fetched back through the SDK and checked; ls/find/grep must show the expected entries; after fio, 256 random 4 KiB preads and after grep, one file in 5 of the tree are read back through the same mount and checked.",
 	}
+}
+
+// unavailableNotes says, per tool that could not run here, why.
+func (r *runner) unavailableNotes() []string {
+	var out []string
+	for _, t := range r.cfg.Tools {
+		if why, ok := r.missing[t]; ok {
+			out = append(out, fmt.Sprintf("%s: %s: %s.", toolTitles[t], stUnavailable, strings.TrimSuffix(why, ".")))
+		}
+	}
+	return out
 }
 
 func (r *runner) writeResults() error {
@@ -595,6 +649,8 @@ func (r *runner) writeResults() error {
 		if m, ok := r.tools[t]; ok {
 			versions[t] = m.Version()
 			mopts[t] = m.Options()
+		} else if why, ok := r.missing[t]; ok {
+			versions[t] = stUnavailable + ": " + why
 		}
 	}
 	if r.minio != nil {
@@ -609,7 +665,7 @@ func (r *runner) writeResults() error {
 		Config:      r.cfg,
 		Metrics:     r.metrics,
 		Cells:       cells,
-		Notes:       r.notes(),
+		Notes:       append(r.notes(), r.unavailableNotes()...),
 		Log:         r.stepLog,
 		WorkDirLogs: r.logDir,
 	}
