@@ -54,7 +54,7 @@ type config struct {
 }
 
 var allTools = []string{"bucketfs", "s3fs", "rclone", "goofys", "geesefs", "sdk"}
-var allWorkloads = []string{"seqread", "seqread4", "write", "small", "list", "fio", "fiodirect", "devday"}
+var allWorkloads = []string{"seqread", "seqread4", "write", "small", "list", "fio", "fiodirect", "devday", "launch"}
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "worker" {
@@ -64,7 +64,7 @@ func main() {
 	var cfg config
 	var tools, workloads, size, smallSize, partSize string
 	flag.StringVar(&tools, "tools", strings.Join(allTools, ","), "tools to run: bucketfs,s3fs,rclone,goofys,geesefs,sdk")
-	flag.StringVar(&workloads, "workloads", "all", "workloads: all, or a list of seqread(1,2,8a),seqread4(1b,8c),write(3,8b),small(4),list(5),fio(6),fiodirect(6c),devday(7)")
+	flag.StringVar(&workloads, "workloads", "all", "workloads: all, or a list of seqread(1,2,8a),seqread4(1b,8c),write(3,8b),small(4),list(5),fio(6),fiodirect(6c),devday(7),launch(9)")
 	flag.IntVar(&cfg.Runs, "runs", 3, "runs per cell (the table shows the median)")
 	flag.StringVar(&size, "size", "1GiB", "size of the big object (workloads 1-3, 6)")
 	flag.IntVar(&cfg.SmallFiles, "small-files", 1000, "files in the small-files workload")
@@ -107,7 +107,7 @@ func main() {
 	if cfg.Tools, err = pickList(tools, allTools, nil); err != nil {
 		fatal(err)
 	}
-	aliases := map[string]string{"1": "seqread", "2": "seqread", "3": "write", "4": "small", "5": "list", "6": "fio", "6c": "fiodirect", "7": "devday", "8": "seqread,seqread4,write", "1b": "seqread4"}
+	aliases := map[string]string{"1": "seqread", "2": "seqread", "3": "write", "4": "small", "5": "list", "6": "fio", "6c": "fiodirect", "7": "devday", "8": "seqread,seqread4,write", "1b": "seqread4", "9": "launch"}
 	if cfg.Workloads, err = pickList(workloads, allWorkloads, aliases); err != nil {
 		fatal(err)
 	}

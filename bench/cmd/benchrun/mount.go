@@ -36,28 +36,43 @@ type mount struct {
 
 const mountTimeout = 60 * time.Second
 
-// doMount mounts m on dir and waits until the mount answers.
-func doMount(ctx context.Context, m mounter, dir, priv, logPath string) (*mount, error) {
+// prepareMount makes dir an empty mount point and priv an empty private
+// directory, and returns the command that mounts m there.
+func prepareMount(m mounter, dir, priv string) (argv, env []string, err error) {
 	if err := ensureUnmounted(dir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	_ = os.RemoveAll(priv)
 	if err := os.MkdirAll(priv, 0o700); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	argv, env, err := m.Command(dir, priv)
-	if err != nil {
-		return nil, err
-	}
+	return m.Command(dir, priv)
+}
+
+// openMountLog opens a tool's log for appending and notes the command.
+func openMountLog(logPath string, argv []string) (*os.File, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
 	fmt.Fprintf(logf, "\n=== %s mount %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
+	return logf, nil
+}
+
+// doMount mounts m on dir and waits until the mount answers.
+func doMount(ctx context.Context, m mounter, dir, priv, logPath string) (*mount, error) {
+	argv, env, err := prepareMount(m, dir, priv)
+	if err != nil {
+		return nil, err
+	}
+	logf, err := openMountLog(logPath, argv)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
 	mctx, cancel := context.WithTimeout(ctx, mountTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(mctx, argv[0], argv[1:]...)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"time"
@@ -37,6 +38,11 @@ type job struct {
 	Conc     int      `json:"conc,omitempty"`
 	Manifest string   `json:"manifest,omitempty"` // devtree manifest file
 	Every    int      `json:"every,omitempty"`    // treeverify: check one file in Every
+	Argv     []string `json:"argv,omitempty"`     // launch: the mount command
+	Env      []string `json:"env,omitempty"`      // launch: its environment
+	Dir      string   `json:"dir,omitempty"`      // launch: its working directory
+	Log      string   `json:"log,omitempty"`      // launch: its log
+	Want     []byte   `json:"want,omitempty"`     // launch: the file's content
 }
 
 // jobResult is a worker's output (JSON on stdout).
@@ -77,6 +83,8 @@ func workerMain(arg string) {
 			err = wSpotCheck(&j, &res)
 		case "treeverify":
 			err = wTreeVerify(&j, &res)
+		case "launch":
+			err = wLaunchRead(ctx, &j, &res)
 		default:
 			err = fmt.Errorf("unknown op %q", j.Op)
 		}
@@ -368,5 +376,60 @@ func wTreeVerify(j *job, res *jobResult) error {
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	res.Count = checked
+	return nil
+}
+
+// wLaunchRead starts the mount command and polls a read of Path until it
+// returns Want: Seconds is the time from the command's start. It then
+// waits for the command (which returns once the daemon is in the
+// background, or at once for a tool that detaches first).
+func wLaunchRead(ctx context.Context, j *job, res *jobResult) error {
+	logf, err := openMountLog(j.Log, j.Argv)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(j.Argv[0], j.Argv[1:]...)
+	cmd.Env, cmd.Dir = j.Env, j.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var last error
+	for {
+		b, err := os.ReadFile(j.Path)
+		if err == nil && bytes.Equal(b, j.Want) {
+			break
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: read %d bytes, want %q", errWrong, len(b), j.Want)
+		}
+		last = err
+		select {
+		case err := <-exited:
+			// The command is done; if it failed, the mount is not coming.
+			if err != nil {
+				return fmt.Errorf("mount command: %w (log %s)", err, j.Log)
+			}
+			exited = nil
+		case <-ctx.Done():
+			return fmt.Errorf("%v; last read: %v", ctx.Err(), last)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	if exited != nil {
+		select {
+		case err := <-exited:
+			if err != nil {
+				return fmt.Errorf("mount command, after the read: %w (log %s)", err, j.Log)
+			}
+		case <-time.After(mountTimeout):
+			return errors.New("mount command still running after the read")
+		}
+	}
 	return nil
 }
