@@ -226,3 +226,15 @@ func TestFormatRatio(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+	stat := []byte("1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 9 0\n")
+	got, err := parseStatCPU(stat)
+	if err != nil || got != 4 {
+		t.Fatalf("parseStatCPU = %v, %v; want 4 s (400 ticks)", got, err)
+	}
+	if _, err := parseStatCPU([]byte("garbage")); err == nil {
+		t.Fatal("garbage accepted")
+	}
+}

@@ -271,6 +271,43 @@ func findDaemon(dir string) int {
 	return best
 }
 
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat:
+// 100 on every Linux architecture Go supports (sysconf(_SC_CLK_TCK) would
+// need cgo to ask).
+const clockTicks = 100
+
+// procCPU returns the CPU seconds (user + system, all threads) pid has used
+// so far, from fields 14 and 15 of /proc/PID/stat.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b)
+}
+
+func parseStatCPU(b []byte) (float64, error) {
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields that follow start after its last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("/proc/PID/stat: no ')'")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/PID/stat: %d fields after the name", len(f))
+	}
+	var ticks float64
+	for _, s := range f[11:13] { // utime, stime: fields 14 and 15
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/PID/stat: %w", err)
+		}
+		ticks += float64(v)
+	}
+	return ticks / clockTicks, nil
+}
+
 // vmHWM returns the peak resident set size of pid in bytes (VmHWM).
 func vmHWM(pid int) (int64, error) {
 	return procStatusKiB(fmt.Sprintf("/proc/%d/status", pid), "VmHWM:")

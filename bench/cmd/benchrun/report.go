@@ -103,6 +103,8 @@ func formatValue(v float64, unit string) string {
 		return fmt.Sprintf("%.1f", v)
 	case "×": // ratios close to 1, where the third digit matters
 		return fmt.Sprintf("%.3f", v)
+	case "CPU-s/GiB": // targets are tenths apart (0.4, 0.6, 0.9)
+		return fmt.Sprintf("%.2f", v)
 	case "MB/s", "MiB":
 		if v < 10 {
 			return fmt.Sprintf("%.1f", v)

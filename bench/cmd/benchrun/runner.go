@@ -105,6 +105,8 @@ func (r *runner) defineMetrics() []metric {
 		{"rss_read", "8a. Peak RSS of the daemon during 1 (VmHWM)", "MiB", false, "seqread"},
 		{"rss_write", "8b. Peak RSS of the daemon during 3 (VmHWM)", "MiB", false, "write"},
 		{"rss_read4", "8c. Peak RSS of the daemon during 1b (VmHWM)", "MiB", false, "seqread4"},
+		{"cpu_read", "8d. CPU of the daemon during 1, per GiB read (utime+stime from /proc/PID/stat)", "CPU-s/GiB", false, "seqread"},
+		{"cpu_write", "8e. CPU of the daemon during 3, per GiB written (until the object is in the bucket)", "CPU-s/GiB", false, "write"},
 		{"launch", "9. Launch to first read: mount command started → a small file in the mount read (polled every 1 ms)", "ms", false, "launch"},
 	}
 }
@@ -223,7 +225,7 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 	ids := r.metricsOf(w)
 	if tool == "sdk" {
 		// The SDK has no cache and no daemon apart from itself.
-		ids = map[string][]string{"seqread": {"read_cold", "rss_read"}, "write": {"write", "rss_write"}}[w]
+		ids = map[string][]string{"seqread": {"read_cold", "rss_read", "cpu_read"}, "write": {"write", "rss_write", "cpu_write"}}[w]
 	}
 	c := &cellRun{r: r, tool: tool, run: run, done: map[string]bool{}}
 	finish := func(status, detail string) {
@@ -448,6 +450,26 @@ func (r *runner) peakRSS(c *cellRun, id string, m *mount) {
 		return
 	}
 	c.ok(id, float64(hwm)/mib, nil)
+}
+
+// daemonCPU returns the CPU seconds the mount's daemon has used so far, or
+// an error that says why it is not known.
+func daemonCPU(m *mount) (float64, error) {
+	if m.PID == 0 {
+		return 0, errors.New("daemon process not found")
+	}
+	return procCPU(m.PID)
+}
+
+// cpuPerGiB records the daemon's CPU between cpu0 (with err0 from its
+// reading) and now, per GiB of n bytes moved.
+func (r *runner) cpuPerGiB(c *cellRun, id string, m *mount, cpu0 float64, err0 error, n int64) {
+	cpu1, err := daemonCPU(m)
+	if err = errors.Join(err0, err); err != nil {
+		c.bad(id, err)
+		return
+	}
+	c.ok(id, (cpu1-cpu0)/(float64(n)/(1<<30)), map[string]float64{"cpu_seconds": cpu1 - cpu0})
 }
 
 // ---- machine and versions ----

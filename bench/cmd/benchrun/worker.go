@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"time"
 )
 
@@ -54,6 +55,17 @@ type jobResult struct {
 	Err     string  `json:"err,omitempty"`
 	HWM     int64   `json:"hwm,omitempty"` // the worker's own VmHWM (SDK column)
 	Close   float64 `json:"close_seconds,omitempty"`
+	CPU     float64 `json:"cpu_seconds,omitempty"` // the worker's own CPU during the transfer (SDK column)
+}
+
+// selfCPU returns the CPU seconds (user + system) this process has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }
 
 func workerMain(arg string) {
@@ -222,9 +234,9 @@ func wSeqWrite(ctx context.Context, j *job, res *jobResult) error {
 
 func wSDKRead(ctx context.Context, j *job, res *jobResult) error {
 	c := j.S3.client()
-	t0 := time.Now()
+	cpu0, t0 := selfCPU(), time.Now()
 	sum, err := sdkRead(ctx, c, j.S3.Bucket, j.Key, j.Size, j.PartSize, j.Conc, newCRC32C())
-	res.Seconds = time.Since(t0).Seconds()
+	res.Seconds, res.CPU = time.Since(t0).Seconds(), selfCPU()-cpu0
 	if err != nil {
 		return err
 	}
@@ -237,11 +249,11 @@ func wSDKRead(ctx context.Context, j *job, res *jobResult) error {
 
 func wSDKWrite(ctx context.Context, j *job, res *jobResult) error {
 	c := j.S3.client()
-	t0 := time.Now()
+	cpu0, t0 := selfCPU(), time.Now()
 	if err := sdkWrite(ctx, c, j.S3.Bucket, j.Key, dataGen{j.Seed}, j.Size, j.PartSize, j.Conc); err != nil {
 		return err
 	}
-	res.Seconds = time.Since(t0).Seconds()
+	res.Seconds, res.CPU = time.Since(t0).Seconds(), selfCPU()-cpu0
 	res.Close = res.Seconds
 	res.Bytes = j.Size
 	return nil

@@ -146,6 +146,7 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 		}
 		c.ok("read_cold", mbps(size, res.Seconds), nil)
 		c.ok("rss_read", float64(res.HWM)/mib, nil)
+		c.ok("cpu_read", res.CPU/(float64(size)/(1<<30)), map[string]float64{"cpu_seconds": res.CPU})
 		return nil
 	}
 	m, err := r.coldMount(ctx, c.tool)
@@ -154,6 +155,7 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 	}
 	defer r.unmount(m)
 	path := filepath.Join(m.Dir, bigKey)
+	cpu0, cerr := daemonCPU(m)
 	res, err := r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, CRC32C: r.bigCRC})
 	if err != nil {
 		c.bad("read_cold", err)
@@ -162,6 +164,7 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 		}
 	} else {
 		c.ok("read_cold", mbps(size, res.Seconds), nil)
+		r.cpuPerGiB(c, "cpu_read", m, cpu0, cerr, size)
 	}
 	r.peakRSS(c, "rss_read", m)
 	res, err = r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, CRC32C: r.bigCRC})
@@ -249,12 +252,17 @@ func (r *runner) wWrite(ctx context.Context, c *cellRun) error {
 			return err
 		}
 		c.ok("rss_write", float64(res.HWM)/mib, nil)
+		c.ok("cpu_write", res.CPU/(float64(size)/(1<<30)), map[string]float64{"cpu_seconds": res.CPU})
 	} else {
 		m, merr := r.mount(ctx, c.tool)
 		if merr != nil {
 			return merr
 		}
+		cpu0, cerr := daemonCPU(m)
 		res, err = r.worker(ctx, seqTimeout(size), job{Op: "seqwrite", Path: filepath.Join(m.Dir, key), Key: key, Size: size, Seed: bigSeed})
+		if err == nil {
+			r.cpuPerGiB(c, "cpu_write", m, cpu0, cerr, size)
+		}
 		r.peakRSS(c, "rss_write", m)
 		r.unmount(m)
 		if err != nil {
