@@ -94,7 +94,7 @@ build_geesefs() { # OUT
 		if ! (cd "$src" && GOFLAGS= timeout 1800 go build -o "$1" .); then
 			why=$(grep -v '^go: downloading' bench/.bin/geesefs.build.log | tail -1)
 			if grep -q 'replacement directory ./s3ext does not exist' bench/.bin/geesefs.build.log; then
-				why="its go.mod replaces aws-sdk-go with ./s3ext, a nested module (Yandex's fork of the SDK) that the module proxy's copy of geesefs $GEESEFS_VERSION leaves out"
+				why="its go.mod replaces aws-sdk-go with ./s3ext, a nested module (Yandex's fork of the SDK) that the module proxy's copy of geesefs $GEESEFS_VERSION leaves out (with upstream aws-sdk-go in its place it does not compile: it calls the fork's ListObjectsV1Ext and PatchObject)"
 			fi
 			unavailable geesefs "geesefs $GEESEFS_VERSION did not build: $why"
 		fi
