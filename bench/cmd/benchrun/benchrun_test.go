@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -236,5 +237,44 @@ func TestParseStatCPU(t *testing.T) {
 	}
 	if _, err := parseStatCPU([]byte("garbage")); err == nil {
 		t.Fatal("garbage accepted")
+	}
+}
+
+func TestRequestCounts(t *testing.T) {
+	page := func(head, headMiss, list, down float64) string {
+		return fmt.Sprintf(`# HELP bucketfs_s3_requests_total Store calls.
+# TYPE bucketfs_s3_requests_total counter
+bucketfs_s3_requests_total{op="head",outcome="ok"} %v
+bucketfs_s3_requests_total{op="head",outcome="not_found"} %v
+bucketfs_s3_requests_total{op="list",outcome="ok"} %v
+bucketfs_s3_request_duration_seconds_count{op="head"} 99
+bucketfs_s3_download_bytes_total %v
+`, head, headMiss, list, down)
+	}
+	before, err := parseRequestMetrics(strings.NewReader(page(2, 1, 5, 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseRequestMetrics(strings.NewReader(page(10, 3, 5, 4196)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := diffCounts(before, after)
+	want := map[string]float64{"head": 10, "head/not_found": 2, reqDownBytes: 4096}
+	if len(d) != len(want) {
+		t.Fatalf("diff = %v, want %v", d, want)
+	}
+	for k, v := range want {
+		if d[k] != v {
+			t.Fatalf("diff = %v, want %v", d, want)
+		}
+	}
+	cells := map[string]map[string]cell{"a": {"bucketfs": {Samples: []sample{
+		{Status: stOK, Requests: d}, {Status: stOK, Requests: map[string]float64{"head": 12, "get": 1}}}}}}
+	out := requestsTable([]metric{{ID: "a", Label: "A"}}, cells, "bucketfs")
+	for _, w := range []string{"| Step | HEAD | GET | of which not ok |", "| A | 11 | 0.5 | 1 |"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("requests table lacks %q:\n%s", w, out)
+		}
 	}
 }

@@ -28,10 +28,24 @@ type mounter interface {
 
 // mount is a live mount made by the runner.
 type mount struct {
-	Dir  string
-	PID  int // daemon serving it, 0 if not found
-	priv string
-	log  string
+	Dir     string
+	PID     int    // daemon serving it, 0 if not found
+	Metrics string // HOST:PORT of its Prometheus metrics (bucketfs), or ""
+	priv    string
+	log     string
+}
+
+// metricsServer is a mounter whose last Command serves metrics.
+type metricsServer interface {
+	metricsAddr() string
+}
+
+// metricsAddrOf is the metrics address of m's last Command, or "".
+func metricsAddrOf(m mounter) string {
+	if ms, ok := m.(metricsServer); ok {
+		return ms.metricsAddr()
+	}
+	return ""
 }
 
 const mountTimeout = 60 * time.Second
@@ -98,7 +112,7 @@ func doMount(ctx context.Context, m mounter, dir, priv, logPath string) (*mount,
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return &mount{Dir: dir, PID: findDaemon(dir), priv: priv, log: logPath}, nil
+	return &mount{Dir: dir, PID: findDaemon(dir), Metrics: metricsAddrOf(m), priv: priv, log: logPath}, nil
 }
 
 // unmount unmounts and waits for the daemon to exit (it may be draining
@@ -338,12 +352,20 @@ type bucketfsTool struct {
 	target  s3Target
 	extra   []string
 	ver     string
+	addr    string // --metrics-addr of the last Command
 }
 
-func (t *bucketfsTool) Name() string { return "bucketfs" }
+func (t *bucketfsTool) Name() string        { return "bucketfs" }
+func (t *bucketfsTool) metricsAddr() string { return t.addr }
 func (t *bucketfsTool) Command(dir, priv string) ([]string, []string, error) {
+	// Metrics on a free loopback port, for the request counts per step.
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	t.addr = addr
 	argv := []string{t.bin, "--endpoint", t.target.Endpoint,
-		"--log-file", t.logFile, "--recovery-dir", filepath.Join(priv, "recovery")}
+		"--log-file", t.logFile, "--recovery-dir", filepath.Join(priv, "recovery"), "--metrics-addr", addr}
 	argv = append(argv, t.extra...)
 	argv = append(argv, t.target.Bucket, dir)
 	return argv, []string{
@@ -353,8 +375,8 @@ func (t *bucketfsTool) Command(dir, priv string) ([]string, []string, error) {
 	}, nil
 }
 func (t *bucketfsTool) Options() string {
-	return strings.Join(append([]string{"bucketfs", "--endpoint", "URL", "--log-file", "FILE", "--recovery-dir", "DIR"}, t.extra...), " ") +
-		" BUCKET MOUNTPOINT (credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, staging dir under TMPDIR=DIR; all else bucketfs defaults)"
+	return strings.Join(append([]string{"bucketfs", "--endpoint", "URL", "--log-file", "FILE", "--recovery-dir", "DIR", "--metrics-addr", "127.0.0.1:PORT"}, t.extra...), " ") +
+		" BUCKET MOUNTPOINT (credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, TMPDIR=DIR; metrics for the request counts; all else bucketfs defaults)"
 }
 func (t *bucketfsTool) Version() string { return t.ver }
 

@@ -34,6 +34,9 @@ type sample struct {
 	Status string             `json:"status"`
 	Detail string             `json:"detail,omitempty"`
 	Extra  map[string]float64 `json:"extra,omitempty"`
+	// Requests are the store calls bucketfs made during the step, by op,
+	// by "op/outcome" for the failed ones, and body bytes (bytes/...).
+	Requests map[string]float64 `json:"requests,omitempty"`
 }
 
 type cell struct {

@@ -201,7 +201,11 @@ func (r *runner) run(ctx context.Context) error {
 // toolWorkloads says which workloads a tool takes part in.
 func toolRuns(tool, w string) bool {
 	if tool == "sdk" {
-		return w == "seqread" || w == "write"
+		switch w {
+		case "seqread", "write", "small", "list", "devday":
+			return true
+		}
+		return false
 	}
 	return true
 }
@@ -223,11 +227,11 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 		return
 	}
 	ids := r.metricsOf(w)
-	if tool == "sdk" {
+	if tool == "sdk" && (w == "seqread" || w == "write") {
 		// The SDK has no cache and no daemon apart from itself.
 		ids = map[string][]string{"seqread": {"read_cold", "rss_read", "cpu_read"}, "write": {"write", "rss_write", "cpu_write"}}[w]
 	}
-	c := &cellRun{r: r, tool: tool, run: run, done: map[string]bool{}}
+	c := &cellRun{r: r, tool: tool, run: run, done: map[string]bool{}, reqs: map[string]map[string]float64{}}
 	finish := func(status, detail string) {
 		for _, id := range ids {
 			if !c.done[id] {
@@ -299,16 +303,17 @@ type cellRun struct {
 	tool string
 	run  int
 	done map[string]bool
+	reqs map[string]map[string]float64 // metric id -> requests during its step
 }
 
 func (c *cellRun) ok(id string, v float64, extra map[string]float64) {
-	c.r.record(id, c.tool, sample{Run: c.run, Value: v, Status: stOK, Extra: extra})
+	c.r.record(id, c.tool, sample{Run: c.run, Value: v, Status: stOK, Extra: extra, Requests: c.reqs[id]})
 	c.done[id] = true
 	c.r.logf("  %-13s %s", id, formatValue(v, c.r.unitOf(id)))
 }
 
 func (c *cellRun) bad(id string, err error) {
-	c.r.record(id, c.tool, sample{Run: c.run, Status: classify(err), Detail: err.Error()})
+	c.r.record(id, c.tool, sample{Run: c.run, Status: classify(err), Detail: err.Error(), Requests: c.reqs[id]})
 	c.done[id] = true
 	c.r.logf("  %-13s %s: %v", id, classify(err), err)
 }
@@ -720,6 +725,11 @@ func (r *runner) renderMarkdown(res resultsFile) string {
 		m["cpu"], m["cores"], m["memory"], m["os"], m["kernel"], m["loadavg_at_start"], r.cfg.Runs, res.Elapsed/60)
 	b.WriteString(markdownTable(r.metrics, res.Cells, r.cfg.Tools))
 	b.WriteString("\n")
+	if t := requestsTable(r.metrics, res.Cells, "bucketfs"); t != "" {
+		b.WriteString("Requests bucketfs sent per step (median of the runs; from its `bucketfs_s3_requests_total`, read before and after each step; `PUT (upload)` is one PutObject or one whole multipart upload made in one store call, a streamed upload counts its MPU create, parts and complete; failed calls are in results.json as `op/outcome`):\n\n")
+		b.WriteString(t)
+		b.WriteString("\n")
+	}
 	for _, n := range res.Notes {
 		b.WriteString("- " + n + "\n")
 	}

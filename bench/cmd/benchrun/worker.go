@@ -24,38 +24,40 @@ import (
 
 // job is a worker's input.
 type job struct {
-	Op       string   `json:"op"`
-	Path     string   `json:"path,omitempty"` // file or directory in the mount
-	Size     int64    `json:"size,omitempty"`
-	Seed     uint64   `json:"seed,omitempty"`
-	SHA256   string   `json:"sha256,omitempty"`
-	CRC32C   string   `json:"crc32c,omitempty"` // timed reads (see wSeqRead)
-	N        int      `json:"n,omitempty"`
-	FileSize int      `json:"file_size,omitempty"`
-	S3       s3Target `json:"s3"`
-	Key      string   `json:"key,omitempty"`    // object key (write checks)
-	Prefix   string   `json:"prefix,omitempty"` // key prefix (small files)
-	PartSize int64    `json:"part_size,omitempty"`
-	Conc     int      `json:"conc,omitempty"`
-	Manifest string   `json:"manifest,omitempty"` // devtree manifest file
-	Every    int      `json:"every,omitempty"`    // treeverify: check one file in Every
-	Argv     []string `json:"argv,omitempty"`     // launch: the mount command
-	Env      []string `json:"env,omitempty"`      // launch: its environment
-	Dir      string   `json:"dir,omitempty"`      // launch: its working directory
-	Log      string   `json:"log,omitempty"`      // launch: its log
-	Want     []byte   `json:"want,omitempty"`     // launch: the file's content
+	Op       string         `json:"op"`
+	Path     string         `json:"path,omitempty"` // file or directory in the mount
+	Size     int64          `json:"size,omitempty"`
+	Seed     uint64         `json:"seed,omitempty"`
+	SHA256   string         `json:"sha256,omitempty"`
+	CRC32C   string         `json:"crc32c,omitempty"` // timed reads (see wSeqRead)
+	N        int            `json:"n,omitempty"`
+	FileSize int            `json:"file_size,omitempty"`
+	S3       s3Target       `json:"s3"`
+	Key      string         `json:"key,omitempty"`    // object key (write checks)
+	Prefix   string         `json:"prefix,omitempty"` // key prefix (small files)
+	PartSize int64          `json:"part_size,omitempty"`
+	Conc     int            `json:"conc,omitempty"`
+	Manifest string         `json:"manifest,omitempty"` // devtree manifest file
+	Every    int            `json:"every,omitempty"`    // treeverify: check one file in Every
+	Argv     []string       `json:"argv,omitempty"`     // launch: the mount command
+	Env      []string       `json:"env,omitempty"`      // launch: its environment
+	Dir      string         `json:"dir,omitempty"`      // launch: its working directory
+	Log      string         `json:"log,omitempty"`      // launch: its log
+	Want     []byte         `json:"want,omitempty"`     // launch: the file's content
+	Counts   map[string]int `json:"counts,omitempty"`   // SDK floors: expected counts
 }
 
 // jobResult is a worker's output (JSON on stdout).
 type jobResult struct {
-	Seconds float64 `json:"seconds"`
-	Bytes   int64   `json:"bytes,omitempty"`
-	Count   int     `json:"count,omitempty"`
-	Wrong   string  `json:"wrong,omitempty"` // data check failure
-	Err     string  `json:"err,omitempty"`
-	HWM     int64   `json:"hwm,omitempty"` // the worker's own VmHWM (SDK column)
-	Close   float64 `json:"close_seconds,omitempty"`
-	CPU     float64 `json:"cpu_seconds,omitempty"` // the worker's own CPU during the transfer (SDK column)
+	Seconds float64            `json:"seconds"`
+	Bytes   int64              `json:"bytes,omitempty"`
+	Count   int                `json:"count,omitempty"`
+	Wrong   string             `json:"wrong,omitempty"` // data check failure
+	Err     string             `json:"err,omitempty"`
+	HWM     int64              `json:"hwm,omitempty"` // the worker's own VmHWM (SDK column)
+	Close   float64            `json:"close_seconds,omitempty"`
+	CPU     float64            `json:"cpu_seconds,omitempty"` // the worker's own CPU during the transfer (SDK column)
+	Steps   map[string]float64 `json:"steps,omitempty"`       // SDK floors: seconds per metric id
 }
 
 // selfCPU returns the CPU seconds (user + system) this process has used.
@@ -68,6 +70,28 @@ func selfCPU() float64 {
 	return tv(ru.Utime) + tv(ru.Stime)
 }
 
+// noCtx adapts an op that needs no context.
+func noCtx(f func(*job, *jobResult) error) func(context.Context, *job, *jobResult) error {
+	return func(_ context.Context, j *job, res *jobResult) error { return f(j, res) }
+}
+
+// workerOps are the jobs a worker runs, by job.Op.
+var workerOps = map[string]func(context.Context, *job, *jobResult) error{
+	"seqread":     noCtx(wSeqRead),
+	"seqwrite":    wSeqWrite,
+	"sdkread":     wSDKRead,
+	"sdkwrite":    wSDKWrite,
+	"smallcreate": wSmallCreate,
+	"smallread":   noCtx(wSmallRead),
+	"smalldelete": wSmallDelete,
+	"spotcheck":   noCtx(wSpotCheck),
+	"treeverify":  noCtx(wTreeVerify),
+	"launch":      wLaunchRead,
+	"sdksmall":    wSDKSmall,
+	"sdklist":     wSDKList,
+	"sdkdev":      wSDKDev,
+}
+
 func workerMain(arg string) {
 	var j job
 	res := jobResult{}
@@ -76,28 +100,9 @@ func workerMain(arg string) {
 	} else {
 		ctx := context.Background()
 		var err error
-		switch j.Op {
-		case "seqread":
-			err = wSeqRead(&j, &res)
-		case "seqwrite":
-			err = wSeqWrite(ctx, &j, &res)
-		case "sdkread":
-			err = wSDKRead(ctx, &j, &res)
-		case "sdkwrite":
-			err = wSDKWrite(ctx, &j, &res)
-		case "smallcreate":
-			err = wSmallCreate(ctx, &j, &res)
-		case "smallread":
-			err = wSmallRead(&j, &res)
-		case "smalldelete":
-			err = wSmallDelete(ctx, &j, &res)
-		case "spotcheck":
-			err = wSpotCheck(&j, &res)
-		case "treeverify":
-			err = wTreeVerify(&j, &res)
-		case "launch":
-			err = wLaunchRead(ctx, &j, &res)
-		default:
+		if op, ok := workerOps[j.Op]; ok {
+			err = op(ctx, &j, &res)
+		} else {
 			err = fmt.Errorf("unknown op %q", j.Op)
 		}
 		if errors.Is(err, errWrong) {
