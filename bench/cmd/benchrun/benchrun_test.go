@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -276,5 +277,26 @@ bucketfs_s3_download_bytes_total %v
 		if !strings.Contains(out, w) {
 			t.Errorf("requests table lacks %q:\n%s", w, out)
 		}
+	}
+}
+
+func TestLaunchReadPolls(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/m/hello.txt"
+	// A stand-in for a mount command that detaches: the file appears, with
+	// a partial write first, after the command has returned.
+	script := `(sleep 0.2; mkdir -p "$1"; printf hel > "$2"; sleep 0.1; printf 'hello\n' > "$2") >/dev/null 2>&1 &`
+	j := job{Argv: []string{"sh", "-c", script, "sh", dir + "/m", file}, Dir: dir, Log: dir + "/log", Path: file, Want: []byte("hello\n")}
+	var res jobResult
+	if err := wLaunchRead(context.Background(), &j, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Seconds <= 0 {
+		t.Fatalf("seconds = %v", res.Seconds)
+	}
+	// A mount command that fails ends the poll with its error.
+	j = job{Argv: []string{"sh", "-c", "exit 3"}, Dir: dir, Log: dir + "/log", Path: dir + "/none", Want: []byte("x")}
+	if err := wLaunchRead(context.Background(), &j, &res); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("failed command: %v", err)
 	}
 }
