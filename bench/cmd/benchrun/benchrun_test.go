@@ -3,9 +3,11 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -81,6 +83,9 @@ func TestSummarize(t *testing.T) {
 	if c := summarize([]sample{{Status: stFail}, {Status: stTimeout}}); c.Status != stTimeout {
 		t.Fatalf("timeout: %+v", c)
 	}
+	if c := summarize([]sample{{Status: stUnavailable}}); c.Status != stUnavailable || formatCell(c, "s") != "unavailable" {
+		t.Fatalf("unavailable: %+v", c)
+	}
 	if c := summarize([]sample{{Status: stSkipped}}); c.Status != stSkipped {
 		t.Fatalf("skipped: %+v", c)
 	}
@@ -105,14 +110,15 @@ func TestRatioOrientation(t *testing.T) {
 }
 
 func TestMarkdownTable(t *testing.T) {
-	x, y := 100.0, 50.0
+	x, y, z := 100.0, 50.0, 200.0
 	ms := []metric{{ID: "a", Label: "A", Unit: "MB/s", HigherBetter: true}, {ID: "b", Label: "B", Unit: "s"}}
 	cells := map[string]map[string]cell{
-		"a": {"bucketfs": {Status: stOK, Median: &x}, "s3fs": {Status: stOK, Median: &y}, "rclone": {Status: stFail}},
+		"a": {"bucketfs": {Status: stOK, Median: &x}, "s3fs": {Status: stOK, Median: &y}, "rclone": {Status: stFail},
+			"goofys": {Status: stUnavailable}, "sdk": {Status: stOK, Median: &z}},
 		"b": {"bucketfs": {Status: stWrong}},
 	}
-	out := markdownTable(ms, cells, []string{"bucketfs", "s3fs", "rclone", "sdk"})
-	for _, want := range []string{"| A | MB/s | 100 | 50 | fail | — | 2.00× |", "| B | s | **wrong** | — | — | — | — |"} {
+	out := markdownTable(ms, cells, []string{"bucketfs", "s3fs", "rclone", "goofys", "sdk"})
+	for _, want := range []string{"| A | MB/s | 100 | 50 | fail | unavailable | 200 | 2.00× | 0.50× |", "| B | s | **wrong** | — | — | — | — | — | — |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -220,5 +226,77 @@ func TestFormatRatio(t *testing.T) {
 		if got := formatRatio(r); got != want {
 			t.Errorf("formatRatio(%v) = %s, want %s", r, got, want)
 		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+	stat := []byte("1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 9 0\n")
+	got, err := parseStatCPU(stat)
+	if err != nil || got != 4 {
+		t.Fatalf("parseStatCPU = %v, %v; want 4 s (400 ticks)", got, err)
+	}
+	if _, err := parseStatCPU([]byte("garbage")); err == nil {
+		t.Fatal("garbage accepted")
+	}
+}
+
+func TestRequestCounts(t *testing.T) {
+	page := func(head, headMiss, list, down float64) string {
+		return fmt.Sprintf(`# HELP bucketfs_s3_requests_total Store calls.
+# TYPE bucketfs_s3_requests_total counter
+bucketfs_s3_requests_total{op="head",outcome="ok"} %v
+bucketfs_s3_requests_total{op="head",outcome="not_found"} %v
+bucketfs_s3_requests_total{op="list",outcome="ok"} %v
+bucketfs_s3_request_duration_seconds_count{op="head"} 99
+bucketfs_s3_download_bytes_total %v
+`, head, headMiss, list, down)
+	}
+	before, err := parseRequestMetrics(strings.NewReader(page(2, 1, 5, 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseRequestMetrics(strings.NewReader(page(10, 3, 5, 4196)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := diffCounts(before, after)
+	want := map[string]float64{"head": 10, "head/not_found": 2, reqDownBytes: 4096}
+	if len(d) != len(want) {
+		t.Fatalf("diff = %v, want %v", d, want)
+	}
+	for k, v := range want {
+		if d[k] != v {
+			t.Fatalf("diff = %v, want %v", d, want)
+		}
+	}
+	cells := map[string]map[string]cell{"a": {"bucketfs": {Samples: []sample{
+		{Status: stOK, Requests: d}, {Status: stOK, Requests: map[string]float64{"head": 12, "get": 1}}}}}}
+	out := requestsTable([]metric{{ID: "a", Label: "A"}}, cells, "bucketfs")
+	for _, w := range []string{"| Step | HEAD | GET | of which not ok |", "| A | 11 | 0.5 | 1 |"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("requests table lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func TestLaunchReadPolls(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/m/hello.txt"
+	// A stand-in for a mount command that detaches: the file appears, with
+	// a partial write first, after the command has returned.
+	script := `(sleep 0.2; mkdir -p "$1"; printf hel > "$2"; sleep 0.1; printf 'hello\n' > "$2") >/dev/null 2>&1 &`
+	j := job{Argv: []string{"sh", "-c", script, "sh", dir + "/m", file}, Dir: dir, Log: dir + "/log", Path: file, Want: []byte("hello\n")}
+	var res jobResult
+	if err := wLaunchRead(context.Background(), &j, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Seconds <= 0 {
+		t.Fatalf("seconds = %v", res.Seconds)
+	}
+	// A mount command that fails ends the poll with its error.
+	j = job{Argv: []string{"sh", "-c", "exit 3"}, Dir: dir, Log: dir + "/log", Path: dir + "/none", Want: []byte("x")}
+	if err := wLaunchRead(context.Background(), &j, &res); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("failed command: %v", err)
 	}
 }

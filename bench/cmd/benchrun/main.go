@@ -43,14 +43,18 @@ type config struct {
 	BucketfsVer  string `json:"-"`
 	S3fsOpts     string `json:"s3fs_opts"`
 	RcloneArgs   string `json:"rclone_args"`
+	GoofysBin    string `json:"-"`
+	GoofysArgs   string `json:"goofys_args"`
+	GeesefsBin   string `json:"-"`
+	GeesefsArgs  string `json:"geesefs_args"`
 	MinioBin     string `json:"-"`
 	WorkDir      string `json:"-"`
 	OutDir       string `json:"-"`
 	Repo         string `json:"-"`
 }
 
-var allTools = []string{"bucketfs", "s3fs", "rclone", "sdk"}
-var allWorkloads = []string{"seqread", "seqread4", "write", "small", "list", "fio", "fiodirect", "devday"}
+var allTools = []string{"bucketfs", "s3fs", "rclone", "goofys", "geesefs", "sdk"}
+var allWorkloads = []string{"seqread", "seqread4", "write", "small", "list", "fio", "fiodirect", "devday", "launch"}
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "worker" {
@@ -59,8 +63,8 @@ func main() {
 	}
 	var cfg config
 	var tools, workloads, size, smallSize, partSize string
-	flag.StringVar(&tools, "tools", strings.Join(allTools, ","), "tools to run: bucketfs,s3fs,rclone,sdk")
-	flag.StringVar(&workloads, "workloads", "all", "workloads: all, or a list of seqread(1,2,8a),seqread4(1b,8c),write(3,8b),small(4),list(5),fio(6),fiodirect(6c),devday(7)")
+	flag.StringVar(&tools, "tools", strings.Join(allTools, ","), "tools to run: bucketfs,s3fs,rclone,goofys,geesefs,sdk")
+	flag.StringVar(&workloads, "workloads", "all", "workloads: all, or a list of seqread(1,2,8a),seqread4(1b,8c),write(3,8b),small(4),list(5),fio(6),fiodirect(6c),devday(7),launch(9)")
 	flag.IntVar(&cfg.Runs, "runs", 3, "runs per cell (the table shows the median)")
 	flag.StringVar(&size, "size", "1GiB", "size of the big object (workloads 1-3, 6)")
 	flag.IntVar(&cfg.SmallFiles, "small-files", 1000, "files in the small-files workload")
@@ -72,12 +76,16 @@ func main() {
 	flag.IntVar(&cfg.FioJobs, "fio-jobs", 4, "fio numjobs")
 	flag.StringVar(&partSize, "part-size", fmt.Sprint(s3backend.DefaultPartSize), "bare SDK part size (default: bucketfs's)")
 	flag.IntVar(&cfg.Concurrency, "concurrency", s3backend.DefaultUploadConcurrency, "bare SDK parts in flight (default: bucketfs's)")
-	flag.DurationVar(&cfg.Budget, "budget", 28*time.Minute, "time budget: cells not started by then are skipped")
+	flag.DurationVar(&cfg.Budget, "budget", 45*time.Minute, "time budget: cells not started by then are skipped")
 	flag.StringVar(&cfg.BucketfsBin, "bucketfs", "bench/.bin/bucketfs", "bucketfs binary")
 	flag.StringVar(&cfg.BucketfsVer, "bucketfs-version", "", "bucketfs version for the report (default: git describe of --repo)")
 	flag.StringVar(&cfg.BucketfsArgs, "bucketfs-args", "", "extra bucketfs flags (space separated)")
 	flag.StringVar(&cfg.S3fsOpts, "s3fs-opts", "", "extra s3fs -o options (comma separated)")
 	flag.StringVar(&cfg.RcloneArgs, "rclone-args", "--vfs-write-back 0s", "extra rclone mount flags (space separated)")
+	flag.StringVar(&cfg.GoofysBin, "goofys", "goofys", "goofys binary (a name is looked up on PATH); missing: its cells read unavailable, with the reason in FILE.unavailable if bench/run.sh left one")
+	flag.StringVar(&cfg.GoofysArgs, "goofys-args", "", "extra goofys flags (space separated)")
+	flag.StringVar(&cfg.GeesefsBin, "geesefs", "geesefs", "geesefs binary (as --goofys)")
+	flag.StringVar(&cfg.GeesefsArgs, "geesefs-args", "", "extra geesefs flags (space separated)")
 	flag.StringVar(&cfg.MinioBin, "minio", "", "minio binary (default: $MINIO_BIN, PATH, $GOPATH/bin, else built)")
 	flag.StringVar(&cfg.WorkDir, "workdir", "/tmp/bucketfs-bench", "scratch directory (mount points, logs, caches)")
 	flag.StringVar(&cfg.OutDir, "out", "bench/results", "results directory")
@@ -99,7 +107,7 @@ func main() {
 	if cfg.Tools, err = pickList(tools, allTools, nil); err != nil {
 		fatal(err)
 	}
-	aliases := map[string]string{"1": "seqread", "2": "seqread", "3": "write", "4": "small", "5": "list", "6": "fio", "6c": "fiodirect", "7": "devday", "8": "seqread,seqread4,write", "1b": "seqread4"}
+	aliases := map[string]string{"1": "seqread", "2": "seqread", "3": "write", "4": "small", "5": "list", "6": "fio", "6c": "fiodirect", "7": "devday", "8": "seqread,seqread4,write", "1b": "seqread4", "9": "launch"}
 	if cfg.Workloads, err = pickList(workloads, allWorkloads, aliases); err != nil {
 		fatal(err)
 	}

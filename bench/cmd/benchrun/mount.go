@@ -28,36 +28,65 @@ type mounter interface {
 
 // mount is a live mount made by the runner.
 type mount struct {
-	Dir  string
-	PID  int // daemon serving it, 0 if not found
-	priv string
-	log  string
+	Dir     string
+	PID     int    // daemon serving it, 0 if not found
+	Metrics string // HOST:PORT of its Prometheus metrics (bucketfs), or ""
+	priv    string
+	log     string
+}
+
+// metricsServer is a mounter whose last Command serves metrics.
+type metricsServer interface {
+	metricsAddr() string
+}
+
+// metricsAddrOf is the metrics address of m's last Command, or "".
+func metricsAddrOf(m mounter) string {
+	if ms, ok := m.(metricsServer); ok {
+		return ms.metricsAddr()
+	}
+	return ""
 }
 
 const mountTimeout = 60 * time.Second
 
-// doMount mounts m on dir and waits until the mount answers.
-func doMount(ctx context.Context, m mounter, dir, priv, logPath string) (*mount, error) {
+// prepareMount makes dir an empty mount point and priv an empty private
+// directory, and returns the command that mounts m there.
+func prepareMount(m mounter, dir, priv string) (argv, env []string, err error) {
 	if err := ensureUnmounted(dir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	_ = os.RemoveAll(priv)
 	if err := os.MkdirAll(priv, 0o700); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	argv, env, err := m.Command(dir, priv)
-	if err != nil {
-		return nil, err
-	}
+	return m.Command(dir, priv)
+}
+
+// openMountLog opens a tool's log for appending and notes the command.
+func openMountLog(logPath string, argv []string) (*os.File, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
 	fmt.Fprintf(logf, "\n=== %s mount %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
+	return logf, nil
+}
+
+// doMount mounts m on dir and waits until the mount answers.
+func doMount(ctx context.Context, m mounter, dir, priv, logPath string) (*mount, error) {
+	argv, env, err := prepareMount(m, dir, priv)
+	if err != nil {
+		return nil, err
+	}
+	logf, err := openMountLog(logPath, argv)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
 	mctx, cancel := context.WithTimeout(ctx, mountTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(mctx, argv[0], argv[1:]...)
@@ -83,7 +112,7 @@ func doMount(ctx context.Context, m mounter, dir, priv, logPath string) (*mount,
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return &mount{Dir: dir, PID: findDaemon(dir), priv: priv, log: logPath}, nil
+	return &mount{Dir: dir, PID: findDaemon(dir), Metrics: metricsAddrOf(m), priv: priv, log: logPath}, nil
 }
 
 // unmount unmounts and waits for the daemon to exit (it may be draining
@@ -256,6 +285,43 @@ func findDaemon(dir string) int {
 	return best
 }
 
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat:
+// 100 on every Linux architecture Go supports (sysconf(_SC_CLK_TCK) would
+// need cgo to ask).
+const clockTicks = 100
+
+// procCPU returns the CPU seconds (user + system, all threads) pid has used
+// so far, from fields 14 and 15 of /proc/PID/stat.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b)
+}
+
+func parseStatCPU(b []byte) (float64, error) {
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields that follow start after its last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("/proc/PID/stat: no ')'")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/PID/stat: %d fields after the name", len(f))
+	}
+	var ticks float64
+	for _, s := range f[11:13] { // utime, stime: fields 14 and 15
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/PID/stat: %w", err)
+		}
+		ticks += float64(v)
+	}
+	return ticks / clockTicks, nil
+}
+
 // vmHWM returns the peak resident set size of pid in bytes (VmHWM).
 func vmHWM(pid int) (int64, error) {
 	return procStatusKiB(fmt.Sprintf("/proc/%d/status", pid), "VmHWM:")
@@ -286,12 +352,20 @@ type bucketfsTool struct {
 	target  s3Target
 	extra   []string
 	ver     string
+	addr    string // --metrics-addr of the last Command
 }
 
-func (t *bucketfsTool) Name() string { return "bucketfs" }
+func (t *bucketfsTool) Name() string        { return "bucketfs" }
+func (t *bucketfsTool) metricsAddr() string { return t.addr }
 func (t *bucketfsTool) Command(dir, priv string) ([]string, []string, error) {
+	// Metrics on a free loopback port, for the request counts per step.
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	t.addr = addr
 	argv := []string{t.bin, "--endpoint", t.target.Endpoint,
-		"--log-file", t.logFile, "--recovery-dir", filepath.Join(priv, "recovery")}
+		"--log-file", t.logFile, "--recovery-dir", filepath.Join(priv, "recovery"), "--metrics-addr", addr}
 	argv = append(argv, t.extra...)
 	argv = append(argv, t.target.Bucket, dir)
 	return argv, []string{
@@ -301,8 +375,8 @@ func (t *bucketfsTool) Command(dir, priv string) ([]string, []string, error) {
 	}, nil
 }
 func (t *bucketfsTool) Options() string {
-	return strings.Join(append([]string{"bucketfs", "--endpoint", "URL", "--log-file", "FILE", "--recovery-dir", "DIR"}, t.extra...), " ") +
-		" BUCKET MOUNTPOINT (credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, staging dir under TMPDIR=DIR; all else bucketfs defaults)"
+	return strings.Join(append([]string{"bucketfs", "--endpoint", "URL", "--log-file", "FILE", "--recovery-dir", "DIR", "--metrics-addr", "127.0.0.1:PORT"}, t.extra...), " ") +
+		" BUCKET MOUNTPOINT (credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, TMPDIR=DIR; metrics for the request counts; all else bucketfs defaults)"
 }
 func (t *bucketfsTool) Version() string { return t.ver }
 
@@ -360,6 +434,50 @@ func (t *rcloneTool) Options() string {
 		" (remote: type s3, provider Minio, region us-east-1; all else rclone defaults)"
 }
 func (t *rcloneTool) Version() string { return t.ver }
+
+// goTool mounts with goofys or geesefs (built at pinned versions by
+// bench/run.sh): both take --endpoint and --region, use path-style requests
+// for a non-AWS endpoint unless told --subdomain, read the credentials from
+// the environment and keep no disk cache by default.
+type goTool struct {
+	name   string
+	bin    string
+	target s3Target
+	extra  []string
+	ver    string
+}
+
+func (t *goTool) Name() string { return t.name }
+func (t *goTool) flags() []string {
+	return append([]string{"--region", "us-east-1"}, t.extra...)
+}
+func (t *goTool) Command(dir, priv string) ([]string, []string, error) {
+	argv := append([]string{t.bin, "--endpoint", t.target.Endpoint}, t.flags()...)
+	argv = append(argv, t.target.Bucket, dir)
+	return argv, s3Env(t.target, priv), nil
+}
+func (t *goTool) Options() string {
+	return t.name + " --endpoint URL " + strings.Join(t.flags(), " ") +
+		" BUCKET MOUNTPOINT (credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; path-style, its default; all else " + t.name + " defaults)"
+}
+func (t *goTool) Version() string {
+	// goofys v0.24.0 built without its Makefile says "0.24.0-use `make
+	// build' to fill version hash correctly".
+	v, _, _ := strings.Cut(t.ver, "-use `make build'")
+	return v
+}
+
+// s3Env is the environment of a tool that reads its credentials from the
+// AWS variables: those, and HOME and TMPDIR in its private directory, so
+// that no ~/.aws file of the machine's user is read.
+func s3Env(t s3Target, priv string) []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + t.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + t.SecretKey,
+		"HOME=" + priv,
+		"TMPDIR=" + priv,
+	}
+}
 
 // firstLine runs a version command and keeps its first line.
 func firstLine(argv ...string) string {

@@ -105,6 +105,9 @@ func (r *runner) defineMetrics() []metric {
 		{"rss_read", "8a. Peak RSS of the daemon during 1 (VmHWM)", "MiB", false, "seqread"},
 		{"rss_write", "8b. Peak RSS of the daemon during 3 (VmHWM)", "MiB", false, "write"},
 		{"rss_read4", "8c. Peak RSS of the daemon during 1b (VmHWM)", "MiB", false, "seqread4"},
+		{"cpu_read", "8d. CPU of the daemon during 1, per GiB read (utime+stime from /proc/PID/stat)", "CPU-s/GiB", false, "seqread"},
+		{"cpu_write", "8e. CPU of the daemon during 3, per GiB written (until the object is in the bucket)", "CPU-s/GiB", false, "write"},
+		{"launch", "9. Launch to first read: mount command started → a small file in the mount read (polled every 1 ms)", "ms", false, "launch"},
 	}
 }
 
@@ -198,7 +201,11 @@ func (r *runner) run(ctx context.Context) error {
 // toolWorkloads says which workloads a tool takes part in.
 func toolRuns(tool, w string) bool {
 	if tool == "sdk" {
-		return w == "seqread" || w == "write"
+		switch w {
+		case "seqread", "write", "small", "list", "devday":
+			return true
+		}
+		return false
 	}
 	return true
 }
@@ -220,11 +227,11 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 		return
 	}
 	ids := r.metricsOf(w)
-	if tool == "sdk" {
+	if tool == "sdk" && (w == "seqread" || w == "write") {
 		// The SDK has no cache and no daemon apart from itself.
-		ids = map[string][]string{"seqread": {"read_cold", "rss_read"}, "write": {"write", "rss_write"}}[w]
+		ids = map[string][]string{"seqread": {"read_cold", "rss_read", "cpu_read"}, "write": {"write", "rss_write", "cpu_write"}}[w]
 	}
-	c := &cellRun{r: r, tool: tool, run: run, done: map[string]bool{}}
+	c := &cellRun{r: r, tool: tool, run: run, done: map[string]bool{}, reqs: map[string]map[string]float64{}}
 	finish := func(status, detail string) {
 		for _, id := range ids {
 			if !c.done[id] {
@@ -238,7 +245,7 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 		return
 	}
 	if why, ok := r.missing[tool]; ok {
-		finish(stFail, why)
+		finish(stUnavailable, why)
 		return
 	}
 	if w == "fio" || w == "fiodirect" {
@@ -271,6 +278,8 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 		err = r.wFioDirect(ctx, c)
 	case "devday":
 		err = r.wDevDay(ctx, c)
+	case "launch":
+		err = r.wLaunch(ctx, c)
 	}
 	status := stOK
 	detail := ""
@@ -294,16 +303,17 @@ type cellRun struct {
 	tool string
 	run  int
 	done map[string]bool
+	reqs map[string]map[string]float64 // metric id -> requests during its step
 }
 
 func (c *cellRun) ok(id string, v float64, extra map[string]float64) {
-	c.r.record(id, c.tool, sample{Run: c.run, Value: v, Status: stOK, Extra: extra})
+	c.r.record(id, c.tool, sample{Run: c.run, Value: v, Status: stOK, Extra: extra, Requests: c.reqs[id]})
 	c.done[id] = true
 	c.r.logf("  %-13s %s", id, formatValue(v, c.r.unitOf(id)))
 }
 
 func (c *cellRun) bad(id string, err error) {
-	c.r.record(id, c.tool, sample{Run: c.run, Status: classify(err), Detail: err.Error()})
+	c.r.record(id, c.tool, sample{Run: c.run, Status: classify(err), Detail: err.Error(), Requests: c.reqs[id]})
 	c.done[id] = true
 	c.r.logf("  %-13s %s: %v", id, classify(err), err)
 }
@@ -405,9 +415,8 @@ func (r *runner) dropCaches(ctx context.Context) error {
 
 // mount mounts tool on its mount point.
 func (r *runner) mount(ctx context.Context, tool string) (*mount, error) {
-	dir := filepath.Join(r.cfg.WorkDir, "mnt", tool)
-	priv := filepath.Join(r.cfg.WorkDir, "priv", tool)
-	m, err := doMount(ctx, r.tools[tool], dir, priv, filepath.Join(r.logDir, tool+".log"))
+	dir, priv, logPath := r.mountPaths(tool)
+	m, err := doMount(ctx, r.tools[tool], dir, priv, logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -415,6 +424,11 @@ func (r *runner) mount(ctx context.Context, tool string) (*mount, error) {
 		r.logf("  warning: no daemon process found for %s", dir)
 	}
 	return m, nil
+}
+
+// mountPaths are tool's mount point, private directory and log.
+func (r *runner) mountPaths(tool string) (dir, priv, logPath string) {
+	return filepath.Join(r.cfg.WorkDir, "mnt", tool), filepath.Join(r.cfg.WorkDir, "priv", tool), filepath.Join(r.logDir, tool+".log")
 }
 
 func (r *runner) unmount(m *mount) {
@@ -441,6 +455,26 @@ func (r *runner) peakRSS(c *cellRun, id string, m *mount) {
 		return
 	}
 	c.ok(id, float64(hwm)/mib, nil)
+}
+
+// daemonCPU returns the CPU seconds the mount's daemon has used so far, or
+// an error that says why it is not known.
+func daemonCPU(m *mount) (float64, error) {
+	if m.PID == 0 {
+		return 0, errors.New("daemon process not found")
+	}
+	return procCPU(m.PID)
+}
+
+// cpuPerGiB records the daemon's CPU between cpu0 (with err0 from its
+// reading) and now, per GiB of n bytes moved.
+func (r *runner) cpuPerGiB(c *cellRun, id string, m *mount, cpu0 float64, err0 error, n int64) {
+	cpu1, err := daemonCPU(m)
+	if err = errors.Join(err0, err); err != nil {
+		c.bad(id, err)
+		return
+	}
+	c.ok(id, (cpu1-cpu0)/(float64(n)/(1<<30)), map[string]float64{"cpu_seconds": cpu1 - cpu0})
 }
 
 // ---- machine and versions ----
@@ -517,6 +551,15 @@ func sdkVersion() string {
 	return strings.Join(parts, ", ") + " (" + bi.GoVersion + ")"
 }
 
+func (r *runner) wantsTool(t string) bool {
+	for _, x := range r.cfg.Tools {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *runner) setupTools() error {
 	for _, t := range r.cfg.Tools {
 		switch t {
@@ -528,9 +571,36 @@ func (r *runner) setupTools() error {
 			if _, err := exec.LookPath(t); err != nil {
 				r.missing[t] = t + " not installed"
 			}
+		case "goofys", "geesefs":
+			bin := &r.cfg.GoofysBin
+			if t == "geesefs" {
+				bin = &r.cfg.GeesefsBin
+			}
+			p, why := findTool(*bin)
+			if why != "" {
+				r.missing[t] = why
+				continue
+			}
+			*bin = p
 		}
 	}
 	return nil
+}
+
+// findTool resolves a tool's binary (a path, or a name on PATH). When it is
+// missing, the reason is what bench/run.sh wrote into BIN.unavailable (why
+// it could not build it), else "not installed".
+func findTool(bin string) (string, string) {
+	if p, err := exec.LookPath(bin); err == nil {
+		if a, err := filepath.Abs(p); err == nil {
+			p = a
+		}
+		return p, ""
+	}
+	if b, err := os.ReadFile(bin + ".unavailable"); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return "", string(bytes.TrimSpace(b))
+	}
+	return "", filepath.Base(bin) + " not installed"
 }
 
 // configureTools builds the mounters once the endpoint is known.
@@ -545,6 +615,13 @@ func (r *runner) configureTools() {
 	r.tools["bucketfs"] = &bucketfsTool{bin: r.cfg.BucketfsBin, logFile: filepath.Join(r.logDir, "bucketfs-daemon.log"), target: r.target, extra: strings.Fields(r.cfg.BucketfsArgs), ver: ver}
 	r.tools["s3fs"] = &s3fsTool{target: r.target, extra: r.cfg.S3fsOpts, ver: firstLine("s3fs", "--version")}
 	r.tools["rclone"] = &rcloneTool{target: r.target, extra: strings.Fields(r.cfg.RcloneArgs), ver: firstLine("rclone", "version")}
+	for _, t := range []struct {
+		name, bin, args string
+	}{{"goofys", r.cfg.GoofysBin, r.cfg.GoofysArgs}, {"geesefs", r.cfg.GeesefsBin, r.cfg.GeesefsArgs}} {
+		if _, ok := r.missing[t.name]; !ok && r.wantsTool(t.name) {
+			r.tools[t.name] = &goTool{name: t.name, bin: t.bin, target: r.target, extra: strings.Fields(t.args), ver: firstLine(t.bin, "--version")}
+		}
+	}
 }
 
 // ---- results ----
@@ -569,11 +646,22 @@ func (r *runner) notes() []string {
 	return []string{
 		"Each cell is the median of the runs that succeeded; 'wrong' means a data check failed in at least one run; fail/timeout/skipped say why there is no figure.",
 		"MB/s = 10^6 bytes per second. Writes are timed from open() until close() has returned and the object is complete in the bucket (polled with HEAD / LIST), so asynchronous uploads are counted.",
-		"'bucketfs vs best peer' compares with the better of s3fs and rclone; > 1 means bucketfs is better (for seconds and MiB the ratio is inverted).",
+		"'bucketfs vs best peer' compares with the best of s3fs, rclone, goofys and geesefs; 'bucketfs vs bare SDK' with the bare SDK doing the same transfer or the same requests; > 1 means bucketfs is better (for seconds, MiB and CPU the ratio is inverted).",
 		"Cold = fresh mount, then sync and echo 3 > /proc/sys/vm/drop_caches. Every workload-run gets a fresh mount. MinIO keeps its data on tmpfs, so cold means cold on the client only.",
 		fmt.Sprintf("The bare SDK column is aws-sdk-go-v2 alone: %d parallel ranged GETs / multipart parts of %s (bucketfs's defaults). It has no cache, so no warm figure.", r.cfg.Concurrency, humanSize(r.cfg.PartSize)),
 		"Every byte of the sequential reads (1, 1b, 2) is checked against the CRC-32C of what was written (SHA-256, at 1.4 GB/s here, would cap a warm read), and of the small files read back (4c) against SHA-256; every write (3, 4a, 7a) is fetched back through the SDK and checked; ls/find/grep must show the expected entries; after fio, 256 random 4 KiB preads and after grep, one file in 5 of the tree are read back through the same mount and checked.",
 	}
+}
+
+// unavailableNotes says, per tool that could not run here, why.
+func (r *runner) unavailableNotes() []string {
+	var out []string
+	for _, t := range r.cfg.Tools {
+		if why, ok := r.missing[t]; ok {
+			out = append(out, fmt.Sprintf("%s: %s: %s.", toolTitles[t], stUnavailable, strings.TrimSuffix(why, ".")))
+		}
+	}
+	return out
 }
 
 func (r *runner) writeResults() error {
@@ -595,6 +683,8 @@ func (r *runner) writeResults() error {
 		if m, ok := r.tools[t]; ok {
 			versions[t] = m.Version()
 			mopts[t] = m.Options()
+		} else if why, ok := r.missing[t]; ok {
+			versions[t] = stUnavailable + ": " + why
 		}
 	}
 	if r.minio != nil {
@@ -609,7 +699,7 @@ func (r *runner) writeResults() error {
 		Config:      r.cfg,
 		Metrics:     r.metrics,
 		Cells:       cells,
-		Notes:       r.notes(),
+		Notes:       append(r.notes(), r.unavailableNotes()...),
 		Log:         r.stepLog,
 		WorkDirLogs: r.logDir,
 	}
@@ -635,6 +725,11 @@ func (r *runner) renderMarkdown(res resultsFile) string {
 		m["cpu"], m["cores"], m["memory"], m["os"], m["kernel"], m["loadavg_at_start"], r.cfg.Runs, res.Elapsed/60)
 	b.WriteString(markdownTable(r.metrics, res.Cells, r.cfg.Tools))
 	b.WriteString("\n")
+	if t := requestsTable(r.metrics, res.Cells, "bucketfs"); t != "" {
+		b.WriteString("Requests bucketfs sent per step (median of the runs; from its `bucketfs_s3_requests_total`, read before and after each step; `PUT (upload)` is one PutObject or one whole multipart upload made in one store call, a streamed upload counts its MPU create, parts and complete; failed calls are in results.json as `op/outcome`):\n\n")
+		b.WriteString(t)
+		b.WriteString("\n")
+	}
 	for _, n := range res.Notes {
 		b.WriteString("- " + n + "\n")
 	}

@@ -11,8 +11,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"time"
 )
 
@@ -22,32 +24,72 @@ import (
 
 // job is a worker's input.
 type job struct {
-	Op       string   `json:"op"`
-	Path     string   `json:"path,omitempty"` // file or directory in the mount
-	Size     int64    `json:"size,omitempty"`
-	Seed     uint64   `json:"seed,omitempty"`
-	SHA256   string   `json:"sha256,omitempty"`
-	CRC32C   string   `json:"crc32c,omitempty"` // timed reads (see wSeqRead)
-	N        int      `json:"n,omitempty"`
-	FileSize int      `json:"file_size,omitempty"`
-	S3       s3Target `json:"s3"`
-	Key      string   `json:"key,omitempty"`    // object key (write checks)
-	Prefix   string   `json:"prefix,omitempty"` // key prefix (small files)
-	PartSize int64    `json:"part_size,omitempty"`
-	Conc     int      `json:"conc,omitempty"`
-	Manifest string   `json:"manifest,omitempty"` // devtree manifest file
-	Every    int      `json:"every,omitempty"`    // treeverify: check one file in Every
+	Op       string         `json:"op"`
+	Path     string         `json:"path,omitempty"` // file or directory in the mount
+	Size     int64          `json:"size,omitempty"`
+	Seed     uint64         `json:"seed,omitempty"`
+	SHA256   string         `json:"sha256,omitempty"`
+	CRC32C   string         `json:"crc32c,omitempty"` // timed reads (see wSeqRead)
+	N        int            `json:"n,omitempty"`
+	FileSize int            `json:"file_size,omitempty"`
+	S3       s3Target       `json:"s3"`
+	Key      string         `json:"key,omitempty"`    // object key (write checks)
+	Prefix   string         `json:"prefix,omitempty"` // key prefix (small files)
+	PartSize int64          `json:"part_size,omitempty"`
+	Conc     int            `json:"conc,omitempty"`
+	Manifest string         `json:"manifest,omitempty"` // devtree manifest file
+	Every    int            `json:"every,omitempty"`    // treeverify: check one file in Every
+	Argv     []string       `json:"argv,omitempty"`     // launch: the mount command
+	Env      []string       `json:"env,omitempty"`      // launch: its environment
+	Dir      string         `json:"dir,omitempty"`      // launch: its working directory
+	Log      string         `json:"log,omitempty"`      // launch: its log
+	Want     []byte         `json:"want,omitempty"`     // launch: the file's content
+	Counts   map[string]int `json:"counts,omitempty"`   // SDK floors: expected counts
 }
 
 // jobResult is a worker's output (JSON on stdout).
 type jobResult struct {
-	Seconds float64 `json:"seconds"`
-	Bytes   int64   `json:"bytes,omitempty"`
-	Count   int     `json:"count,omitempty"`
-	Wrong   string  `json:"wrong,omitempty"` // data check failure
-	Err     string  `json:"err,omitempty"`
-	HWM     int64   `json:"hwm,omitempty"` // the worker's own VmHWM (SDK column)
-	Close   float64 `json:"close_seconds,omitempty"`
+	Seconds float64            `json:"seconds"`
+	Bytes   int64              `json:"bytes,omitempty"`
+	Count   int                `json:"count,omitempty"`
+	Wrong   string             `json:"wrong,omitempty"` // data check failure
+	Err     string             `json:"err,omitempty"`
+	HWM     int64              `json:"hwm,omitempty"` // the worker's own VmHWM (SDK column)
+	Close   float64            `json:"close_seconds,omitempty"`
+	CPU     float64            `json:"cpu_seconds,omitempty"` // the worker's own CPU during the transfer (SDK column)
+	Steps   map[string]float64 `json:"steps,omitempty"`       // SDK floors: seconds per metric id
+}
+
+// selfCPU returns the CPU seconds (user + system) this process has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// noCtx adapts an op that needs no context.
+func noCtx(f func(*job, *jobResult) error) func(context.Context, *job, *jobResult) error {
+	return func(_ context.Context, j *job, res *jobResult) error { return f(j, res) }
+}
+
+// workerOps are the jobs a worker runs, by job.Op.
+var workerOps = map[string]func(context.Context, *job, *jobResult) error{
+	"seqread":     noCtx(wSeqRead),
+	"seqwrite":    wSeqWrite,
+	"sdkread":     wSDKRead,
+	"sdkwrite":    wSDKWrite,
+	"smallcreate": wSmallCreate,
+	"smallread":   noCtx(wSmallRead),
+	"smalldelete": wSmallDelete,
+	"spotcheck":   noCtx(wSpotCheck),
+	"treeverify":  noCtx(wTreeVerify),
+	"launch":      wLaunchRead,
+	"sdksmall":    wSDKSmall,
+	"sdklist":     wSDKList,
+	"sdkdev":      wSDKDev,
 }
 
 func workerMain(arg string) {
@@ -58,26 +100,9 @@ func workerMain(arg string) {
 	} else {
 		ctx := context.Background()
 		var err error
-		switch j.Op {
-		case "seqread":
-			err = wSeqRead(&j, &res)
-		case "seqwrite":
-			err = wSeqWrite(ctx, &j, &res)
-		case "sdkread":
-			err = wSDKRead(ctx, &j, &res)
-		case "sdkwrite":
-			err = wSDKWrite(ctx, &j, &res)
-		case "smallcreate":
-			err = wSmallCreate(ctx, &j, &res)
-		case "smallread":
-			err = wSmallRead(&j, &res)
-		case "smalldelete":
-			err = wSmallDelete(ctx, &j, &res)
-		case "spotcheck":
-			err = wSpotCheck(&j, &res)
-		case "treeverify":
-			err = wTreeVerify(&j, &res)
-		default:
+		if op, ok := workerOps[j.Op]; ok {
+			err = op(ctx, &j, &res)
+		} else {
 			err = fmt.Errorf("unknown op %q", j.Op)
 		}
 		if errors.Is(err, errWrong) {
@@ -214,9 +239,9 @@ func wSeqWrite(ctx context.Context, j *job, res *jobResult) error {
 
 func wSDKRead(ctx context.Context, j *job, res *jobResult) error {
 	c := j.S3.client()
-	t0 := time.Now()
+	cpu0, t0 := selfCPU(), time.Now()
 	sum, err := sdkRead(ctx, c, j.S3.Bucket, j.Key, j.Size, j.PartSize, j.Conc, newCRC32C())
-	res.Seconds = time.Since(t0).Seconds()
+	res.Seconds, res.CPU = time.Since(t0).Seconds(), selfCPU()-cpu0
 	if err != nil {
 		return err
 	}
@@ -229,11 +254,11 @@ func wSDKRead(ctx context.Context, j *job, res *jobResult) error {
 
 func wSDKWrite(ctx context.Context, j *job, res *jobResult) error {
 	c := j.S3.client()
-	t0 := time.Now()
+	cpu0, t0 := selfCPU(), time.Now()
 	if err := sdkWrite(ctx, c, j.S3.Bucket, j.Key, dataGen{j.Seed}, j.Size, j.PartSize, j.Conc); err != nil {
 		return err
 	}
-	res.Seconds = time.Since(t0).Seconds()
+	res.Seconds, res.CPU = time.Since(t0).Seconds(), selfCPU()-cpu0
 	res.Close = res.Seconds
 	res.Bytes = j.Size
 	return nil
@@ -368,5 +393,60 @@ func wTreeVerify(j *job, res *jobResult) error {
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	res.Count = checked
+	return nil
+}
+
+// wLaunchRead starts the mount command and polls a read of Path until it
+// returns Want: Seconds is the time from the command's start. It then
+// waits for the command (which returns once the daemon is in the
+// background, or at once for a tool that detaches first).
+func wLaunchRead(ctx context.Context, j *job, res *jobResult) error {
+	logf, err := openMountLog(j.Log, j.Argv)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(j.Argv[0], j.Argv[1:]...)
+	cmd.Env, cmd.Dir = j.Env, j.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var last error
+	for {
+		b, err := os.ReadFile(j.Path)
+		if err == nil && bytes.Equal(b, j.Want) {
+			break
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: read %d bytes, want %q", errWrong, len(b), j.Want)
+		}
+		last = err
+		select {
+		case err := <-exited:
+			// The command is done; if it failed, the mount is not coming.
+			if err != nil {
+				return fmt.Errorf("mount command: %w (log %s)", err, j.Log)
+			}
+			exited = nil
+		case <-ctx.Done():
+			return fmt.Errorf("%v; last read: %v", ctx.Err(), last)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	if exited != nil {
+		select {
+		case err := <-exited:
+			if err != nil {
+				return fmt.Errorf("mount command, after the read: %w (log %s)", err, j.Log)
+			}
+		case <-time.After(mountTimeout):
+			return errors.New("mount command still running after the read")
+		}
+	}
 	return nil
 }

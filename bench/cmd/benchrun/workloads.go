@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -102,6 +103,12 @@ func (r *runner) prepare(ctx context.Context) error {
 			})
 		})
 	}
+	if r.wants("launch") {
+		do("launch file", func() error {
+			_, err := r.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(launchKey), Body: bytes.NewReader(launchBody)})
+			return err
+		})
+	}
 	if r.wants("devday") {
 		do("source tarball", func() error {
 			var err error
@@ -139,6 +146,7 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 		}
 		c.ok("read_cold", mbps(size, res.Seconds), nil)
 		c.ok("rss_read", float64(res.HWM)/mib, nil)
+		c.ok("cpu_read", res.CPU/(float64(size)/(1<<30)), map[string]float64{"cpu_seconds": res.CPU})
 		return nil
 	}
 	m, err := r.coldMount(ctx, c.tool)
@@ -147,7 +155,10 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 	}
 	defer r.unmount(m)
 	path := filepath.Join(m.Dir, bigKey)
+	cpu0, cerr := daemonCPU(m)
+	req0 := r.reqSnapshot(ctx, m)
 	res, err := r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, CRC32C: r.bigCRC})
+	r.requestsSince(ctx, c, "read_cold", m, req0)
 	if err != nil {
 		c.bad("read_cold", err)
 		if classify(err) == stTimeout {
@@ -155,9 +166,12 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 		}
 	} else {
 		c.ok("read_cold", mbps(size, res.Seconds), nil)
+		r.cpuPerGiB(c, "cpu_read", m, cpu0, cerr, size)
 	}
 	r.peakRSS(c, "rss_read", m)
+	req0 = r.reqSnapshot(ctx, m)
 	res, err = r.worker(ctx, seqTimeout(size), job{Op: "seqread", Path: path, Size: size, CRC32C: r.bigCRC})
+	r.requestsSince(ctx, c, "read_warm", m, req0)
 	if err != nil {
 		return err
 	}
@@ -201,6 +215,7 @@ func (r *runner) wSeqRead4(ctx context.Context, c *cellRun) error {
 	}
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
+	req0 := r.reqSnapshot(ctx, m)
 	t0 := time.Now()
 	for i, j := range jobs {
 		wg.Add(1)
@@ -211,6 +226,7 @@ func (r *runner) wSeqRead4(ctx context.Context, c *cellRun) error {
 	}
 	wg.Wait()
 	secs := time.Since(t0).Seconds()
+	r.requestsSince(ctx, c, "read4", m, req0)
 	if err := errors.Join(errs...); err != nil {
 		c.bad("read4", err)
 		if classify(err) == stTimeout {
@@ -242,12 +258,19 @@ func (r *runner) wWrite(ctx context.Context, c *cellRun) error {
 			return err
 		}
 		c.ok("rss_write", float64(res.HWM)/mib, nil)
+		c.ok("cpu_write", res.CPU/(float64(size)/(1<<30)), map[string]float64{"cpu_seconds": res.CPU})
 	} else {
 		m, merr := r.mount(ctx, c.tool)
 		if merr != nil {
 			return merr
 		}
+		cpu0, cerr := daemonCPU(m)
+		req0 := r.reqSnapshot(ctx, m)
 		res, err = r.worker(ctx, seqTimeout(size), job{Op: "seqwrite", Path: filepath.Join(m.Dir, key), Key: key, Size: size, Seed: bigSeed})
+		r.requestsSince(ctx, c, "write", m, req0)
+		if err == nil {
+			r.cpuPerGiB(c, "cpu_write", m, cpu0, cerr, size)
+		}
 		r.peakRSS(c, "rss_write", m)
 		r.unmount(m)
 		if err != nil {
@@ -270,6 +293,9 @@ func (r *runner) wWrite(ctx context.Context, c *cellRun) error {
 // ---- 4 ----
 
 func (r *runner) wSmall(ctx context.Context, c *cellRun) error {
+	if c.tool == "sdk" {
+		return r.sdkSmall(ctx, c)
+	}
 	n := r.cfg.SmallFiles
 	name := fmt.Sprintf("%s-%d", c.tool, c.run)
 	prefix := "small/" + name + "/"
@@ -294,7 +320,9 @@ func (r *runner) wSmall(ctx context.Context, c *cellRun) error {
 	}
 	j := base
 	j.Op, j.Path = "smallcreate", dir
+	req0 := r.reqSnapshot(ctx, m)
 	res, err := r.worker(ctx, stepT, j)
+	r.requestsSince(ctx, c, "small_create", m, req0)
 	r.unmount(m)
 	if err != nil {
 		return err
@@ -314,7 +342,9 @@ func (r *runner) wSmall(ctx context.Context, c *cellRun) error {
 	if err := r.dropCaches(ctx); err != nil {
 		return err
 	}
+	req0 = r.reqSnapshot(ctx, m)
 	out, sec, err := r.command(ctx, stepT, "ls", "-l", dir)
+	r.requestsSince(ctx, c, "small_ls", m, req0)
 	if err != nil {
 		return err
 	}
@@ -324,7 +354,9 @@ func (r *runner) wSmall(ctx context.Context, c *cellRun) error {
 		c.ok("small_ls", float64(n)/sec, nil)
 	}
 	j.Op = "smallread"
+	req0 = r.reqSnapshot(ctx, m)
 	res, err = r.worker(ctx, stepT, j)
+	r.requestsSince(ctx, c, "small_read", m, req0)
 	if err != nil {
 		c.bad("small_read", err)
 		if classify(err) == stTimeout {
@@ -334,7 +366,9 @@ func (r *runner) wSmall(ctx context.Context, c *cellRun) error {
 		c.ok("small_read", float64(n)/res.Seconds, nil)
 	}
 	j.Op = "smalldelete"
+	req0 = r.reqSnapshot(ctx, m)
 	res, err = r.worker(ctx, stepT, j)
+	r.requestsSince(ctx, c, "small_delete", m, req0)
 	if err != nil {
 		return err
 	}
@@ -386,6 +420,9 @@ func countLines(out []byte) int {
 // ---- 5 ----
 
 func (r *runner) wList(ctx context.Context, c *cellRun) error {
+	if c.tool == "sdk" {
+		return r.sdkList(ctx, c)
+	}
 	var firstErr error
 	step := func(id string, n int, argv func(dir string) []string, check func(out []byte) error) {
 		m, err := r.mount(ctx, c.tool)
@@ -399,7 +436,9 @@ func (r *runner) wList(ctx context.Context, c *cellRun) error {
 			c.bad(id, err)
 			return
 		}
+		req0 := r.reqSnapshot(ctx, m)
 		out, sec, err := r.command(ctx, 30*time.Second+time.Duration(n)*10*time.Millisecond, argv(m.Dir)...)
+		r.requestsSince(ctx, c, id, m, req0)
 		if err == nil {
 			err = check(out)
 		}
@@ -457,6 +496,7 @@ func (r *runner) runFio(ctx context.Context, c *cellRun, jobs int, direct bool, 
 	defer r.unmount(m)
 	path := filepath.Join(m.Dir, bigKey)
 	sent0, sentErr := r.minio.sentBytes()
+	req0 := r.reqSnapshot(ctx, m)
 	args := []string{"--name=randread", "--filename=" + path, "--readonly", "--rw=randread", "--bs=4k",
 		"--ioengine=psync", fmt.Sprintf("--numjobs=%d", jobs),
 		fmt.Sprintf("--runtime=%d", int(r.cfg.FioRuntime.Seconds())), "--time_based",
@@ -465,6 +505,7 @@ func (r *runner) runFio(ctx context.Context, c *cellRun, jobs int, direct bool, 
 		args = append(args, "--direct=1")
 	}
 	out, _, err := r.command(ctx, r.cfg.FioRuntime+90*time.Second, append([]string{"fio"}, args...)...)
+	r.requestsSince(ctx, c, iopsID, m, req0)
 	if err != nil {
 		return err
 	}
@@ -522,6 +563,9 @@ func parseFio(out []byte) (iops, latUS float64, err error) {
 // ---- 7 ----
 
 func (r *runner) wDevDay(ctx context.Context, c *cellRun) error {
+	if c.tool == "sdk" {
+		return r.sdkDev(ctx, c)
+	}
 	d := r.dev
 	name := fmt.Sprintf("%s-%d", c.tool, c.run)
 	prefix := "dev/" + name + "/"
@@ -543,6 +587,7 @@ func (r *runner) wDevDay(ctx context.Context, c *cellRun) error {
 	stepT := 60*time.Second + time.Duration(d.Files)*100*time.Millisecond
 
 	// 7a: untar, timed until every file is in the bucket.
+	req0 := r.reqSnapshot(ctx, m)
 	t0 := time.Now()
 	_, tarSec, err := r.command(ctx, stepT, "tar", "-x", "--no-same-owner", "-f", d.Tarball, "-C", dir)
 	if err != nil {
@@ -558,6 +603,7 @@ func (r *runner) wDevDay(ctx context.Context, c *cellRun) error {
 		return err
 	}
 	untar := time.Since(t0).Seconds()
+	r.requestsSince(ctx, c, "dev_untar", m, req0)
 	if err := r.checkDevTree(ctx, prefix); err != nil {
 		c.bad("dev_untar", err)
 	} else {
@@ -565,7 +611,9 @@ func (r *runner) wDevDay(ctx context.Context, c *cellRun) error {
 	}
 
 	// 7b: du -s
+	req0 = r.reqSnapshot(ctx, m)
 	out, sec, err := r.command(ctx, stepT, "du", "-s", dir)
+	r.requestsSince(ctx, c, "dev_du", m, req0)
 	if err != nil {
 		return err
 	}
@@ -576,7 +624,9 @@ func (r *runner) wDevDay(ctx context.Context, c *cellRun) error {
 	}
 
 	// 7c: grep -r, then check what the mount serves.
+	req0 = r.reqSnapshot(ctx, m)
 	out, sec, err = r.command(ctx, stepT, "grep", "-rl", devNeedle, dir)
+	r.requestsSince(ctx, c, "dev_grep", m, req0)
 	if err != nil && len(out) == 0 {
 		return err
 	}
@@ -627,4 +677,42 @@ func (r *runner) checkDevTree(ctx context.Context, prefix string) error {
 		}
 		return nil
 	})
+}
+
+// ---- 9 ----
+
+// launchKey is the small file workload 9 reads.
+const launchKey = "launch/hello.txt"
+
+var launchBody = []byte("hello from the bench bucket\n")
+
+// wLaunch times a mount from its command's start until a read of a small
+// file in it returns the file's bytes: a worker starts the mount command
+// itself and polls the file every millisecond (open, read, close, as cat
+// does), so the figure is not the runner's own start-up. The mount is
+// then unmounted as any other.
+func (r *runner) wLaunch(ctx context.Context, c *cellRun) error {
+	dir, priv, logPath := r.mountPaths(c.tool)
+	argv, env, err := prepareMount(r.tools[c.tool], dir, priv)
+	if err != nil {
+		return err
+	}
+	res, werr := r.worker(ctx, mountTimeout+15*time.Second, job{Op: "launch", Argv: argv, Env: append(cleanEnv(), env...),
+		Dir: priv, Log: logPath, Path: filepath.Join(dir, launchKey), Want: launchBody})
+	// Whatever the worker saw, the daemon may be up by now: take it down.
+	m := &mount{Dir: dir, Metrics: metricsAddrOf(r.tools[c.tool]), priv: priv, log: logPath}
+	for i := 0; i < 100 && !isMounted(dir); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.PID = findDaemon(dir)
+	if werr == nil && m.Metrics != "" {
+		// Everything the daemon sent from its start until the read.
+		r.requestsSince(ctx, c, "launch", m, map[string]float64{})
+	}
+	r.unmount(m)
+	if werr != nil {
+		return werr
+	}
+	c.ok("launch", res.Seconds*1000, nil)
+	return nil
 }
