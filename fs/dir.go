@@ -136,6 +136,17 @@ func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, e
 			return nil, errno
 		}
 	}
+	if !found && existing != nil {
+		// An implicit directory this mount emptied (rm dir/*, mv's
+		// copy-then-remove) stays until rmdir, as on any filesystem.
+		child := existing.Operations().(*Node)
+		child.mu.Lock()
+		keep := child.kind == kindDir && child.emptiedHere && !child.unlinked
+		child.mu.Unlock()
+		if keep {
+			return child.entry(existing, out), 0
+		}
+	}
 	if !found {
 		return nil, syscall.ENOENT
 	}
@@ -411,6 +422,9 @@ func (n *Node) entryAdded(name string, k kind) {
 func (n *Node) entryRemoved(name string) {
 	n.listingRemove(name)
 	n.touchEntries()
+	n.mu.Lock()
+	n.emptiedHere = true
+	n.mu.Unlock()
 }
 
 // statRemote finds what key is: an object (file, symlink), a directory

@@ -41,6 +41,11 @@ type Node struct {
 	size       int64
 	etag       string            // of the object as last seen or written; "" if none yet
 	hasMarker  bool              // directories: a "key/" marker object exists
+	// emptiedHere: directories: this mount removed an entry of it (unlink,
+	// rmdir, rename away). An implicit directory (no marker) whose last
+	// entry goes vanishes from the store, yet POSIX wants it there until
+	// rmdir: a lookup that finds nothing keeps the node the kernel holds.
+	emptiedHere bool
 	foreign    map[string]string // metadata keys of other tools, kept on rewrite
 	validUntil time.Time         // attributes trusted until then (stat cache)
 	unlinked   bool              // removed from the namespace: never upload again
