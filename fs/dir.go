@@ -323,7 +323,9 @@ func (n *Node) prefetch(names []string, ents []listEntry) {
 }
 
 func (f *FS) newNode(k kind, key string) *Node {
-	return &Node{fsys: f, kind: k, key: key, ino: f.newIno()}
+	n := &Node{fsys: f, kind: k, key: key}
+	f.inos.assign(n)
+	return n
 }
 
 // applyEntryLocked sets attributes from a listing or stat result. n.mu held.
@@ -779,6 +781,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if _, err := n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts); err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("mkdir", key, err, errno)
+		n.fsys.inos.release(child) // never attached
 		return nil, errno
 	}
 	child.hasMarker = true
@@ -909,6 +912,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	child := n.fsys.newNode(kindFile, n.childKey(name))
 	child.attrs = n.fsys.callerAttrs(ctx, mode)
 	if errno := child.stageEmpty(); errno != 0 {
+		n.fsys.inos.release(child) // never attached
 		return nil, nil, 0, errno
 	}
 	h := newHandle(child, flags)
@@ -997,6 +1001,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("symlink", key, err, errno)
+		n.fsys.inos.release(child) // never attached
 		return nil, errno
 	}
 	child.etag = etag

@@ -56,7 +56,7 @@ type FS struct {
 	// ownsBlocks: New made blocks, so Close frees it.
 	ownsBlocks bool
 
-	nextIno atomic.Uint64
+	inos *inodeNumbers // inodes.go
 
 	// moves: see the lock order above.
 	moves *moveGate
@@ -151,7 +151,7 @@ func New(cfg Config) (*FS, error) {
 	f.moves = newMoveGate()
 	f.shutdown = make(chan struct{})
 	f.retryStopped = make(chan struct{})
-	f.nextIno.Store(rootIno)
+	f.inos = newInodeNumbers()
 	f.root = &Node{fsys: f, kind: kindDir, ino: rootIno}
 	rootPerm := cfg.DirMode
 	if cfg.RootMode != nil {
@@ -257,7 +257,6 @@ func (f *FS) noteRecovered(err error) {
 	f.mu.Unlock()
 }
 
-func (f *FS) newIno() uint64 { return f.nextIno.Add(1) }
 
 // errClosed is why the filesystem's own work stops after Close.
 var errClosed = errors.New("filesystem closed")

@@ -129,7 +129,6 @@ func (f *FS) adopt(old *Node) *Node {
 	n := &Node{
 		fsys:       f,
 		kind:       old.kind,
-		ino:        old.ino,
 		key:        old.key,
 		attrs:      old.attrs,
 		size:       old.size,
@@ -150,6 +149,7 @@ func (f *FS) adopt(old *Node) *Node {
 		up:         old.up,
 		openedETag: old.openedETag,
 	}
+	f.inos.takeOver(old, n)
 	if n.up.state == stateUploading {
 		// Cannot be: uploads hold uploadMu. Be safe: retry it.
 		n.up.state = stateDirty

@@ -36,6 +36,7 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("mknod", key, err, errno)
+		n.fsys.inos.release(child) // never attached
 		return nil, errno
 	}
 	child.etag = etag
