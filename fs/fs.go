@@ -257,7 +257,6 @@ func (f *FS) noteRecovered(err error) {
 	f.mu.Unlock()
 }
 
-
 // errClosed is why the filesystem's own work stops after Close.
 var errClosed = errors.New("filesystem closed")
 

@@ -37,19 +37,19 @@ type Node struct {
 	// trailing slash; "" for the root. Renames update it.
 	key string
 
-	attrs      posixAttrs
-	size       int64
-	etag       string            // of the object as last seen or written; "" if none yet
-	hasMarker  bool              // directories: a "key/" marker object exists
+	attrs     posixAttrs
+	size      int64
+	etag      string // of the object as last seen or written; "" if none yet
+	hasMarker bool   // directories: a "key/" marker object exists
 	// emptiedHere: directories: this mount removed an entry of it (unlink,
 	// rmdir, rename away). An implicit directory (no marker) whose last
 	// entry goes vanishes from the store, yet POSIX wants it there until
 	// rmdir: a lookup that finds nothing keeps the node the kernel holds.
 	emptiedHere bool
-	foreign    map[string]string // metadata keys of other tools, kept on rewrite
-	validUntil time.Time         // attributes trusted until then (stat cache)
-	unlinked   bool              // removed from the namespace: never upload again
-	linkTarget string            // symlinks: cached target, "" until read
+	foreign     map[string]string // metadata keys of other tools, kept on rewrite
+	validUntil  time.Time         // attributes trusted until then (stat cache)
+	unlinked    bool              // removed from the namespace: never upload again
+	linkTarget  string            // symlinks: cached target, "" until read
 
 	// Write staging (files only).
 	staging   *os.File     // local copy of the content, nil when not staged
