@@ -492,7 +492,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, errno
 	}
 	key := child.key
-	opts := putOptions(kindDir, key, child.attrs, nil)
+	opts := putOptions(kindDir, key, child.attrs, child.foreign)
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	if _, err := n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts); err != nil {
@@ -525,6 +525,7 @@ func (n *Node) newChildNode(ctx context.Context, name string, k kind, mode uint3
 	}
 	child := n.fsys.newNode(k, n.childKey(name))
 	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	child.foreign = n.inheritedXattrs(k)
 	return child, 0
 }
 
@@ -627,6 +628,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	child := n.fsys.newNode(kindFile, n.childKey(name))
 	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	child.foreign = n.inheritedXattrs(kindFile)
 	if errno := child.stageEmpty(); errno != 0 {
 		return nil, nil, 0, errno
 	}

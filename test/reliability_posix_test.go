@@ -18,8 +18,6 @@ var posixSkips = map[string]string{
 	"FcntlFlockLocksFile": "file locks are not supported: a lock cannot span the mounts of a bucket",
 	"Fallocate":           "fallocate is not supported (ENOTSUP): objects have no preallocated blocks",
 	"FallocateKeepSize":   "fallocate is not supported (ENOTSUP)",
-	"XAttr":               "xattrs are not supported (ENOTSUP)",
-	"XAttrLarge":          "xattrs are not supported (ENOTSUP)",
 	"Tmpfile":             "O_TMPFILE is not supported (ENOTSUP): an object needs a name",
 }
 
