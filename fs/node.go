@@ -512,10 +512,15 @@ func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 // Link refuses hard links: an object store has no way for two keys to share
-// one object's content and metadata. EPERM is what POSIX specifies for a
-// filesystem without hard links (and what `ln` reports).
+// one object's content and metadata. ENOTSUP, as s3fs answers (ln prints
+// "Operation not supported"; s3fs's suite and tools that fall back to a
+// copy look for it). The kernel itself answers EPERM for a directory, as
+// POSIX has it, before asking us; an over-long name is ENAMETOOLONG first.
 func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	return nil, syscall.ENOTSUP
 }
 
 // emptyReader is a zero-length io.ReaderAt.
