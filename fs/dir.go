@@ -566,6 +566,14 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		n.fsys.logFailure("rmdir", key, err, errno)
 		return errno
 	}
+	if ch := n.GetChild(name); ch != nil && ch.Operations().(*Node).isOldStyleDir() {
+		// An old-style "key" directory object goes too (s3fs's compat_dir).
+		if err := n.fsys.store.Delete(uctx, key); err != nil {
+			errno := toErrno(err)
+			n.fsys.logFailure("rmdir", key, err, errno)
+			return errno
+		}
+	}
 	n.entryRemoved(name)
 	n.fsys.setDirChanged(key, time.Time{})
 	return 0

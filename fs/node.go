@@ -2,7 +2,9 @@ package fs
 
 import (
 	"context"
+	"maps"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +43,11 @@ type Node struct {
 	size       int64
 	etag       string            // of the object as last seen or written; "" if none yet
 	hasMarker  bool              // directories: a "key/" marker object exists
+	// oldStyle: directories whose object is an old-style "key" (no
+	// slash, application/x-directory, as old s3fs versions made them);
+	// the next metadata update replaces it with "key/", as s3fs does,
+	// and rmdir and rename remove it.
+	oldStyle bool
 	foreign    map[string]string // metadata keys of other tools, kept on rewrite
 	validUntil time.Time         // attributes trusted until then (stat cache)
 	unlinked   bool              // removed from the namespace: never upload again
@@ -207,6 +214,30 @@ func (f *FS) setDirChanged(key string, t time.Time) {
 	f.dirChanged[key] = t
 }
 
+// isOldStyleDir: see Node.oldStyle.
+func (n *Node) isOldStyleDir() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.oldStyle
+}
+
+// moveDirChanged carries dirChangedAt of the directory at oldKey and of
+// every directory below it over to their keys under newKey: a renamed
+// directory keeps the mtime its entries gave it (rename changes its ctime
+// only, and nothing of what is inside it).
+func (f *FS) moveDirChanged(oldKey, newKey string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	moved := make(map[string]time.Time)
+	for k, t := range f.dirChanged {
+		if k == oldKey || strings.HasPrefix(k, oldKey+"/") {
+			moved[newKey+k[len(oldKey):]] = t
+			delete(f.dirChanged, k)
+		}
+	}
+	maps.Copy(f.dirChanged, moved)
+}
+
 // apply replaces what o overrides in out, the attributes of a node of kind k.
 func (o *Override) apply(out *fuse.Attr, k kind) {
 	if o.UID != nil {
@@ -243,6 +274,9 @@ func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
 	}
 	n.attrs = attrsFromInfo(cfg, n.kind, info)
 	n.foreign = foreignMeta(info.Metadata)
+	if n.kind == kindDir {
+		n.oldStyle = info.Key != "" && !strings.HasSuffix(info.Key, "/")
+	}
 	n.validUntil = time.Now().Add(cfg.StatCacheTTL)
 }
 
@@ -458,7 +492,7 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 		n.mu.Unlock()
 		return 0 // nothing to persist, or the pending upload carries it
 	}
-	key, etag, k := n.key, n.etag, n.kind
+	key, etag, k, oldStyle := n.key, n.etag, n.kind, n.oldStyle
 	opts := putOptions(k, key, n.attrs, n.foreign)
 	n.mu.Unlock()
 
@@ -479,9 +513,18 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 		n.fsys.logFailure("setattr", key, err, errno)
 		return errno
 	}
+	if oldStyle {
+		// The "key/" marker replaces the old-style object.
+		if err := n.fsys.store.Delete(uctx, key); err != nil {
+			n.fsys.log.Warn("old-style directory object not removed after its marker was written", "key", key, "err", err)
+		} else {
+			oldStyle = false
+		}
+	}
 	n.mu.Lock()
 	if k == kindDir {
 		n.hasMarker = true
+		n.oldStyle = oldStyle
 	} else {
 		n.etag = newETag
 	}
@@ -493,7 +536,10 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 // Statfs reports the free space of the staging disk, which is what bounds
 // how much can be written before uploads drain: a bucket has no size, but
 // a sandbox's local disk does, and installers that check df before writing
-// must see the truth. Totals come from the same disk.
+// must see the truth. The total is that free space too, and nothing is
+// used, as s3fs shows a mount (its suite checks Total == Available and
+// Used == 0): the other files on the staging disk are not the bucket's, and
+// a total of the whole disk would show them as the bucket's use.
 func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(n.fsys.cfg.StagingDir, &st); err != nil {
@@ -501,8 +547,8 @@ func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	}
 	out.Bsize = uint32(st.Bsize)
 	out.Frsize = uint32(st.Frsize)
-	out.Blocks = st.Blocks
-	out.Bfree = st.Bfree
+	out.Blocks = st.Bavail
+	out.Bfree = st.Bavail
 	out.Bavail = st.Bavail
 	// Objects are not inodes of the staging disk: there is no limit.
 	out.Files = 1 << 40

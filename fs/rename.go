@@ -244,11 +244,27 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 	// A copy may get a new ETag (always, for a multipart source): the
 	// renamed nodes must pin their reads to the new one.
 	newETags := make([]string, len(keys))
+	// The directory's own marker is copied with a new ctime (a rename
+	// changes it; its mtime and the rest stay), everything else as it is.
+	now := time.Now()
+	var markerOpts *s3backend.PutOptions
+	if hasMarker {
+		if info, err := f.store.Head(uctx, srcPrefix); err == nil {
+			a := attrsFromInfo(&f.cfg, kindDir, info)
+			a.ctime = now
+			opts := putOptions(kindDir, dstKey, a, foreignMeta(info.Metadata))
+			markerOpts = &opts
+		}
+	}
 	g, gctx := errgroup.WithContext(uctx)
 	g.SetLimit(renameConcurrency)
 	for i, obj := range keys {
 		g.Go(func() error {
-			etag, err := f.store.Copy(gctx, obj.Key, dstPrefix+obj.Key[len(srcPrefix):], obj.ETag, nil)
+			var opts *s3backend.PutOptions
+			if obj.Key == srcPrefix {
+				opts = markerOpts
+			}
+			etag, err := f.store.Copy(gctx, obj.Key, dstPrefix+obj.Key[len(srcPrefix):], obj.ETag, opts)
 			newETags[i] = etag
 			return err
 		})
@@ -257,7 +273,9 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 		// An implicit (or empty, locally made) directory: give the new
 		// one a marker so that it exists even if it is empty.
 		src.mu.Lock()
-		opts := putOptions(kindDir, dstKey, src.attrs, src.foreign)
+		a := src.attrs
+		a.ctime = now
+		opts := putOptions(kindDir, dstKey, a, src.foreign)
 		src.mu.Unlock()
 		g.Go(func() error {
 			_, err := f.store.Upload(gctx, dstPrefix, emptyReader{}, 0, opts)
@@ -274,6 +292,10 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 	for _, obj := range keys {
 		g.Go(func() error { return f.store.Delete(gctx, obj.Key) })
 	}
+	if src.isOldStyleDir() {
+		// The old-style "key" object: the new marker replaces it.
+		g.Go(func() error { return f.store.Delete(gctx, srcKey) })
+	}
 	if err := g.Wait(); err != nil {
 		errno := toErrno(err)
 		f.logFailure("rename-delete", srcKey, err, errno)
@@ -287,6 +309,7 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 		moved[obj.Key] = newETags[i]
 	}
 	rekey(src, srcKey, dstKey, nil)
+	f.moveDirChanged(srcKey, dstKey)
 	for _, d := range descendants(src) {
 		rekey(d, srcKey, dstKey, moved)
 		d.invalidateListing()
@@ -300,6 +323,8 @@ func (f *FS) renameDir(ctx context.Context, src *Node, srcKey, dstKey string) sy
 	}
 	src.mu.Lock()
 	src.hasMarker = true
+	src.oldStyle = false
+	src.attrs.ctime = now // as Linux: a rename changes the ctime, not the mtime
 	// Expired, not dropped: its names still count the subdirectories
 	// for nlink until the next listing.
 	src.listingUntil = time.Time{}

@@ -332,9 +332,17 @@ func TestStatfs(t *testing.T) {
 	if st.Namelen < 255 {
 		t.Errorf("statfs: namelen %d, want >= 255", st.Namelen)
 	}
+	// As s3fs shows it (its test_statvfs): total = free = available, the
+	// staging disk's available space; nothing used.
+	if st.Blocks != st.Bavail || st.Bfree != st.Bavail {
+		t.Errorf("statfs: blocks %d bfree %d bavail %d; want all equal", st.Blocks, st.Bfree, st.Bavail)
+	}
 	out := run(t, "/", "df", m.Dir)
 	if !strings.Contains(out, m.Dir) {
 		t.Errorf("df output does not name the mount:\n%s", out)
+	}
+	if f := strings.Fields(out[strings.Index(out, "\n")+1:]); len(f) < 4 || f[1] != f[3] || f[2] != "0" {
+		t.Errorf("df: want Total == Available and Used 0:\n%s", out)
 	}
 	run(t, "/", "stat", "-f", m.Dir)
 }
