@@ -39,15 +39,15 @@ type Node struct {
 	// trailing slash; "" for the root. Renames update it.
 	key string
 
-	attrs      posixAttrs
-	size       int64
-	etag       string            // of the object as last seen or written; "" if none yet
-	hasMarker  bool              // directories: a "key/" marker object exists
+	attrs     posixAttrs
+	size      int64
+	etag      string // of the object as last seen or written; "" if none yet
+	hasMarker bool   // directories: a "key/" marker object exists
 	// oldStyle: directories whose object is an old-style "key" (no
 	// slash, application/x-directory, as old s3fs versions made them);
 	// the next metadata update replaces it with "key/", as s3fs does,
 	// and rmdir and rename remove it.
-	oldStyle bool
+	oldStyle   bool
 	foreign    map[string]string // metadata keys of other tools, kept on rewrite
 	validUntil time.Time         // attributes trusted until then (stat cache)
 	unlinked   bool              // removed from the namespace: never upload again

@@ -287,3 +287,23 @@ func TestXattrPosixACL(t *testing.T) {
 		t.Errorf("setfacl -b left:\n%s", out)
 	}
 }
+
+// TestXattrOff: --no-xattr turns them off (ENOTSUP), for workloads of many
+// small writes (the kernel then stops asking for security.capability
+// before each write); what the object carries is left alone.
+func TestXattrOff(t *testing.T) {
+	t.Parallel()
+	needSuite(t)
+	m := mount(t, withFlags("--no-xattr"))
+	m.Put("f", []byte("x"), map[string]string{"xattr": s3fsXattrKeyValue})
+	p := m.Path("f")
+	wantErrno(t, "setxattr with --no-xattr", unix.Setxattr(p, "user.k", []byte("v"), 0), syscall.ENOTSUP)
+	_, err := unix.Getxattr(p, "key", make([]byte, 16))
+	wantErrno(t, "getxattr with --no-xattr", err, syscall.ENOTSUP)
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if x := m.Head("f").Metadata["xattr"]; x != s3fsXattrKeyValue {
+		t.Errorf("x-amz-meta-xattr after chmod = %q, want it kept", x)
+	}
+}
