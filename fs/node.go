@@ -47,7 +47,11 @@ type Node struct {
 	// slash, application/x-directory, as old s3fs versions made them);
 	// the next metadata update replaces it with "key/", as s3fs does,
 	// and rmdir and rename remove it.
-	oldStyle   bool
+	oldStyle bool
+	// metaLoaded: attrs and foreign came from the object's headers (a
+	// HEAD), not from a listing, which carries none (xattr.go loads
+	// them before a rewrite could drop them).
+	metaLoaded bool
 	foreign    map[string]string // metadata keys of other tools, kept on rewrite
 	validUntil time.Time         // attributes trusted until then (stat cache)
 	unlinked   bool              // removed from the namespace: never upload again
@@ -259,6 +263,9 @@ func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
 	}
 	cfg := &n.fsys.cfg
 	n.size = info.Size
+	if info.ETag != n.etag {
+		n.metaLoaded = false // another version: its headers are not ours yet
+	}
 	n.etag = info.ETag
 	if n.kind == kindDir {
 		n.size = 0
@@ -274,6 +281,7 @@ func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
 	}
 	n.attrs = attrsFromInfo(cfg, n.kind, info)
 	n.foreign = foreignMeta(info.Metadata)
+	n.metaLoaded = true
 	if n.kind == kindDir {
 		n.oldStyle = info.Key != "" && !strings.HasSuffix(info.Key, "/")
 	}

@@ -203,12 +203,47 @@ func storableName(name string) syscall.Errno {
 	return 0
 }
 
-// xattrs returns n's attributes, refreshed first for a name that may have
-// been written elsewhere (the kernel's security.capability probes, one per
-// write, are answered from memory).
+// loadMeta makes sure n's headers are known: a node seen only in a
+// listing has none, and a rewrite from it would drop the object's xattrs
+// and foreign keys. Files and symlinks are refreshed once their stat cache
+// entry expires, too. Nodes with local data, and implicit directories,
+// have nothing to load.
+func (n *Node) loadMeta(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	var key string
+	switch {
+	case n.metaLoaded || n.isRoot || n.unlinked || n.staging != nil || n.up.state.pending():
+	case n.kind == kindDir && n.hasMarker && n.oldStyle:
+		key = n.key
+	case n.kind == kindDir && n.hasMarker:
+		key = n.key + "/"
+	case n.kind != kindDir && n.etag != "":
+		key = n.key
+	}
+	n.mu.Unlock()
+	if key == "" {
+		return n.refreshIfStale(ctx)
+	}
+	mctx, cancel := n.fsys.metaContext(ctx)
+	defer cancel()
+	info, err := n.fsys.store.Head(mctx, key)
+	if err != nil {
+		errno := toErrno(err)
+		n.fsys.logFailure("xattr-head", key, err, errno)
+		return errno
+	}
+	n.mu.Lock()
+	n.applyInfoLocked(info, true)
+	n.mu.Unlock()
+	return 0
+}
+
+// xattrs returns n's attributes, loaded or refreshed first for a name that
+// may have been written elsewhere (the kernel's security.capability probes,
+// one per write, are answered from memory).
 func (n *Node) xattrs(ctx context.Context, name string) (map[string][]byte, syscall.Errno) {
 	if name == "" || storableName(name) == 0 {
-		if errno := n.refreshIfStale(ctx); errno != 0 {
+		if errno := n.loadMeta(ctx); errno != 0 {
 			return nil, errno
 		}
 	}
@@ -302,7 +337,7 @@ func (n *Node) changeXattr(ctx context.Context, attr string, change func(map[str
 	if n.isRoot {
 		return syscall.ENOTSUP // the bucket root has no object to carry them
 	}
-	if errno := n.refreshIfStale(ctx); errno != 0 {
+	if errno := n.loadMeta(ctx); errno != 0 {
 		return errno
 	}
 	n.mu.Lock()

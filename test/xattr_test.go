@@ -137,6 +137,18 @@ func TestXattrS3fsWritten(t *testing.T) {
 	m := mount(t, withO("use_xattr"))
 	m.Put("s3fs", []byte("x"), map[string]string{"xattr": s3fsXattrKeyValue})
 	p := m.Path("s3fs")
+	// Seen by a listing first (which carries no headers): a set must
+	// still keep what the object has.
+	if _, err := os.ReadDir(m.Dir); err != nil {
+		t.Fatal(err)
+	}
+	setxattr(t, p, "user.new", "n")
+	if x := m.Head("s3fs").Metadata["xattr"]; !strings.Contains(x, "%22key%22") || !strings.Contains(x, "user.new") {
+		t.Errorf("x-amz-meta-xattr after a set on a listed file = %q", x)
+	}
+	if err := unix.Removexattr(p, "user.new"); err != nil {
+		t.Fatal(err)
+	}
 	if got := getxattr(t, p, "key"); string(got) != "value" {
 		t.Errorf("key = %q, want value", got)
 	}
