@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"maps"
 	"sort"
 	"strings"
@@ -301,13 +302,27 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if errno := storableName(attr); errno != 0 {
 		return errno
 	}
-	return n.changeXattr(ctx, attr, func(m map[string][]byte) syscall.Errno {
+	return n.changeXattr(ctx, attr, func(m map[string][]byte, a *posixAttrs) syscall.Errno {
 		_, exists := m[attr]
 		switch {
 		case flags&unix.XATTR_CREATE != 0 && exists:
 			return syscall.EEXIST
 		case flags&unix.XATTR_REPLACE != 0 && !exists:
 			return syscall.ENODATA
+		}
+		if attr == aclAccess {
+			// What the kernel does with FUSE_POSIX_ACL, ours to do
+			// without it: the access ACL sets the permission bits,
+			// and one that says no more than they do is not kept.
+			perm, minimal, ok := aclPerm(data)
+			if !ok {
+				return syscall.EINVAL
+			}
+			a.perm = a.perm&^0o777 | perm
+			if minimal {
+				delete(m, attr)
+				return 0
+			}
 		}
 		m[attr] = data
 		return 0
@@ -316,7 +331,7 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 
 // Removexattr answers removexattr(2).
 func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return n.changeXattr(ctx, attr, func(m map[string][]byte) syscall.Errno {
+	return n.changeXattr(ctx, attr, func(m map[string][]byte, _ *posixAttrs) syscall.Errno {
 		if _, ok := m[attr]; !ok {
 			return syscall.ENODATA
 		}
@@ -330,7 +345,7 @@ func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 // marker for a directory, implicit ones included), or with the pending
 // upload of a file still being written (its sidecar records them, so a
 // crash keeps them). ctime moves, mtime does not.
-func (n *Node) changeXattr(ctx context.Context, attr string, change func(map[string][]byte) syscall.Errno) syscall.Errno {
+func (n *Node) changeXattr(ctx context.Context, attr string, change func(map[string][]byte, *posixAttrs) syscall.Errno) syscall.Errno {
 	if n.fsys.cfg.ReadOnly {
 		return syscall.EROFS
 	}
@@ -346,25 +361,27 @@ func (n *Node) changeXattr(ctx context.Context, attr string, change func(map[str
 	if m == nil {
 		m = make(map[string][]byte)
 	}
-	if errno := change(m); errno != 0 {
+	attrs := n.attrs
+	if errno := change(m, &attrs); errno != 0 {
 		n.mu.Unlock()
 		return errno
 	}
 	raw := encodeXattrs(m)
 	foreign := withXattrs(n.foreign, raw)
-	if size := metaSize(buildMeta(n.kind, n.attrs, foreign)); size > maxUserMeta {
+	if size := metaSize(buildMeta(n.kind, attrs, foreign)); size > maxUserMeta {
 		// E2BIG: this attribute could never fit; ENOSPC: it would if
 		// others went.
 		alone := withXattrs(n.foreign, encodeXattrs(map[string][]byte{attr: m[attr]}))
-		tooBig := metaSize(buildMeta(n.kind, n.attrs, alone)) > maxUserMeta
+		tooBig := metaSize(buildMeta(n.kind, attrs, alone)) > maxUserMeta
 		n.mu.Unlock()
 		if tooBig {
 			return syscall.E2BIG
 		}
 		return syscall.ENOSPC
 	}
-	oldForeign, oldCtime := n.foreign, n.attrs.ctime
+	oldForeign, oldAttrs := n.foreign, n.attrs
 	n.foreign = foreign
+	n.attrs = attrs
 	n.attrs.ctime = time.Now()
 	pending := n.up.state.pending()
 	open := n.openCount > 0
@@ -388,7 +405,7 @@ func (n *Node) changeXattr(ctx context.Context, attr string, change func(map[str
 		// them again meanwhile.
 		n.mu.Lock()
 		if n.foreign[metaXattr] == raw {
-			n.foreign, n.attrs.ctime = oldForeign, oldCtime
+			n.foreign, n.attrs = oldForeign, oldAttrs
 		}
 		n.mu.Unlock()
 	}
@@ -412,4 +429,54 @@ func (n *Node) inheritedXattrs(k kind) map[string]string {
 		m[aclDefault] = def
 	}
 	return map[string]string{metaXattr: encodeXattrs(m)}
+}
+
+// The kernel's POSIX ACL xattr format: a little-endian u32 version (2),
+// then entries of u16 tag, u16 permissions (rwx), u32 id.
+const (
+	aclVersion  = 2
+	aclUserObj  = 0x01
+	aclUser     = 0x02
+	aclGroupObj = 0x04
+	aclGroup    = 0x08
+	aclMask     = 0x10
+	aclOther    = 0x20
+)
+
+// aclPerm returns the permission bits an access ACL gives (owner from its
+// user entry, group from its mask if it has one, else from its group
+// entry, other), and whether it holds nothing else (the kernel then keeps
+// no ACL, only the mode). ok is false for a malformed value.
+func aclPerm(v []byte) (perm uint32, minimal, ok bool) {
+	if len(v) < 4 || (len(v)-4)%8 != 0 || binary.LittleEndian.Uint32(v) != aclVersion {
+		return 0, false, false
+	}
+	var user, group, mask, other uint32
+	var hasUser, hasGroup, hasMask, hasOther bool
+	minimal = true
+	for e := v[4:]; len(e) >= 8; e = e[8:] {
+		bits := uint32(binary.LittleEndian.Uint16(e[2:])) & 0o7
+		switch binary.LittleEndian.Uint16(e) {
+		case aclUserObj:
+			user, hasUser = bits, true
+		case aclGroupObj:
+			group, hasGroup = bits, true
+		case aclMask:
+			mask, hasMask = bits, true
+			minimal = false
+		case aclOther:
+			other, hasOther = bits, true
+		case aclUser, aclGroup:
+			minimal = false
+		default:
+			return 0, false, false
+		}
+	}
+	if !hasUser || !hasGroup || !hasOther {
+		return 0, false, false
+	}
+	if hasMask {
+		group = mask
+	}
+	return user<<6 | group<<3 | other, minimal, true
 }

@@ -294,6 +294,15 @@ func TestXattrPosixACL(t *testing.T) {
 	if out := run(t, m.Dir, "getfacl", "acl2"); !strings.Contains(out, "\nuser:root:rwx") {
 		t.Errorf("ACL lost in the rename:\n%s", out)
 	}
+	// An ACL that says no more than a mode is that mode (cp -p sets one).
+	writeFile(t, m.Path("plain"), []byte("x"))
+	run(t, m.Dir, "setfacl", "-m", "u::rwx,g::r-x,o::--x", "plain")
+	if st := lstat(t, m.Path("plain")); st.Mode&0o777 != 0o751 {
+		t.Errorf("after a mode-only setfacl: mode %#o, want 0751", st.Mode&0o777)
+	}
+	if x, ok := m.Head("plain").Metadata["xattr"]; ok || m.Head("plain").Metadata["mode"] != "33257" {
+		t.Errorf("after a mode-only setfacl: xattr %q, mode %q; want no xattr, mode 33257", x, m.Head("plain").Metadata["mode"])
+	}
 	run(t, m.Dir, "setfacl", "-b", "acl2")
 	if out := run(t, m.Dir, "getfacl", "acl2"); strings.Contains(out, "user:root") {
 		t.Errorf("setfacl -b left:\n%s", out)
