@@ -114,6 +114,10 @@ type MountConfig struct {
 	AllowOther bool
 	ReadOnly   bool
 	Debug      bool // log every FUSE request (very verbose)
+	// NoXattr turns extended attributes off (ENOTSUP, and the kernel
+	// stops asking): with them on, the kernel asks for
+	// security.capability before every write(2), one more round trip.
+	NoXattr bool
 }
 
 // The rest of the contract, implemented in fs.go:

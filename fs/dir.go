@@ -775,7 +775,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, errno
 	}
 	key := child.key
-	opts := putOptions(kindDir, key, child.attrs, nil)
+	opts := putOptions(kindDir, key, child.attrs, child.foreign)
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	if _, err := n.fsys.store.Upload(uctx, key+"/", emptyReader{}, 0, opts); err != nil {
@@ -809,6 +809,7 @@ func (n *Node) newChildNode(ctx context.Context, name string, k kind, mode uint3
 	}
 	child := n.fsys.newNode(k, n.childKey(name))
 	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	child.foreign = n.inheritedXattrs(k)
 	return child, 0
 }
 
@@ -848,6 +849,14 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		errno := toErrno(err)
 		n.fsys.logFailure("rmdir", key, err, errno)
 		return errno
+	}
+	if ch := n.GetChild(name); ch != nil && ch.Operations().(*Node).isOldStyleDir() {
+		// An old-style "key" directory object goes too (s3fs's compat_dir).
+		if err := n.fsys.store.Delete(uctx, key); err != nil {
+			errno := toErrno(err)
+			n.fsys.logFailure("rmdir", key, err, errno)
+			return errno
+		}
 	}
 	n.entryRemoved(name)
 	n.fsys.setDirChanged(key, time.Time{})
@@ -911,6 +920,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	child := n.fsys.newNode(kindFile, n.childKey(name))
 	child.attrs = n.fsys.callerAttrs(ctx, mode)
+	child.foreign = n.inheritedXattrs(kindFile)
 	if errno := child.stageEmpty(); errno != 0 {
 		n.fsys.inos.release(child) // never attached
 		return nil, nil, 0, errno

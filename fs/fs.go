@@ -186,7 +186,7 @@ func (f *FS) Mount(mountpoint string, mc MountConfig) (*fuse.Server, error) {
 			// from 544 to 637-692 MB/s in total with 64 (make bench,
 			// workload 1b), one reader from 569 to 623-642.
 			MaxBackground: 64,
-			DisableXAttrs: true,
+			DisableXAttrs: mc.NoXattr,
 			// open(O_TRUNC) arrives as an open with O_TRUNC, not as a
 			// size-0 setattr before it: the object then changes only when
 			// the new content is flushed, never to an empty one first.

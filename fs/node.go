@@ -2,7 +2,9 @@ package fs
 
 import (
 	"context"
+	"maps"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,10 +48,19 @@ type Node struct {
 	// entry goes vanishes from the store, yet POSIX wants it there until
 	// rmdir: a lookup that finds nothing keeps the node the kernel holds.
 	emptiedHere bool
-	foreign     map[string]string // metadata keys of other tools, kept on rewrite
-	validUntil  time.Time         // attributes trusted until then (stat cache)
-	unlinked    bool              // removed from the namespace: never upload again
-	linkTarget  string            // symlinks: cached target, "" until read
+	// oldStyle: directories whose object is an old-style "key" (no
+	// slash, application/x-directory, as old s3fs versions made them);
+	// the next metadata update replaces it with "key/", as s3fs does,
+	// and rmdir and rename remove it.
+	oldStyle bool
+	// metaLoaded: attrs and foreign came from the object's headers (a
+	// HEAD), not from a listing, which carries none (xattr.go loads
+	// them before a rewrite could drop them).
+	metaLoaded bool
+	foreign    map[string]string // metadata keys of other tools, kept on rewrite
+	validUntil time.Time         // attributes trusted until then (stat cache)
+	unlinked   bool              // removed from the namespace: never upload again
+	linkTarget string            // symlinks: cached target, "" until read
 
 	// Write staging (files only).
 	staging   *os.File     // local copy of the content, nil when not staged
@@ -227,6 +238,30 @@ func (f *FS) setDirChanged(key string, t time.Time) {
 	f.dirChanged[key] = t
 }
 
+// isOldStyleDir: see Node.oldStyle.
+func (n *Node) isOldStyleDir() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.oldStyle
+}
+
+// moveDirChanged carries dirChangedAt of the directory at oldKey and of
+// every directory below it over to their keys under newKey: a renamed
+// directory keeps the mtime its entries gave it (rename changes its ctime
+// only, and nothing of what is inside it).
+func (f *FS) moveDirChanged(oldKey, newKey string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	moved := make(map[string]time.Time)
+	for k, t := range f.dirChanged {
+		if k == oldKey || strings.HasPrefix(k, oldKey+"/") {
+			moved[newKey+k[len(oldKey):]] = t
+			delete(f.dirChanged, k)
+		}
+	}
+	maps.Copy(f.dirChanged, moved)
+}
+
 // apply replaces what o overrides in out, the attributes of a node of kind k.
 func (o *Override) apply(out *fuse.Attr, k kind) {
 	if o.UID != nil {
@@ -249,6 +284,9 @@ func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
 	cfg := &n.fsys.cfg
 	changed := n.etag != info.ETag
 	n.size = info.Size
+	if info.ETag != n.etag {
+		n.metaLoaded = false // another version: its headers are not ours yet
+	}
 	n.etag = info.ETag
 	if n.kind == kindDir {
 		n.size = 0
@@ -266,6 +304,10 @@ func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
 	}
 	n.attrs = attrsFromInfo(cfg, n.kind, info)
 	n.foreign = foreignMeta(info.Metadata)
+	n.metaLoaded = true
+	if n.kind == kindDir {
+		n.oldStyle = info.Key != "" && !strings.HasSuffix(info.Key, "/")
+	}
 	n.validUntil = time.Now().Add(cfg.StatCacheTTL)
 }
 
@@ -487,7 +529,7 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 		n.mu.Unlock()
 		return 0 // nothing to persist, or the pending upload carries it
 	}
-	key, etag, k := n.key, n.etag, n.kind
+	key, etag, k, oldStyle := n.key, n.etag, n.kind, n.oldStyle
 	opts := putOptions(k, key, n.attrs, n.foreign)
 	n.mu.Unlock()
 
@@ -508,9 +550,18 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 		n.fsys.logFailure("setattr", key, err, errno)
 		return errno
 	}
+	if oldStyle {
+		// The "key/" marker replaces the old-style object.
+		if err := n.fsys.store.Delete(uctx, key); err != nil {
+			n.fsys.log.Warn("old-style directory object not removed after its marker was written", "key", key, "err", err)
+		} else {
+			oldStyle = false
+		}
+	}
 	n.mu.Lock()
 	if k == kindDir {
 		n.hasMarker = true
+		n.oldStyle = oldStyle
 	} else {
 		n.etag = newETag
 	}
@@ -522,7 +573,10 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 // Statfs reports the free space of the staging disk, which is what bounds
 // how much can be written before uploads drain: a bucket has no size, but
 // a sandbox's local disk does, and installers that check df before writing
-// must see the truth. Totals come from the same disk.
+// must see the truth. The total is that free space too, and nothing is
+// used, as s3fs shows a mount (its suite checks Total == Available and
+// Used == 0): the other files on the staging disk are not the bucket's, and
+// a total of the whole disk would show them as the bucket's use.
 func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(n.fsys.cfg.StagingDir, &st); err != nil {
@@ -530,8 +584,8 @@ func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	}
 	out.Bsize = uint32(st.Bsize)
 	out.Frsize = uint32(st.Frsize)
-	out.Blocks = st.Blocks
-	out.Bfree = st.Bfree
+	out.Blocks = st.Bavail
+	out.Bfree = st.Bavail
 	out.Bavail = st.Bavail
 	// Objects are not inodes of the staging disk: there is no limit.
 	out.Files = 1 << 40
@@ -541,10 +595,15 @@ func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 // Link refuses hard links: an object store has no way for two keys to share
-// one object's content and metadata. EPERM is what POSIX specifies for a
-// filesystem without hard links (and what `ln` reports).
+// one object's content and metadata. ENOTSUP, as s3fs answers (ln prints
+// "Operation not supported"; s3fs's suite and tools that fall back to a
+// copy look for it). The kernel itself answers EPERM for a directory, as
+// POSIX has it, before asking us; an over-long name is ENAMETOOLONG first.
 func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	return nil, syscall.ENOTSUP
 }
 
 // emptyReader is a zero-length io.ReaderAt.

@@ -277,6 +277,18 @@ func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) s
 	// is cancelled): when Wait returns, copied says exactly what exists
 	// under the new name, for the clean-up to take back.
 	copied := make([]bool, len(keys))
+	// The directory's own marker is copied with a new ctime (a rename
+	// changes it; its mtime and the rest stay), everything else as it is.
+	now := time.Now()
+	var markerOpts *s3backend.PutOptions
+	if hasMarker {
+		if info, err := f.store.Head(uctx, srcPrefix); err == nil {
+			a := attrsFromInfo(&f.cfg, kindDir, info)
+			a.ctime = now
+			opts := putOptions(kindDir, dstKey, a, foreignMeta(info.Metadata))
+			markerOpts = &opts
+		}
+	}
 	var g errgroup.Group
 	var failed atomic.Bool
 	g.SetLimit(renameConcurrency)
@@ -285,7 +297,11 @@ func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) s
 			break
 		}
 		g.Go(func() error {
-			etag, err := f.store.Copy(uctx, obj.Key, dstPrefix+obj.Key[len(srcPrefix):], obj.ETag, nil)
+			var opts *s3backend.PutOptions
+			if obj.Key == srcPrefix {
+				opts = markerOpts
+			}
+			etag, err := f.store.Copy(uctx, obj.Key, dstPrefix+obj.Key[len(srcPrefix):], obj.ETag, opts)
 			if err != nil {
 				failed.Store(true)
 				return err
@@ -298,7 +314,9 @@ func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) s
 		// An implicit (or empty, locally made) directory: give the new
 		// one a marker so that it exists even if it is empty.
 		src.mu.Lock()
-		opts := putOptions(kindDir, dstKey, src.attrs, src.foreign)
+		a := src.attrs
+		a.ctime = now
+		opts := putOptions(kindDir, dstKey, a, src.foreign)
 		src.mu.Unlock()
 		g.Go(func() error {
 			_, err := f.store.Upload(uctx, dstPrefix, emptyReader{}, 0, opts)
@@ -328,6 +346,10 @@ func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) s
 	for i, obj := range keys {
 		old[i] = obj.Key
 	}
+	if src.isOldStyleDir() {
+		// The old-style "key" object: the new marker replaces it.
+		old = append(old, srcKey)
+	}
 	if err := f.store.DeleteMany(uctx, old); err != nil {
 		// Every object is under its new name, some under the old one
 		// too: the tree moves, and rename(2) says it did not go clean.
@@ -335,18 +357,19 @@ func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) s
 		f.logFailure("rename-delete", srcKey, err, errno)
 		f.log.Warn("directory rename copied everything but could not delete every old key: some objects are under both names",
 			"from", srcKey, "to", dstKey, "objects", len(keys), "err", err)
-		f.rekeyTree(src, srcKey, dstKey, keys, newETags)
+		f.rekeyTree(src, srcKey, dstKey, keys, newETags, now)
 		return errno
 	}
-	f.rekeyTree(src, srcKey, dstKey, keys, newETags)
+	f.rekeyTree(src, srcKey, dstKey, keys, newETags, now)
 	f.log.Debug("directory renamed", "from", srcKey, "to", dstKey, "objects", len(keys))
 	return 0
 }
 
 // rekeyTree moves the nodes of a renamed directory, those the kernel knows
 // and the registered ones it forgot, to their new keys; keys are the
-// objects that were copied, with their new ETags.
-func (f *FS) rekeyTree(src *Node, srcKey, dstKey string, keys []s3backend.ObjectInfo, newETags []string) {
+// objects that were copied, with their new ETags; now is the rename's
+// time, the directory's new ctime.
+func (f *FS) rekeyTree(src *Node, srcKey, dstKey string, keys []s3backend.ObjectInfo, newETags []string, now time.Time) {
 
 	// Re-key the nodes the kernel knows, so later uploads go to the new
 	// place. The gate keeps uploads under both prefixes out meanwhile.
@@ -355,6 +378,7 @@ func (f *FS) rekeyTree(src *Node, srcKey, dstKey string, keys []s3backend.Object
 		moved[obj.Key] = newETags[i]
 	}
 	rekey(src, srcKey, dstKey, nil)
+	f.moveDirChanged(srcKey, dstKey)
 	for _, d := range descendants(src) {
 		rekey(d, srcKey, dstKey, moved)
 		d.invalidateListing()
@@ -368,6 +392,8 @@ func (f *FS) rekeyTree(src *Node, srcKey, dstKey string, keys []s3backend.Object
 	}
 	src.mu.Lock()
 	src.hasMarker = true
+	src.oldStyle = false
+	src.attrs.ctime = now // as Linux: a rename changes the ctime, not the mtime
 	// Expired, not dropped: its names still count the subdirectories
 	// for nlink until the next listing.
 	src.listingUntil = time.Time{}

@@ -29,7 +29,7 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 	if k.isDevice() {
 		child.attrs.rdev = rdev
 	}
-	opts := putOptions(k, key, child.attrs, nil)
+	opts := putOptions(k, key, child.attrs, child.foreign)
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
 	etag, err := n.fsys.store.Upload(uctx, key, emptyReader{}, 0, opts)

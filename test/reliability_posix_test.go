@@ -13,13 +13,11 @@ import (
 // with the reason (listed in README's semantics section). Cases that could
 // hold and fail are bugs, not skips.
 var posixSkips = map[string]string{
-	"Link":                "hard links: S3 keys cannot share an object (EPERM)",
-	"LinkUnlinkRename":    "needs hard links (EPERM on bucketfs)",
+	"Link":                "hard links: S3 keys cannot share an object (ENOTSUP)",
+	"LinkUnlinkRename":    "needs hard links (ENOTSUP on bucketfs)",
 	"FcntlFlockLocksFile": "file locks are not supported: a lock cannot span the mounts of a bucket",
 	"Fallocate":           "fallocate is not supported (ENOTSUP): objects have no preallocated blocks",
 	"FallocateKeepSize":   "fallocate is not supported (ENOTSUP)",
-	"XAttr":               "xattrs are not supported (ENOTSUP)",
-	"XAttrLarge":          "xattrs are not supported (ENOTSUP)",
 	"Tmpfile":             "O_TMPFILE is not supported (ENOTSUP): an object needs a name",
 }
 

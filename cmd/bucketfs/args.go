@@ -191,7 +191,7 @@ func formatByteSize(n int64) string {
 
 // flagValues holds what pflag parses into before it is merged with -o.
 type flagValues struct {
-	foreground, pathStyle, readOnly, allowOther, debugFUSE            bool
+	foreground, pathStyle, readOnly, allowOther, debugFUSE, noXattr   bool
 	insecure, showVersion, showHelp, requesterPays                    bool
 	sse, sseKMSKeyID, sseCKeyFile, storageClass, acl                  string
 	endpoint, region, profile, logLevel, logFile                      string
@@ -246,6 +246,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.readyFile, "ready-file", "", "write this file (atomically, with the daemon's pid) once the mount answers; removed at exit")
 	fs.StringVar(&fv.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9100)")
 	fs.BoolVar(&fv.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+	fs.BoolVar(&fv.noXattr, "no-xattr", false, "turn extended attributes off (ENOTSUP); saves the kernel's security.capability query before every write(2)")
 	fs.StringVar(&fv.sse, "sse", "", "server-side encryption of objects written: s3 (SSE-S3), kms (SSE-KMS) or c (SSE-C); same as -o use_sse")
 	fs.StringVar(&fv.sseKMSKeyID, "sse-kms-key-id", "", "SSE-KMS with this key (implies --sse kms)")
 	fs.StringVar(&fv.sseCKeyFile, "sse-c-key-file", "", "SSE-C with the key in this file, 32 bytes raw or base64, not readable by others; every read needs it (implies --sse c)")
@@ -321,6 +322,7 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		StagingSize:      fv.stagingSize,
 		CacheSize:        fv.cacheSize,
 		DebugFUSE:        fv.debugFUSE,
+		NoXattr:          fv.noXattr,
 		env:              env,
 	}
 	if fv.stagingDir != "" {

@@ -255,7 +255,7 @@ func TestParseArgsHelpVersion(t *testing.T) {
 	var sb strings.Builder
 	usage(&sb, testEnv(nil))
 	for _, s := range []string{"--foreground", "--endpoint", "--stat-cache-ttl", "--staging-dir", "--recovery-dir",
-		"--upload-timeout", "--debug-fuse", "use_path_request_style", "/var/log/bucketfs.log"} {
+		"--upload-timeout", "--debug-fuse", "--no-xattr", "use_path_request_style", "/var/log/bucketfs.log"} {
 		if !strings.Contains(sb.String(), s) {
 			t.Errorf("usage lacks %q", s)
 		}

@@ -109,6 +109,7 @@ type Config struct {
 	LogFile   string // "" means stderr (the default log file is chosen by the daemon parent)
 	LogFormat string // "text" or "json"
 	DebugFUSE bool
+	NoXattr   bool // --no-xattr
 
 	// ReadyFile, when set, is written once the mount answers and removed
 	// at exit, for callers that start "bucketfs -f" in the background.

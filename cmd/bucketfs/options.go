@@ -70,7 +70,7 @@ var s3fsIgnored = map[string]bool{
 	"check_cache_dir_exist": true, "enable_content_md5": true, "ssl_verify_hostname": true,
 	"instance_name": true,
 	"cipher_suites": true, "noxmlns": true, "nocopyapi": true, "norenameapi": true,
-	"use_xattr": true, "listobjectsv2": true, "streamupload": true,
+	"listobjectsv2": true, "streamupload": true,
 	"logfile": true, "direct_read": true, "noua": true, "host": true, "servicepath": true,
 	"kernel_cache": true, "auto_cache": true, "big_writes": true, "max_read": true,
 	"max_write": true, "max_background": true, "congestion_threshold": true,
@@ -157,6 +157,9 @@ func (mo *mountOptions) apply(item string) error {
 		mo.ReadOnly = true
 	case "nonempty":
 		mo.NonEmpty = true
+	case "use_xattr":
+		// s3fs's switch for extended attributes, which bucketfs always
+		// stores, in s3fs's format (fs/xattr.go): nothing to change.
 	case "public_bucket":
 		mo.Anonymous = !hasVal || val == "1"
 	case "no_check_certificate":

@@ -52,3 +52,15 @@ func FuzzParseMountOptions(f *testing.F) {
 		}
 	})
 }
+
+// use_xattr is honoured (xattrs are always on), so it draws no "ignored"
+// warning.
+func TestUseXattrAccepted(t *testing.T) {
+	mo, err := parseMountOptions([]string{"allow_other,use_xattr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mo.Ignored) != 0 {
+		t.Fatalf("use_xattr listed as ignored: %q", mo.Ignored)
+	}
+}

@@ -178,6 +178,7 @@ func run(ctx context.Context, cfg *Config) error {
 		AllowOther: cfg.AllowOther,
 		ReadOnly:   cfg.ReadOnly,
 		Debug:      cfg.DebugFUSE,
+		NoXattr:    cfg.NoXattr,
 	})
 	if err != nil {
 		return describeMountError(err, cfg)
