@@ -448,6 +448,15 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 			return errno
 		}
 	}
+	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID|fuse.FATTR_ATIME|fuse.FATTR_MTIME|fuse.FATTR_ATIME_NOW|fuse.FATTR_MTIME_NOW) != 0 {
+		// The rewrite below carries every header: a node known only from
+		// a listing (--metadata listing, or not stat-ed yet) loads the
+		// object's first, or chmod would reset the owner, the times,
+		// the xattrs and other tools' keys to the listing's defaults.
+		if errno := n.loadMeta(ctx); errno != 0 {
+			return errno
+		}
+	}
 
 	n.mu.Lock()
 	// chmod, chown and utimensat change the ctime, never the mtime by
