@@ -275,3 +275,26 @@ func TestListingTolerance(t *testing.T) {
 	}
 	sameBytes(t, "a\\x01b", readFile(t, m.Path("ctl/a\x01b")), []byte("ctl"))
 }
+
+// chmod of a file known only from a listing (--metadata listing) rewrites
+// its headers from the object's, not from the listing's defaults: the
+// owner, the times, the xattrs and other tools' keys stay.
+func TestListingChmodKeepsHeaders(t *testing.T) {
+	t.Parallel()
+	m := mount(t, withFlags("--metadata", "listing"))
+	m.Put("f", []byte("data"), map[string]string{
+		"uid": "1234", "gid": "5678", "mode": "33188", "mtime": "1600000000",
+		"xattr": "%7B%22user.k%22%3A%22dmFsdWU%3D%22%7D", "other-tool": "kept",
+	})
+	if err := os.Chmod(m.Path("f"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := m.Head("f")
+	want := map[string]string{"uid": "1234", "gid": "5678", "mode": "33152", "mtime": "1600000000",
+		"xattr": "%7B%22user.k%22%3A%22dmFsdWU%3D%22%7D", "other-tool": "kept"}
+	for k, v := range want {
+		if got := h.Metadata[k]; got != v {
+			t.Errorf("x-amz-meta-%s after chmod: %q, want %q (all: %v)", k, got, v, h.Metadata)
+		}
+	}
+}
