@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,6 +38,11 @@ type handle struct {
 	// object version it was made for (a newer version gets a new one).
 	mu sync.Mutex
 	rd *cache.Reader
+
+	// served: a read through this handle has returned bytes of the
+	// object. Until then a replaced object is simply the one to read
+	// (revalidated on 412); after, it is ESTALE, never a mix of versions.
+	served atomic.Bool
 }
 
 func newHandle(n *Node, flags uint32) *handle {
@@ -81,6 +87,10 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	// new ETag, and then the kernel must drop what it has.
 	if n.etag != "" && n.etag == n.openedETag && n.staging == nil {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+		// The kernel may serve this handle's first reads from pages of
+		// this version that we never see: count them as served, so
+		// that a replacement found later is ESTALE, not a mix.
+		h.served.Store(true)
 	} else {
 		// The kernel drops the page cache after this open: no push of
 		// the version it held may land after that.
@@ -168,6 +178,11 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 			errno = syscall.ESTALE
 			n.fsys.blocks.Invalidate(key)
 			n.expire()
+			if f != nil && !h.served.Load() && n.revalidate(ctx, key, etag) {
+				// Another writer replaced the object before this
+				// handle returned any byte: read the new version.
+				return n.Read(ctx, f, dest, off)
+			}
 		}
 		if errno != syscall.EINTR {
 			n.fsys.logFailure("read", key, err, errno)
@@ -179,7 +194,32 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		// blocks stay in the kernel (kernelfill.go).
 		n.fillKernelCache(key, etag, size, off, want)
 	}
+	if slices.Len() > 0 {
+		h.served.Store(true)
+	}
 	return sliceResult{slices}, 0
+}
+
+// revalidate asks the store for the object at key after a read pinned to
+// etag found it replaced, and takes its new version; it reports whether
+// there is one (another ETag) to read.
+func (n *Node) revalidate(ctx context.Context, key, etag string) bool {
+	mctx, cancel := n.fsys.metaContext(ctx)
+	defer cancel()
+	info, err := n.fsys.store.Head(mctx, key)
+	if err != nil || info.ETag == etag {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.key != key || n.etag != etag || n.staging != nil || n.kind != kindFile {
+		return false // changed meanwhile: let the caller's next read see it
+	}
+	n.applyInfoLocked(info, true)
+	n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	n.fsys.log.Info("object replaced by another writer before this reader read any of it: reading the new version",
+		"key", key, "old_etag", etag, "new_etag", info.ETag, "size", info.Size)
+	return true
 }
 
 // reader returns the handle's block reader for obj, replacing one made for
