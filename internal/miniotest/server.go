@@ -195,6 +195,12 @@ func (s *Server) launch(ctx context.Context) error {
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
+		// A test server has one drive on tmpfs: never take it offline
+		// because the machine is too busy to answer a health check in
+		// time (every write then fails with SlowDownWrite for minutes;
+		// seen with two suites and the conformance runs on 2 cores).
+		"_MINIO_DRIVE_ACTIVE_MONITORING=off",
+		"MINIO_DRIVE_MAX_TIMEOUT=10m",
 	)
 	cmd.Env = append(cmd.Env, s.opts.Env...) // later entries win
 	cmd.Stdout, cmd.Stderr = logf, logf
