@@ -241,9 +241,14 @@ func (n *Node) loadMeta(ctx context.Context) syscall.Errno {
 
 // xattrs returns n's attributes, loaded or refreshed first for a name that
 // may have been written elsewhere (the kernel's security.capability probes,
-// one per write, are answered from memory).
+// one per write, are answered from memory). With --metadata listing, the
+// POSIX ACL probes ls -l and cp make of every file are answered from what
+// is known too: that mode sends no HEAD for a listing, and an ACL another
+// tool stored shows once the file's headers are loaded (a user xattr read,
+// a chmod).
 func (n *Node) xattrs(ctx context.Context, name string) (map[string][]byte, syscall.Errno) {
-	if name == "" || storableName(name) == 0 {
+	aclProbe := n.fsys.cfg.ListingMetadata && (name == aclAccess || name == aclDefault)
+	if (name == "" || storableName(name) == 0) && !aclProbe {
 		if errno := n.loadMeta(ctx); errno != 0 {
 			return nil, errno
 		}
