@@ -175,17 +175,22 @@ func (n *Node) applyEdit(ctx context.Context, key string, base editBase, dirty r
 	return res.ETag, nil
 }
 
-// afterUploadLocked records that the object at key now holds what the node
-// had at generation gen, with etag. A sparse node's base becomes the new
-// object; its dirty ranges are dropped if nothing was written since (they
-// are a superset of the new bytes otherwise, which stays correct). n.mu held.
-func (n *Node) afterUploadLocked(key, etag string, gen uint64) {
+// afterUploadLocked records that the object at key now holds the node's
+// first size bytes as they were at generation gen, with etag. A sparse
+// node's base becomes the new object, of that size; its dirty ranges are
+// dropped if nothing was written since (they are a superset of the new
+// bytes otherwise, which stays correct), and whatever lies past size (a
+// write between the upload's snapshot and its end) stays dirty. n.mu held.
+func (n *Node) afterUploadLocked(key, etag string, gen uint64, size int64) {
 	if n.editBase == nil {
 		return
 	}
-	n.editBase = &editBase{key: key, etag: etag, size: n.size}
+	n.editBase = &editBase{key: key, etag: etag, size: size}
 	if n.gen == gen {
 		n.dirty = nil
+	}
+	if n.size > size {
+		n.dirty = n.dirty.add(size, n.size-size)
 	}
 }
 

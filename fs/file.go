@@ -629,7 +629,7 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	n.mu.Lock()
 	n.endUploadLocked(gen, etag, err, time.Now())
 	if err == nil {
-		n.afterUploadLocked(key, etag, gen)
+		n.afterUploadLocked(key, etag, gen, size)
 		n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	}
 	n.mu.Unlock()

@@ -174,7 +174,7 @@ func (n *Node) renameObject(dstDir *Node, newName string) syscall.Errno {
 			// moves all the same: its data is under the new name.
 			errno := toErrno(derr)
 			n.fsys.logFailure("rename-delete", srcKey, derr, errno)
-			n.moveKey(srcKey, dstKey, gen, local, newETag, nil)
+			n.moveKey(srcKey, dstKey, gen, size, local, newETag, nil)
 			return errno
 		}
 	}
@@ -189,19 +189,19 @@ func (n *Node) renameObject(dstDir *Node, newName string) syscall.Errno {
 		n.fsys.logFailure("rename", srcKey, err, errno)
 		return errno
 	}
-	n.moveKey(srcKey, dstKey, gen, local, newETag, nil)
+	n.moveKey(srcKey, dstKey, gen, size, local, newETag, nil)
 	return 0
 }
 
 // moveKey records that n's object now lives at dstKey: the key, the
 // registry, the sidecar and, when the rename uploaded it, the upload's end.
-func (n *Node) moveKey(srcKey, dstKey string, gen uint64, uploaded bool, newETag string, err error) {
+func (n *Node) moveKey(srcKey, dstKey string, gen uint64, size int64, uploaded bool, newETag string, err error) {
 	n.mu.Lock()
 	n.key = dstKey
 	if uploaded {
 		n.endUploadLocked(gen, newETag, err, time.Now())
 		if err == nil {
-			n.afterUploadLocked(dstKey, newETag, gen)
+			n.afterUploadLocked(dstKey, newETag, gen, size)
 		}
 	} else {
 		n.etag = newETag

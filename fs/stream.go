@@ -290,6 +290,11 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 	// (appendedToLocked).
 	n.editBase = &editBase{key: st.key, etag: etag, size: size}
 	n.dirty = nil
+	if n.size > size {
+		// Written after the upload took its snapshot of the size, before
+		// it took the data lock: only the staging file has these bytes.
+		n.dirty = n.dirty.add(size, n.size-size)
+	}
 	n.punched = 0
 	if f := n.staging; f != nil {
 		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, size); err == nil {
