@@ -801,8 +801,8 @@ func (n *Node) newChildNode(ctx context.Context, name string, k kind, mode uint3
 	if n.fsys.cfg.ReadOnly {
 		return nil, syscall.EROFS
 	}
-	if len(name) > maxNameLen {
-		return nil, syscall.ENAMETOOLONG
+	if errno := n.newNameErrno(name, k); errno != 0 {
+		return nil, errno
 	}
 	if n.GetChild(name) != nil {
 		return nil, syscall.EEXIST
@@ -906,8 +906,8 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if n.fsys.cfg.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
-	if len(name) > maxNameLen {
-		return nil, nil, 0, syscall.ENAMETOOLONG
+	if errno := n.newNameErrno(name, kindFile); errno != 0 {
+		return nil, nil, 0, errno
 	}
 	if old := n.GetChild(name); old != nil {
 		// The kernel's view was stale (another writer removed it, or the
@@ -997,8 +997,8 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if n.fsys.cfg.ReadOnly {
 		return nil, syscall.EROFS
 	}
-	if len(name) > maxNameLen {
-		return nil, syscall.ENAMETOOLONG
+	if errno := n.newNameErrno(name, kindSymlink); errno != 0 {
+		return nil, errno
 	}
 	key := n.childKey(name)
 	child := n.fsys.newNode(kindSymlink, key)

@@ -48,6 +48,9 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if srcKey == dstKey {
 		return 0
 	}
+	if !n.fsys.keyFits(dstKey, src.kind) {
+		return syscall.ENAMETOOLONG // a directory's deeper keys are checked with its listing
+	}
 
 	// What is at the destination? The kernel has looked it up already, so
 	// an existing target has a node.
@@ -258,6 +261,12 @@ func (f *FS) renameDir(ctx context.Context, src, dstDir *Node, newName string) s
 			break
 		}
 		token = page.NextToken
+	}
+	for _, obj := range keys {
+		if !f.keyFits(dstPrefix+obj.Key[len(srcPrefix):], kindFile) {
+			f.log.Warn("directory rename refused: a key under it would pass S3's 1,024 bytes", "key", obj.Key, "new_prefix", dstPrefix)
+			return syscall.ENAMETOOLONG
+		}
 	}
 	if max := f.cfg.MaxRenameObjects; max > 0 && len(keys) > max {
 		f.log.Warn("directory rename refused: too many objects to copy (mv copies such a tree file by file; --max-rename-objects raises the bound)",

@@ -372,3 +372,44 @@ func TestHardLinkRefused(t *testing.T) {
 	}
 	sameBytes(t, "a", m.Get("a"), []byte("original"))
 }
+
+// S3 stores keys of at most 1,024 bytes: a name that would make a longer
+// key is refused when it is made (create, mkdir, symlink, rename, the
+// deeper keys of a directory rename), ENAMETOOLONG, not an upload that
+// fails at close with EIO and a file that can never be stored. A key of
+// exactly 1,024 bytes is stored.
+func TestKeyLengthLimit(t *testing.T) {
+	t.Parallel()
+	m := mount(t)
+	long := func(c byte, n int) string { return strings.Repeat(string(c), n) }
+	// Five directories of 200 bytes (MinIO stores a marker as a file
+	// named after its last component plus a suffix, so each must stay
+	// well under 255): their key is 1,004 bytes, the deepest marker 1,005.
+	parent := strings.Join([]string{long('a', 200), long('b', 200), long('c', 200), long('d', 200)}, "/")
+	dir := parent + "/" + long('e', 200)
+	if err := os.MkdirAll(m.Path(dir), 0o755); err != nil {
+		t.Fatalf("mkdir -p of a 1,004-byte key: %v", err)
+	}
+	fits := dir + "/" + long('x', 1024-len(dir)-1) // exactly 1,024 bytes
+	writeFile(t, m.Path(fits), []byte("fits"))
+	sameBytes(t, "a 1,024-byte key", m.Get(fits), []byte("fits"))
+
+	over := dir + "/" + long('f', 1024-len(dir)) // 1,025 bytes
+	_, err := os.Create(m.Path(over))
+	wantErrno(t, "create of a 1,025-byte key", err, syscall.ENAMETOOLONG)
+	wantErrno(t, "mkdir whose marker is 1,025 bytes", os.Mkdir(m.Path(dir+"/"+long('g', 1024-len(dir)-1)), 0o755), syscall.ENAMETOOLONG)
+	wantErrno(t, "symlink of a 1,025-byte key", os.Symlink("target", m.Path(over)), syscall.ENAMETOOLONG)
+	writeFile(t, m.Path("short"), []byte("short"))
+	wantErrno(t, "rename to a 1,025-byte key", os.Rename(m.Path("short"), m.Path(over)), syscall.ENAMETOOLONG)
+	sameBytes(t, "the file a refused rename left", m.Get("short"), []byte("short"))
+
+	// A directory rename that would push a key inside it past the limit:
+	// the last directory (200 bytes) holds the 1,024-byte key; renaming
+	// it to 201 bytes would make that key 1,025 bytes.
+	wantErrno(t, "directory rename lengthening a key inside it past 1,024 bytes",
+		os.Rename(m.Path(dir), m.Path(parent+"/"+long('z', 201))), syscall.ENAMETOOLONG)
+	sameBytes(t, "the tree a refused directory rename left", m.Get(fits), []byte("fits"))
+	if m.Exists(over) {
+		t.Error("an object with a 1,025-byte key exists")
+	}
+}
