@@ -431,8 +431,11 @@ func (n *Node) entryRemoved(name string) {
 
 // statRemote finds what key is: an object (file, symlink), a directory
 // marker "key/", or a prefix with objects under it (an implicit directory).
-// The three requests run in parallel; the first that answers decides.
-// With listing metadata, two listings answer instead (statListed).
+// Two requests run in parallel: a HEAD of key and a listing of "key/" with
+// at most one key, which is the marker when there is one (it sorts first).
+// Only a marker found that way costs a second round, a HEAD of it, for the
+// mode and owner the kernel checks. With listing metadata, two listings
+// answer instead (statListed).
 func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, syscall.Errno) {
 	if f.cfg.ListingMetadata {
 		return f.statListed(ctx, key)
@@ -440,35 +443,38 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 	mctx, cancel := f.metaContext(ctx)
 	defer cancel()
 	var (
-		obj, marker       s3backend.ObjectInfo
-		objErr, markerErr error
-		list              s3backend.ListResult
-		listErr           error
+		obj             s3backend.ObjectInfo
+		objErr, listErr error
+		list            s3backend.ListResult
 	)
 	inParallel(
 		func() { obj, objErr = f.store.Head(mctx, key) },
-		func() { marker, markerErr = f.store.Head(mctx, key+"/") },
 		func() { list, listErr = f.store.List(mctx, key+"/", "", "", 1) })
 
 	// Some stores (S3, and MinIO too) allow both "key" and "key/…". The
 	// directory wins, as it does in listings, so that what is below it
 	// stays reachable.
+	hasMarker := listErr == nil && len(list.Objects) > 0 && list.Objects[0].Key == key+"/"
 	switch {
 	case objErr == nil && kindOf(obj) == kindDir:
 		return listEntry{kind: kindDir, info: obj, hasMeta: true, marker: true}, true, 0
-	case markerErr == nil:
-		return listEntry{kind: kindDir, info: marker, hasMeta: true, marker: true}, true, 0
+	case hasMarker:
+		marker, err := f.store.Head(mctx, key+"/")
+		switch {
+		case err == nil:
+			return listEntry{kind: kindDir, info: marker, hasMeta: true, marker: true}, true, 0
+		case errors.Is(err, s3backend.ErrNotFound):
+			// Removed since the listing: an implicit directory if
+			// anything else is below it, which a new lookup tells.
+			return listEntry{kind: kindDir}, true, 0
+		}
+		return listEntry{}, false, f.lookupErrno(key+"/", err)
 	case listErr == nil && len(list.Objects)+len(list.CommonPrefixes) > 0:
 		return listEntry{kind: kindDir}, true, 0
 	case objErr == nil:
 		return listEntry{kind: kindOf(obj), info: obj, hasMeta: true}, true, 0
 	}
-	if errors.Is(markerErr, s3backend.ErrInvalidKey) {
-		// No marker can exist under a key the store refuses (MinIO
-		// refuses "name/" for a 255-byte name): the probe found nothing.
-		markerErr = s3backend.ErrNotFound
-	}
-	return listEntry{}, false, f.lookupErrno(key, objErr, markerErr, listErr)
+	return listEntry{}, false, f.lookupErrno(key, objErr, listErr)
 }
 
 // inParallel runs fns at once and returns when all have.

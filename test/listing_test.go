@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -296,5 +297,53 @@ func TestListingChmodKeepsHeaders(t *testing.T) {
 		if got := h.Metadata[k]; got != v {
 			t.Errorf("x-amz-meta-%s after chmod: %q, want %q (all: %v)", k, got, v, h.Metadata)
 		}
+	}
+}
+
+// A cold lookup (a name in a directory not listed yet) costs a HEAD of the
+// key and a one-key listing of "key/", in parallel; only a directory with a
+// marker costs one more request, the HEAD of its marker, for the mode and
+// owner the kernel checks. The answers are what the objects say.
+func TestColdLookupRequests(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr))
+	m.Put("file", []byte("12345"), map[string]string{"mode": strconv.Itoa(0o100640), "uid": "1234"})
+	m.Put("implicit/below", []byte("x"), nil)
+	m.Put("marked/", nil, map[string]string{"mode": strconv.Itoa(0o40710), "uid": "4321"})
+	unmountAll(t, m)
+	m2 := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr), onBucket(m.Bucket))
+
+	for _, tc := range []struct {
+		name  string
+		heads float64
+		mode  uint32
+		uid   uint32
+	}{
+		{"file", 1, 0o100640, 1234},
+		{"implicit", 1, syscall.S_IFDIR, 0},
+		{"marked", 2, 0o40710, 4321},
+	} {
+		var st syscall.Stat_t
+		reqs := countRequests(t, addr, func() { st = lstat(t, m2.Path(tc.name)) })
+		if reqs["head"] != tc.heads || reqs["list"] != 1 || reqs["get"] != 0 {
+			t.Errorf("cold lookup of %s sent %v, want %.0f HEAD and 1 LIST", tc.name, reqs, tc.heads)
+		}
+		if tc.name == "implicit" {
+			if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+				t.Errorf("implicit: mode %o, want a directory", st.Mode)
+			}
+			continue
+		}
+		if st.Mode != tc.mode || st.Uid != tc.uid {
+			t.Errorf("%s: mode %o uid %d, want %o %d", tc.name, st.Mode, st.Uid, tc.mode, tc.uid)
+		}
+	}
+	// A name that is nothing: the same two requests, ENOENT.
+	reqs := countRequests(t, addr, func() {
+		wantErrno(t, "lstat of a missing name", syscall.Lstat(m2.Path("missing"), new(syscall.Stat_t)), syscall.ENOENT)
+	})
+	if reqs["head"] != 1 || reqs["list"] != 1 {
+		t.Errorf("cold lookup of a missing name sent %v, want 1 HEAD and 1 LIST", reqs)
 	}
 }
