@@ -19,9 +19,11 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/novitalabs/bucketfs/cache"
 	bfs "github.com/novitalabs/bucketfs/fs"
 	"github.com/novitalabs/bucketfs/internal/metrics"
+
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
@@ -85,6 +87,15 @@ func run(ctx context.Context, cfg *Config) error {
 		"read_only", cfg.ReadOnly, "sse", cfg.SSE, "storage_class", cfg.StorageClass, "acl", cfg.ACL,
 		"requester_pays", cfg.RequesterPays)
 
+	if plainHTTPWithStaticKeys(cfg.Endpoint, creds.Provider) && os.Getenv("AWS_CA_BUNDLE") != "" {
+		// Nothing will verify a certificate: the store speaks plain HTTP
+		// and the keys are at hand (no STS or SSO call). The SDK would
+		// still parse the whole bundle (in many images the system's,
+		// some 140 certificates) before the first request, a cost on
+		// every launch-to-first-read.
+		log.Debug("not loading AWS_CA_BUNDLE: the endpoint is plain HTTP and the credentials static")
+		os.Unsetenv("AWS_CA_BUNDLE")
+	}
 	store, err := openStore(startCtx, s3backend.Config{
 		Bucket:             cfg.Bucket,
 		Prefix:             cfg.Prefix,
@@ -639,4 +650,11 @@ func sparseEditMin(flag int64) int64 {
 		return -1
 	}
 	return flag
+}
+
+// plainHTTPWithStaticKeys tells whether the daemon makes no TLS connection
+// at all: an http:// endpoint, and credentials it holds itself rather than
+// the SDK's chain (which may call STS or SSO over HTTPS).
+func plainHTTPWithStaticKeys(endpoint string, creds aws.CredentialsProvider) bool {
+	return creds != nil && strings.HasPrefix(strings.ToLower(endpoint), "http://")
 }

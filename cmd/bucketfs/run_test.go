@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	bfs "github.com/novitalabs/bucketfs/fs"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
@@ -153,5 +156,24 @@ func TestStagingDirFor(t *testing.T) {
 	}
 	if a != stagingDirFor("/s", &Config{Bucket: "b", Prefix: "p/", Endpoint: "http://x"}) {
 		t.Error("stagingDirFor is not stable")
+	}
+}
+
+func TestPlainHTTPWithStaticKeys(t *testing.T) {
+	static := credentials.NewStaticCredentialsProvider("k", "s", "")
+	for _, tc := range []struct {
+		endpoint string
+		creds    aws.CredentialsProvider
+		want     bool
+	}{
+		{"http://127.0.0.1:9000", static, true},
+		{"HTTP://minio:9000", static, true},
+		{"https://s3.example.com", static, false},
+		{"", static, false},                   // AWS: HTTPS
+		{"http://127.0.0.1:9000", nil, false}, // the SDK chain may call STS over HTTPS
+	} {
+		if got := plainHTTPWithStaticKeys(tc.endpoint, tc.creds); got != tc.want {
+			t.Errorf("plainHTTPWithStaticKeys(%q, %v) = %v, want %v", tc.endpoint, tc.creds != nil, got, tc.want)
+		}
 	}
 }
