@@ -204,6 +204,9 @@ func run(ctx context.Context, cfg *Config) error {
 	// MiB of garbage that the next collection, far off on an idle mount,
 	// would only then give back: give it back now.
 	debug.FreeOSMemory()
+	// Likewise the executable's pages that starting up mapped
+	// (startpages.go).
+	log.Debug("released startup pages", "bytes", releaseStartupPages())
 
 	served := make(chan struct{})
 	go func() { server.Wait(); close(served) }()
