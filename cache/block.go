@@ -133,7 +133,8 @@ type BlockCache struct {
 	closed   bool
 	freq     freqSketch // recent reads per block, for promoting disk hits; only with a disk tier
 
-	rangeBufs bufPool // buffers of disk-tier range reads handed out in Slices
+	slabs     slabAlloc // where fresh block buffers come from (slab.go)
+	rangeBufs bufPool   // buffers of disk-tier range reads handed out in Slices
 
 	ctr counters
 }
@@ -957,10 +958,13 @@ func (c *BlockCache) runFill(r *run) {
 
 // buffer gives a call of a range run its buffer: the recycled one it was
 // given, else a fresh one (of capacity BlockSize, so that it can be
-// recycled in turn, unless the block is short).
+// recycled in turn, unless the block is short; from a huge-page slab when
+// the block size allows, see slab.go).
 func (c *BlockCache) buffer(cl *call) []byte {
 	if cl.blk.data == nil {
-		if cl.size == c.bs {
+		if cl.size == c.bs && slabbed(c.bs, c.max) {
+			cl.blk.data = c.slabs.get(int(c.bs))
+		} else if cl.size == c.bs {
 			cl.blk.data = make([]byte, c.bs)
 		} else {
 			cl.blk.data = make([]byte, cl.size)
