@@ -133,7 +133,8 @@ type BlockCache struct {
 	closed   bool
 	freq     freqSketch // recent reads per block, for promoting disk hits; only with a disk tier
 
-	rangeBufs bufPool // buffers of disk-tier range reads handed out in Slices
+	slabs     slabAlloc // where fresh block buffers come from (slab.go)
+	rangeBufs bufPool   // buffers of disk-tier range reads handed out in Slices
 
 	ctr counters
 }
@@ -429,6 +430,7 @@ func (c *BlockCache) Stats() Stats {
 	s.EvictedBytes = c.ctr.evictedBytes.Load()
 	s.BudgetWaits = c.ctr.budgetWaits.Load()
 	s.Recycled = c.ctr.recycled.Load()
+	s.ConsumedDropped = c.ctr.consumedDropped.Load()
 	return s
 }
 
@@ -554,6 +556,32 @@ func (c *BlockCache) unpin(bs ...*block) {
 		c.recycleLocked(b)
 	}
 	c.mu.Unlock()
+}
+
+// dropConsumed takes the blocks pins[j] with a key in keys[j] (the zero
+// key: none) out of memory, as Slices.Release does for DropConsumed: each
+// one that is still in the LRU as that block, fully fetched and pinned by
+// this read alone leaves it; the caller's unpin then recycles its buffer.
+func (c *BlockCache) dropConsumed(keys []BlockKey, pins []*block) {
+	c.mu.Lock()
+	n := 0
+	for j, b := range pins {
+		if b == nil || keys[j] == (BlockKey{}) || !b.held || b.fetching || b.escaped || b.pins != 1 {
+			continue
+		}
+		if cur, ok := c.lru.Peek(keys[j]); ok && cur == b {
+			c.lru.Remove(keys[j])
+			b.held = false
+			b.owner = nil
+			c.resident -= b.size
+			n++
+		}
+	}
+	if n > 0 {
+		c.signalFreedLocked()
+	}
+	c.mu.Unlock()
+	c.ctr.consumedDropped.Add(int64(n))
 }
 
 // evictOneLocked evicts the least recently read block, or for a foreground
@@ -957,10 +985,13 @@ func (c *BlockCache) runFill(r *run) {
 
 // buffer gives a call of a range run its buffer: the recycled one it was
 // given, else a fresh one (of capacity BlockSize, so that it can be
-// recycled in turn, unless the block is short).
+// recycled in turn, unless the block is short; from a huge-page slab when
+// the block size allows, see slab.go).
 func (c *BlockCache) buffer(cl *call) []byte {
 	if cl.blk.data == nil {
-		if cl.size == c.bs {
+		if cl.size == c.bs && slabbed(c.bs, c.max) {
+			cl.blk.data = c.slabs.get(int(c.bs))
+		} else if cl.size == c.bs {
 			cl.blk.data = make([]byte, c.bs)
 		} else {
 			cl.blk.data = make([]byte, cl.size)

@@ -108,3 +108,26 @@ func TestMemoryDefaultsUnderLimit(t *testing.T) {
 		t.Errorf("4MiB blocks: cache %d", cfg.MemoryCacheSize)
 	}
 }
+
+func TestMemoryBackedDiskTierUnderLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		size, limit, want int64
+	}{
+		{10 << 30, 0, 10 << 30},           // no limit: the usual automatic size
+		{10 << 30, 512 * mib, 64 * mib},   // tmpfs under 512 MiB: an eighth, as the memory tier
+		{32 * mib, 512 * mib, 32 * mib},   // already smaller
+		{10 << 30, 100*mib + 1, 12 * mib}, // whole blocks
+		{10 << 30, 16 * mib, 2 * mib},     // under 4 blocks: openDiskTier turns it off
+	} {
+		if got := memoryBackedTierSize(tc.size, tc.limit, mib); got != tc.want {
+			t.Errorf("size %d, limit %d: %d, want %d", tc.size, tc.limit, got, tc.want)
+		}
+	}
+	if !inMemoryFS("/dev/shm") {
+		t.Log("/dev/shm is not tmpfs here")
+	}
+	if inMemoryFS("/proc/self") {
+		t.Error("/proc taken for tmpfs")
+	}
+}

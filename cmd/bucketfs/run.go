@@ -216,6 +216,9 @@ func run(ctx context.Context, cfg *Config) error {
 	// MiB of garbage that the next collection, far off on an idle mount,
 	// would only then give back: give it back now.
 	debug.FreeOSMemory()
+	// Likewise the executable's pages that starting up mapped
+	// (startpages.go).
+	log.Debug("released startup pages", "bytes", releaseStartupPages())
 
 	served := make(chan struct{})
 	go func() { server.Wait(); close(served) }()
@@ -549,6 +552,12 @@ func openDiskTier(cfg *Config, log *slog.Logger) (*cache.DiskCache, func(), erro
 	size := cfg.CacheSize
 	if size == autoCacheSize {
 		size = autoDiskTierSize(dir, dlog)
+		if inMemoryFS(dir) {
+			// Files on tmpfs are memory, charged to our cgroup and
+			// never reclaimed without swap: under a memory limit an
+			// uncapped tier is an OOM kill once enough has been read.
+			size = memoryBackedTierSize(size, cfg.MemoryLimit, cfg.BlockSize)
+		}
 	}
 	if cfg.EnsureDiskFree > 0 {
 		// ensure_diskfree: the tier may only fill what is free beyond the
@@ -559,7 +568,7 @@ func openDiskTier(cfg *Config, log *slog.Logger) (*cache.DiskCache, func(), erro
 		if auto {
 			_ = os.RemoveAll(dir)
 		}
-		dlog.Info("running without a disk tier: too little free space", "dir", dir, "cap", formatByteSize(size))
+		dlog.Info("running without a disk tier: too little room", "dir", dir, "cap", formatByteSize(size))
 		return nil, noop, nil
 	}
 	disk, err := cache.OpenDisk(cache.DiskOptions{Dir: dir, MaxBytes: size, Logger: dlog})
@@ -591,6 +600,27 @@ func openDiskTier(cfg *Config, log *slog.Logger) (*cache.DiskCache, func(), erro
 // is never filled by a cache (the tier's cap is hard).
 func autoDiskTierSize(dir string, log *slog.Logger) int64 {
 	return min(freeBytes(dir, log)/4, maxAutoCacheSize)
+}
+
+// inMemoryFS reports whether dir lives on tmpfs or ramfs, whose files are
+// held in memory.
+func inMemoryFS(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
+}
+
+// memoryBackedTierSize caps an automatic disk tier of size bytes that lives
+// in memory (tmpfs) under a memory limit (0: none) as the memory tier is
+// capped: at most an eighth of the limit, in whole blocks (below the 4
+// blocks a tier needs, openDiskTier runs without one).
+func memoryBackedTierSize(size, limit, blockSize int64) int64 {
+	if limit <= 0 {
+		return size
+	}
+	return min(size, limit/8/blockSize*blockSize)
 }
 
 // freeBytes is the space unprivileged users may still fill in dir's
