@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,7 +12,6 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/novitalabs/bucketfs/s3backend"
 )
@@ -292,8 +289,12 @@ func (n *Node) notePrefetch(name string) {
 	n.lastLooked = cur.idx
 	var names []string
 	var ents []listEntry
+	sem := n.prefetchSem
 	if n.streak >= prefetchAfter {
+		// Entries listed later join in as their pages arrive (publish).
 		n.prefetching = true
+		sem = make(chan struct{}, headConcurrency)
+		n.prefetchSem = sem
 		for _, nm := range n.listingOrder[cur.idx+1:] {
 			if e, ok := n.listing[nm]; ok && !e.hasMeta && !e.needStat {
 				names, ents = append(names, nm), append(ents, e)
@@ -302,24 +303,28 @@ func (n *Node) notePrefetch(name string) {
 	}
 	n.mu.Unlock()
 	if len(names) > 0 {
-		go n.prefetch(names, ents)
+		go n.prefetch(sem, names, ents)
 	}
 }
 
-// prefetch fetches the metadata of the given entries of n's listing.
-// Failures are logged by entryMeta and leave the entry to its lookup.
-func (n *Node) prefetch(names []string, ents []listEntry) {
-	var g errgroup.Group
-	g.SetLimit(headConcurrency)
+// prefetch fetches the metadata of the given entries of n's listing, at
+// most headConcurrency at a time with the rest of its listing's prefetches
+// (sem). Failures are logged by entryMeta and leave the entry to its
+// lookup.
+func (n *Node) prefetch(sem chan struct{}, names []string, ents []listEntry) {
+	var wg sync.WaitGroup
 	for i, name := range names {
-		g.Go(func() error {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
 			if n.fsys.ctx.Err() == nil { // unmounted: stop
 				_, _ = n.entryMeta(n.fsys.ctx, name, ents[i])
 			}
-			return nil
-		})
+		}()
 	}
-	_ = g.Wait()
+	wg.Wait()
 }
 
 func (f *FS) newNode(k kind, key string) *Node {
@@ -378,6 +383,9 @@ func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 		return ent, true, true
 	}
 	ent, found = n.listing[name]
+	if !found && !n.listingDone {
+		return listEntry{}, false, false // not listed yet, maybe
+	}
 	// A name the listing lacks may have been created by another tool
 	// since: absence is trusted only while the listing is younger than
 	// the negative TTL (it was made StatCacheTTL before listingUntil).
@@ -391,6 +399,7 @@ func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 func (n *Node) invalidateListing() {
 	n.mu.Lock()
 	n.listing = nil
+	n.listGen++ // a listing streaming stops filling it
 	n.mu.Unlock()
 }
 
@@ -533,241 +542,6 @@ func (f *FS) listObject(ctx context.Context, key string) (s3backend.ObjectInfo, 
 	return page.Objects[0], nil
 }
 
-// dirHandle is an open directory. It lists once, at the first read (and
-// again at a rewind), and answers READDIRPLUS's per-entry lookups from that
-// snapshot, however long the reader takes, without a request: entries
-// whose metadata is not known go without a node, and a caller that stats
-// them looks them up (Node.Lookup, which fetches it).
-type dirHandle struct {
-	n *Node
-
-	mu      sync.Mutex // guards the fields below
-	loaded  bool
-	entries []fuse.DirEntry
-	listing map[string]listEntry
-	pos     int
-	reading bool // counted in n.dirReaders until Releasedir
-}
-
-var (
-	_ gofs.NodeOpendirHandler = (*Node)(nil)
-	_ gofs.FileReaddirenter   = (*dirHandle)(nil)
-	_ gofs.FileLookuper       = (*dirHandle)(nil)
-	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
-	_ gofs.FileFsyncdirer     = (*dirHandle)(nil)
-	_ gofs.FileReleasedirer   = (*dirHandle)(nil)
-)
-
-// OpendirHandle opens a directory; the listing happens at the first read.
-func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if n.kind != kindDir {
-		return nil, 0, syscall.ENOTDIR
-	}
-	return &dirHandle{n: n}, 0, 0
-}
-
-// Readdirent returns the next entry, listing the directory first if needed.
-func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.loaded {
-		listing, entries, errno := d.n.readdir(ctx)
-		if errno != 0 {
-			return nil, errno
-		}
-		d.listing, d.entries, d.loaded = listing, entries, true
-		if !d.reading {
-			d.reading = true
-			d.n.mu.Lock()
-			d.n.dirReaders++
-			d.n.mu.Unlock()
-		}
-	}
-	if d.pos >= len(d.entries) {
-		return nil, 0
-	}
-	de := d.entries[d.pos]
-	d.pos++
-	return &de, 0
-}
-
-// Seekdir moves to an offset the kernel got from us (index+1), or to the
-// start, where a rewinddir(3) gets a new listing.
-func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if off == 0 {
-		d.loaded, d.pos = false, 0
-		return 0
-	}
-	d.pos = int(off)
-	return 0
-}
-
-// Lookup answers READDIRPLUS from the snapshot the entries came from,
-// sending no request.
-func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	d.mu.Lock()
-	ent, found := d.listing[name]
-	d.mu.Unlock()
-	// A name not in the snapshot is a file created here and not yet
-	// uploaded: the node knows it.
-	return d.n.lookupVia(ctx, name, out, ent, found, found, false)
-}
-
-// Releasedir ends the handle's hold on its directory's listing.
-func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.reading {
-		d.reading = false
-		d.n.mu.Lock()
-		d.n.dirReaders--
-		d.n.mu.Unlock()
-	}
-}
-
-// Fsyncdir: directory changes are made in the store as they happen.
-func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
-
-// readdir lists the directory: the store's listing (every page), merged
-// with files created here that are not uploaded yet. Names and types come
-// from the listing: an object is a regular file unless its metadata (an
-// earlier HEAD, a node of ours) says otherwise, so an un-stat-ed symlink
-// reads as DT_REG until something looks it up.
-func (n *Node) readdir(ctx context.Context) (map[string]listEntry, []fuse.DirEntry, syscall.Errno) {
-	listing, errno := n.loadListing(ctx)
-	if errno != 0 {
-		return nil, nil, errno
-	}
-	names := make(map[string]kind, len(listing))
-	for name, ent := range listing {
-		k := ent.kind
-		if !ent.hasMeta && k == kindFile {
-			if ch := n.GetChild(name); ch != nil {
-				k = ch.Operations().(*Node).kind // kind never changes: no lock
-			}
-		}
-		names[name] = k
-	}
-	// Files with local data not yet in the bucket (or not yet in a
-	// listing, which is eventually consistent on some stores), whether or
-	// not the kernel still knows their nodes.
-	for _, name := range n.fsys.registeredChildren(n.currentKey()) {
-		if _, ok := names[name]; !ok {
-			names[name] = kindFile
-		}
-	}
-	entries := make([]fuse.DirEntry, 0, len(names))
-	for name, k := range names {
-		entries = append(entries, fuse.DirEntry{Name: name, Mode: k.typeBits()})
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	for i := range entries {
-		entries[i].Off = uint64(i + 1) // what Seekdir gets back
-	}
-	return listing, entries, 0
-}
-
-// loadListing returns a copy of n's listing, from cache while fresh. Each
-// page is one request with its own deadline: a big directory takes as
-// many as it needs.
-func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.Errno) {
-	n.mu.Lock()
-	if n.listing != nil && time.Now().Before(n.listingUntil) {
-		l := maps.Clone(n.listing)
-		n.mu.Unlock()
-		return l, 0
-	}
-	// The previous listing is read below without the lock, while creates
-	// may change the cached map: take a copy.
-	prefix, previous := n.key, maps.Clone(n.listing)
-	n.mu.Unlock()
-	if prefix != "" {
-		prefix += "/"
-	}
-
-	listing := make(map[string]listEntry)
-	token := ""
-	for {
-		page, err := n.listPage(ctx, prefix, token)
-		if err != nil {
-			errno := toErrno(err)
-			n.fsys.logFailure("readdir", prefix, err, errno)
-			return nil, errno
-		}
-		for _, obj := range page.Objects {
-			name := obj.Key[len(prefix):]
-			if !validName(name) {
-				continue // the directory's own marker, or a key no kernel can name
-			}
-			if _, isDir := listing[name]; isDir {
-				continue // "a/" prefix already seen: MinIO forbids both, S3 allows; the dir wins
-			}
-			listing[name] = listEntry{kind: kindFile, info: obj}
-		}
-		for _, p := range page.CommonPrefixes {
-			name := strings.TrimSuffix(p[len(prefix):], "/")
-			if !validName(name) {
-				continue
-			}
-			listing[name] = listEntry{kind: kindDir}
-		}
-		if page.NextToken == "" {
-			break
-		}
-		token = page.NextToken
-	}
-	reuseMetadata(listing, previous)
-	order := make([]string, 0, len(listing))
-	for name := range listing {
-		order = append(order, name)
-	}
-	sort.Strings(order) // readdir's order, which ls -l and du follow
-	for i, name := range order {
-		ent := listing[name]
-		ent.idx = i
-		listing[name] = ent
-	}
-	n.mu.Lock()
-	n.listing, n.listingOrder = listing, order
-	n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
-	n.lastLooked, n.streak, n.prefetching = -1, 0, false
-	n.mu.Unlock()
-	// The cached map changes under n.mu as we create and remove children;
-	// callers get their own copy to read without it.
-	return maps.Clone(listing), 0
-}
-
-// listPage requests one page of the listing of prefix, under its own
-// deadline.
-func (n *Node) listPage(ctx context.Context, prefix, token string) (s3backend.ListResult, error) {
-	mctx, cancel := n.fsys.metaContext(ctx)
-	defer cancel()
-	return n.fsys.store.List(mctx, prefix, "/", token, 0)
-}
-
-func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && len(name) <= maxNameLen && !strings.Contains(name, "/")
-}
-
-// reuseMetadata copies metadata from the previous listing for objects that
-// have not changed since (same ETag and LastModified: a metadata rewrite by
-// copy keeps the ETag but not the time), so a re-listing HEADs only what is
-// new or changed.
-func reuseMetadata(listing, previous map[string]listEntry) {
-	for name, ent := range listing {
-		old, ok := previous[name]
-		if !ok || !old.hasMeta || old.needStat || ent.kind != kindFile {
-			continue
-		}
-		if old.info.ETag == ent.info.ETag && old.info.LastModified.Equal(ent.info.LastModified) && old.info.Size == ent.info.Size {
-			old.info.Key = ent.info.Key
-			listing[name] = old
-		}
-	}
-}
-
 // Mkdir writes the directory's marker object, as s3fs does.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	child, errno := n.newChildNode(ctx, name, kindDir, mode)
@@ -789,6 +563,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	// A new directory is empty: with a negative TTL, creates in it need
 	// not ask the store.
 	child.listing = make(map[string]listEntry)
+	child.listingDone = true
 	child.listingUntil = child.validUntil
 	n.entryAdded(name, kindDir)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: child.ino})
@@ -1054,4 +829,23 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	n.linkTarget = target
 	n.mu.Unlock()
 	return []byte(target), 0
+}
+
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= maxNameLen && !strings.Contains(name, "/")
+}
+
+// reuseMetadata returns ent, a new listing's entry, with the metadata of
+// old, the previous listing's entry of the same name, when the object has
+// not changed since (same ETag, size and LastModified: a metadata rewrite
+// by copy keeps the ETag but not the time), so a re-listing HEADs only
+// what is new or changed.
+func reuseMetadata(ent, old listEntry) listEntry {
+	if !old.hasMeta || old.needStat || ent.kind != kindFile || old.kind == kindDir {
+		return ent
+	}
+	if old.info.ETag == ent.info.ETag && old.info.LastModified.Equal(ent.info.LastModified) && old.info.Size == ent.info.Size {
+		return old
+	}
+	return ent
 }
