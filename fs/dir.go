@@ -17,22 +17,55 @@ import (
 )
 
 // listEntry is one child of a directory as the store last described it.
+//
+// It is kept small (a big directory's listing holds one per entry): what
+// a listing says of the object (files and symlinks; directories: of the
+// marker, if any) in size, mtime and etag, and the object's whole
+// description only once a HEAD has given its headers (meta).
 type listEntry struct {
 	kind kind
-	info s3backend.ObjectInfo // files and symlinks: the object; dirs: the marker, if any
-	// hasMeta: info carries the object's metadata (from a HEAD); for a
-	// directory, the store was asked for its marker (marker says whether
-	// there is one). A listing alone carries no metadata.
+	// hasMeta: the entry carries the object's metadata (from a HEAD);
+	// for a directory, the store was asked for its marker (marker says
+	// whether there is one). A listing alone carries no metadata.
 	hasMeta bool
 	marker  bool // dirs: a marker object exists
-	// needStat: the name exists (we made it) but info is not the store's
-	// word; a lookup asks the store. Lets our own creates keep the listing
-	// fresh for the negative lookups that matter (the next create, while
-	// the negative TTL trusts absences).
+	// needStat: the name exists (we made it) but the entry is not the
+	// store's word; a lookup asks the store. Lets our own creates keep
+	// the listing fresh for the negative lookups that matter (the next
+	// create, while the negative TTL trusts absences).
 	needStat bool
 	// idx is the entry's place in its listing's order (Node.listingOrder);
 	// -1 for names added since the listing.
-	idx int
+	idx   int
+	size  int64
+	mtime int64 // LastModified in Unix nanoseconds as listed; 0: none
+	etag  string
+	meta  *s3backend.ObjectInfo // with hasMeta, from a HEAD; else nil
+}
+
+// objEntry is the entry of kind k for the object info describes; with
+// hasMeta, info carries the object's headers (a HEAD).
+func objEntry(k kind, info s3backend.ObjectInfo, hasMeta, marker bool) listEntry {
+	e := listEntry{kind: k, hasMeta: hasMeta, marker: marker, size: info.Size, etag: info.ETag}
+	if !info.LastModified.IsZero() {
+		e.mtime = info.LastModified.UnixNano()
+	}
+	if hasMeta {
+		e.meta = &info
+	}
+	return e
+}
+
+// info is the object as e describes it.
+func (e listEntry) info() s3backend.ObjectInfo {
+	if e.meta != nil {
+		return *e.meta
+	}
+	info := s3backend.ObjectInfo{Size: e.size, ETag: e.etag}
+	if e.mtime != 0 {
+		info.LastModified = time.Unix(0, e.mtime).UTC()
+	}
+	return info
 }
 
 // headConcurrency bounds the HEAD requests that fetch the metadata of a
@@ -174,10 +207,10 @@ func (f *FS) needsMeta(ent listEntry) bool {
 // sameObject reports whether cur, an entry of a listing, describes the
 // object ent (from the same or an earlier listing) described.
 func sameObject(cur, ent listEntry) bool {
-	if ent.kind == kindDir && ent.info.ETag == "" {
+	if ent.kind == kindDir && ent.etag == "" {
 		return cur.kind == kindDir // a common prefix: what was asked is its marker
 	}
-	return cur.info.ETag == ent.info.ETag
+	return cur.etag == ent.etag
 }
 
 // fetchedEntry returns n's listing entry for name if it carries the
@@ -256,13 +289,18 @@ func (f *FS) headEntry(ctx context.Context, key string, ent listEntry) (listEntr
 		f.logFailure("stat-entry (the listing's attributes are shown)", key, err, errno)
 		return ent, err
 	}
-	if ent.kind == kindDir {
-		ent.info, ent.hasMeta, ent.marker = info, true, true
-	} else {
-		ent.info, ent.hasMeta = info, true
-		ent.kind = kindOf(info)
+	k := kindDir
+	if ent.kind != kindDir {
+		k = kindOf(info)
 	}
-	return ent, nil
+	got := objEntry(k, info, true, k == kindDir)
+	got.idx = ent.idx
+	if ent.mtime != 0 && ent.kind != kindDir {
+		// As listed: a re-listing compares it (reuseMetadata), and a
+		// HEAD's Last-Modified has whole seconds only.
+		got.mtime = ent.mtime
+	}
+	return got, nil
 }
 
 // notePrefetch follows a caller looking up entry name of n's listing:
@@ -345,10 +383,10 @@ func (n *Node) applyEntryLocked(ent listEntry) {
 			return
 		}
 	}
-	if n.etag != "" && n.etag != ent.info.ETag && n.kind == kindSymlink {
+	if n.etag != "" && n.etag != ent.etag && n.kind == kindSymlink {
 		n.linkTarget = ""
 	}
-	n.applyInfoLocked(ent.info, ent.hasMeta)
+	n.applyInfoLocked(ent.info(), ent.hasMeta)
 }
 
 // entry fills out for inode (n's inode) and returns it.
@@ -464,13 +502,13 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 	// stays reachable.
 	switch {
 	case objErr == nil && kindOf(obj) == kindDir:
-		return listEntry{kind: kindDir, info: obj, hasMeta: true, marker: true}, true, 0
+		return objEntry(kindDir, obj, true, true), true, 0
 	case markerErr == nil:
-		return listEntry{kind: kindDir, info: marker, hasMeta: true, marker: true}, true, 0
+		return objEntry(kindDir, marker, true, true), true, 0
 	case listErr == nil && len(list.Objects)+len(list.CommonPrefixes) > 0:
 		return listEntry{kind: kindDir}, true, 0
 	case objErr == nil:
-		return listEntry{kind: kindOf(obj), info: obj, hasMeta: true}, true, 0
+		return objEntry(kindOf(obj), obj, true, false), true, 0
 	}
 	if errors.Is(markerErr, s3backend.ErrInvalidKey) {
 		// No marker can exist under a key the store refuses (MinIO
@@ -520,11 +558,11 @@ func (f *FS) statListed(ctx context.Context, key string) (listEntry, bool, sysca
 		func() { dir, dirErr = f.store.List(mctx, key+"/", "", "", 1) })
 	switch {
 	case dirErr == nil && len(dir.Objects) > 0 && dir.Objects[0].Key == key+"/":
-		return listEntry{kind: kindDir, info: dir.Objects[0], marker: true}, true, 0
+		return objEntry(kindDir, dir.Objects[0], false, true), true, 0
 	case dirErr == nil && len(dir.Objects)+len(dir.CommonPrefixes) > 0:
 		return listEntry{kind: kindDir}, true, 0
 	case objErr == nil && len(obj.Objects) > 0 && obj.Objects[0].Key == key:
-		return listEntry{kind: kindFile, info: obj.Objects[0]}, true, 0
+		return objEntry(kindFile, obj.Objects[0], false, false), true, 0
 	}
 	return listEntry{}, false, f.lookupErrno(key, objErr, dirErr)
 }
@@ -844,7 +882,7 @@ func reuseMetadata(ent, old listEntry) listEntry {
 	if !old.hasMeta || old.needStat || ent.kind != kindFile || old.kind == kindDir {
 		return ent
 	}
-	if old.info.ETag == ent.info.ETag && old.info.LastModified.Equal(ent.info.LastModified) && old.info.Size == ent.info.Size {
+	if old.etag == ent.etag && old.mtime == ent.mtime && old.size == ent.size {
 		return old
 	}
 	return ent

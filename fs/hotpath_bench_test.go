@@ -80,11 +80,11 @@ func benchListing(n int, withMeta bool) map[string]listEntry {
 	t := time.Unix(1732790000, 0)
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("obj%05d.txt", i)
-		ent := listEntry{kind: kindFile, info: s3backend.ObjectInfo{Key: "flat/" + name, Size: 512, ETag: fmt.Sprintf(`"%032x"`, i), LastModified: t}}
+		info := s3backend.ObjectInfo{Key: "flat/" + name, Size: 512, ETag: fmt.Sprintf(`"%032x"`, i), LastModified: t}
 		if withMeta {
-			ent.hasMeta = true
-			ent.info.Metadata = map[string]string{"mode": "33188", "mtime": "1732790000"}
+			info.Metadata = map[string]string{"mode": "33188", "mtime": "1732790000"}
 		}
+		ent := objEntry(kindFile, info, withMeta, false)
 		l[name] = ent
 	}
 	return l

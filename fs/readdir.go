@@ -496,8 +496,7 @@ func (m *merger) take(prefix, key string, obj s3backend.ObjectInfo) {
 		m.shadowed = make(map[string]bool)
 	}
 	m.shadowed[rel] = false
-	obj.Key = "" // the name is the map's key; nothing reads a listed object's key
-	m.pend = append(m.pend, pendEntry{name: rel, ent: listEntry{kind: kindFile, info: obj}})
+	m.pend = append(m.pend, pendEntry{name: rel, ent: objEntry(kindFile, obj, false, false)})
 }
 
 // release passes to emit, in order, the entries that can no longer be
