@@ -104,7 +104,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 			d.finish()
 			continue
 		}
-		if errno := d.more(ctx); errno != 0 {
+		if errno := d.more(); errno != 0 {
 			return nil, errno
 		}
 	}
@@ -192,15 +192,13 @@ func (n *Node) listedMode(name string, ent listEntry) uint32 {
 // more waits for the listing's next page and makes its entries ready to
 // return. A failed page ends the pass with its errno (the entries already
 // returned stay returned); the log says why. d.mu held.
-func (d *dirHandle) more(ctx context.Context) syscall.Errno {
+func (d *dirHandle) more() syscall.Errno {
 	st := d.st
-	var res pageResult
-	var ok bool
-	select {
-	case res, ok = <-st.pages:
-	case <-ctx.Done():
-		return syscall.EINTR // the page keeps coming: the next read takes it
-	}
+	// Not cut short by an interrupt: getdents(2) failing with EINTR
+	// breaks programs (Go's runtime signals its threads all the time, and
+	// the kernel turns each signal into a FUSE interrupt), and the wait is
+	// bounded by the page's own deadline.
+	res, ok := <-st.pages
 	if !ok { // the filesystem is closing: its context ended the stream
 		d.err = syscall.EIO
 		return d.err
