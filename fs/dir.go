@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,28 +12,60 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 // listEntry is one child of a directory as the store last described it.
+//
+// It is kept small (a big directory's listing holds one per entry): what
+// a listing says of the object (files and symlinks; directories: of the
+// marker, if any) in size, mtime and etag, and the object's whole
+// description only once a HEAD has given its headers (meta).
 type listEntry struct {
 	kind kind
-	info s3backend.ObjectInfo // files and symlinks: the object; dirs: the marker, if any
-	// hasMeta: info carries the object's metadata (from a HEAD); for a
-	// directory, the store was asked for its marker (marker says whether
-	// there is one). A listing alone carries no metadata.
+	// hasMeta: the entry carries the object's metadata (from a HEAD);
+	// for a directory, the store was asked for its marker (marker says
+	// whether there is one). A listing alone carries no metadata.
 	hasMeta bool
 	marker  bool // dirs: a marker object exists
-	// needStat: the name exists (we made it) but info is not the store's
-	// word; a lookup asks the store. Lets our own creates keep the listing
-	// fresh for the negative lookups that matter (the next create, while
-	// the negative TTL trusts absences).
+	// needStat: the name exists (we made it) but the entry is not the
+	// store's word; a lookup asks the store. Lets our own creates keep
+	// the listing fresh for the negative lookups that matter (the next
+	// create, while the negative TTL trusts absences).
 	needStat bool
 	// idx is the entry's place in its listing's order (Node.listingOrder);
 	// -1 for names added since the listing.
-	idx int
+	idx   int
+	size  int64
+	mtime int64 // LastModified in Unix nanoseconds as listed; 0: none
+	etag  string
+	meta  *s3backend.ObjectInfo // with hasMeta, from a HEAD; else nil
+}
+
+// objEntry is the entry of kind k for the object info describes; with
+// hasMeta, info carries the object's headers (a HEAD).
+func objEntry(k kind, info s3backend.ObjectInfo, hasMeta, marker bool) listEntry {
+	e := listEntry{kind: k, hasMeta: hasMeta, marker: marker, size: info.Size, etag: info.ETag}
+	if !info.LastModified.IsZero() {
+		e.mtime = info.LastModified.UnixNano()
+	}
+	if hasMeta {
+		e.meta = &info
+	}
+	return e
+}
+
+// info is the object as e describes it.
+func (e listEntry) info() s3backend.ObjectInfo {
+	if e.meta != nil {
+		return *e.meta
+	}
+	info := s3backend.ObjectInfo{Size: e.size, ETag: e.etag}
+	if e.mtime != 0 {
+		info.LastModified = time.Unix(0, e.mtime).UTC()
+	}
+	return info
 }
 
 // headConcurrency bounds the HEAD requests that fetch the metadata of a
@@ -177,10 +207,10 @@ func (f *FS) needsMeta(ent listEntry) bool {
 // sameObject reports whether cur, an entry of a listing, describes the
 // object ent (from the same or an earlier listing) described.
 func sameObject(cur, ent listEntry) bool {
-	if ent.kind == kindDir && ent.info.ETag == "" {
+	if ent.kind == kindDir && ent.etag == "" {
 		return cur.kind == kindDir // a common prefix: what was asked is its marker
 	}
-	return cur.info.ETag == ent.info.ETag
+	return cur.etag == ent.etag
 }
 
 // fetchedEntry returns n's listing entry for name if it carries the
@@ -259,13 +289,18 @@ func (f *FS) headEntry(ctx context.Context, key string, ent listEntry) (listEntr
 		f.logFailure("stat-entry (the listing's attributes are shown)", key, err, errno)
 		return ent, err
 	}
-	if ent.kind == kindDir {
-		ent.info, ent.hasMeta, ent.marker = info, true, true
-	} else {
-		ent.info, ent.hasMeta = info, true
-		ent.kind = kindOf(info)
+	k := kindDir
+	if ent.kind != kindDir {
+		k = kindOf(info)
 	}
-	return ent, nil
+	got := objEntry(k, info, true, k == kindDir)
+	got.idx = ent.idx
+	if ent.mtime != 0 && ent.kind != kindDir {
+		// As listed: a re-listing compares it (reuseMetadata), and a
+		// HEAD's Last-Modified has whole seconds only.
+		got.mtime = ent.mtime
+	}
+	return got, nil
 }
 
 // notePrefetch follows a caller looking up entry name of n's listing:
@@ -292,8 +327,12 @@ func (n *Node) notePrefetch(name string) {
 	n.lastLooked = cur.idx
 	var names []string
 	var ents []listEntry
+	sem := n.prefetchSem
 	if n.streak >= prefetchAfter {
+		// Entries listed later join in as their pages arrive (publish).
 		n.prefetching = true
+		sem = make(chan struct{}, headConcurrency)
+		n.prefetchSem = sem
 		for _, nm := range n.listingOrder[cur.idx+1:] {
 			if e, ok := n.listing[nm]; ok && !e.hasMeta && !e.needStat {
 				names, ents = append(names, nm), append(ents, e)
@@ -302,24 +341,28 @@ func (n *Node) notePrefetch(name string) {
 	}
 	n.mu.Unlock()
 	if len(names) > 0 {
-		go n.prefetch(names, ents)
+		go n.prefetch(sem, names, ents)
 	}
 }
 
-// prefetch fetches the metadata of the given entries of n's listing.
-// Failures are logged by entryMeta and leave the entry to its lookup.
-func (n *Node) prefetch(names []string, ents []listEntry) {
-	var g errgroup.Group
-	g.SetLimit(headConcurrency)
+// prefetch fetches the metadata of the given entries of n's listing, at
+// most headConcurrency at a time with the rest of its listing's prefetches
+// (sem). Failures are logged by entryMeta and leave the entry to its
+// lookup.
+func (n *Node) prefetch(sem chan struct{}, names []string, ents []listEntry) {
+	var wg sync.WaitGroup
 	for i, name := range names {
-		g.Go(func() error {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
 			if n.fsys.ctx.Err() == nil { // unmounted: stop
 				_, _ = n.entryMeta(n.fsys.ctx, name, ents[i])
 			}
-			return nil
-		})
+		}()
 	}
-	_ = g.Wait()
+	wg.Wait()
 }
 
 func (f *FS) newNode(k kind, key string) *Node {
@@ -340,10 +383,10 @@ func (n *Node) applyEntryLocked(ent listEntry) {
 			return
 		}
 	}
-	if n.etag != "" && n.etag != ent.info.ETag && n.kind == kindSymlink {
+	if n.etag != "" && n.etag != ent.etag && n.kind == kindSymlink {
 		n.linkTarget = ""
 	}
-	n.applyInfoLocked(ent.info, ent.hasMeta)
+	n.applyInfoLocked(ent.info(), ent.hasMeta)
 }
 
 // entry fills out for inode (n's inode) and returns it.
@@ -378,6 +421,9 @@ func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 		return ent, true, true
 	}
 	ent, found = n.listing[name]
+	if !found && !n.listingDone {
+		return listEntry{}, false, false // not listed yet, maybe
+	}
 	// A name the listing lacks may have been created by another tool
 	// since: absence is trusted only while the listing is younger than
 	// the negative TTL (it was made StatCacheTTL before listingUntil).
@@ -391,6 +437,7 @@ func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 func (n *Node) invalidateListing() {
 	n.mu.Lock()
 	n.listing = nil
+	n.listGen++ // a listing streaming stops filling it
 	n.mu.Unlock()
 }
 
@@ -457,12 +504,12 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 	hasMarker := listErr == nil && len(list.Objects) > 0 && list.Objects[0].Key == key+"/"
 	switch {
 	case objErr == nil && kindOf(obj) == kindDir:
-		return listEntry{kind: kindDir, info: obj, hasMeta: true, marker: true}, true, 0
+		return objEntry(kindDir, obj, true, true), true, 0
 	case hasMarker:
 		marker, err := f.store.Head(mctx, key+"/")
 		switch {
 		case err == nil:
-			return listEntry{kind: kindDir, info: marker, hasMeta: true, marker: true}, true, 0
+			return objEntry(kindDir, marker, true, true), true, 0
 		case errors.Is(err, s3backend.ErrNotFound):
 			// Removed since the listing: an implicit directory if
 			// anything else is below it, which a new lookup tells.
@@ -472,7 +519,7 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 	case listErr == nil && len(list.Objects)+len(list.CommonPrefixes) > 0:
 		return listEntry{kind: kindDir}, true, 0
 	case objErr == nil:
-		return listEntry{kind: kindOf(obj), info: obj, hasMeta: true}, true, 0
+		return objEntry(kindOf(obj), obj, true, false), true, 0
 	}
 	return listEntry{}, false, f.lookupErrno(key, objErr, listErr)
 }
@@ -517,11 +564,11 @@ func (f *FS) statListed(ctx context.Context, key string) (listEntry, bool, sysca
 		func() { dir, dirErr = f.store.List(mctx, key+"/", "", "", 1) })
 	switch {
 	case dirErr == nil && len(dir.Objects) > 0 && dir.Objects[0].Key == key+"/":
-		return listEntry{kind: kindDir, info: dir.Objects[0], marker: true}, true, 0
+		return objEntry(kindDir, dir.Objects[0], false, true), true, 0
 	case dirErr == nil && len(dir.Objects)+len(dir.CommonPrefixes) > 0:
 		return listEntry{kind: kindDir}, true, 0
 	case objErr == nil && len(obj.Objects) > 0 && obj.Objects[0].Key == key:
-		return listEntry{kind: kindFile, info: obj.Objects[0]}, true, 0
+		return objEntry(kindFile, obj.Objects[0], false, false), true, 0
 	}
 	return listEntry{}, false, f.lookupErrno(key, objErr, dirErr)
 }
@@ -537,241 +584,6 @@ func (f *FS) listObject(ctx context.Context, key string) (s3backend.ObjectInfo, 
 		return s3backend.ObjectInfo{}, fmt.Errorf("list %q: %w", key, s3backend.ErrNotFound)
 	}
 	return page.Objects[0], nil
-}
-
-// dirHandle is an open directory. It lists once, at the first read (and
-// again at a rewind), and answers READDIRPLUS's per-entry lookups from that
-// snapshot, however long the reader takes, without a request: entries
-// whose metadata is not known go without a node, and a caller that stats
-// them looks them up (Node.Lookup, which fetches it).
-type dirHandle struct {
-	n *Node
-
-	mu      sync.Mutex // guards the fields below
-	loaded  bool
-	entries []fuse.DirEntry
-	listing map[string]listEntry
-	pos     int
-	reading bool // counted in n.dirReaders until Releasedir
-}
-
-var (
-	_ gofs.NodeOpendirHandler = (*Node)(nil)
-	_ gofs.FileReaddirenter   = (*dirHandle)(nil)
-	_ gofs.FileLookuper       = (*dirHandle)(nil)
-	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
-	_ gofs.FileFsyncdirer     = (*dirHandle)(nil)
-	_ gofs.FileReleasedirer   = (*dirHandle)(nil)
-)
-
-// OpendirHandle opens a directory; the listing happens at the first read.
-func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if n.kind != kindDir {
-		return nil, 0, syscall.ENOTDIR
-	}
-	return &dirHandle{n: n}, 0, 0
-}
-
-// Readdirent returns the next entry, listing the directory first if needed.
-func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.loaded {
-		listing, entries, errno := d.n.readdir(ctx)
-		if errno != 0 {
-			return nil, errno
-		}
-		d.listing, d.entries, d.loaded = listing, entries, true
-		if !d.reading {
-			d.reading = true
-			d.n.mu.Lock()
-			d.n.dirReaders++
-			d.n.mu.Unlock()
-		}
-	}
-	if d.pos >= len(d.entries) {
-		return nil, 0
-	}
-	de := d.entries[d.pos]
-	d.pos++
-	return &de, 0
-}
-
-// Seekdir moves to an offset the kernel got from us (index+1), or to the
-// start, where a rewinddir(3) gets a new listing.
-func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if off == 0 {
-		d.loaded, d.pos = false, 0
-		return 0
-	}
-	d.pos = int(off)
-	return 0
-}
-
-// Lookup answers READDIRPLUS from the snapshot the entries came from,
-// sending no request.
-func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	d.mu.Lock()
-	ent, found := d.listing[name]
-	d.mu.Unlock()
-	// A name not in the snapshot is a file created here and not yet
-	// uploaded: the node knows it.
-	return d.n.lookupVia(ctx, name, out, ent, found, found, false)
-}
-
-// Releasedir ends the handle's hold on its directory's listing.
-func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.reading {
-		d.reading = false
-		d.n.mu.Lock()
-		d.n.dirReaders--
-		d.n.mu.Unlock()
-	}
-}
-
-// Fsyncdir: directory changes are made in the store as they happen.
-func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
-
-// readdir lists the directory: the store's listing (every page), merged
-// with files created here that are not uploaded yet. Names and types come
-// from the listing: an object is a regular file unless its metadata (an
-// earlier HEAD, a node of ours) says otherwise, so an un-stat-ed symlink
-// reads as DT_REG until something looks it up.
-func (n *Node) readdir(ctx context.Context) (map[string]listEntry, []fuse.DirEntry, syscall.Errno) {
-	listing, errno := n.loadListing(ctx)
-	if errno != 0 {
-		return nil, nil, errno
-	}
-	names := make(map[string]kind, len(listing))
-	for name, ent := range listing {
-		k := ent.kind
-		if !ent.hasMeta && k == kindFile {
-			if ch := n.GetChild(name); ch != nil {
-				k = ch.Operations().(*Node).kind // kind never changes: no lock
-			}
-		}
-		names[name] = k
-	}
-	// Files with local data not yet in the bucket (or not yet in a
-	// listing, which is eventually consistent on some stores), whether or
-	// not the kernel still knows their nodes.
-	for _, name := range n.fsys.registeredChildren(n.currentKey()) {
-		if _, ok := names[name]; !ok {
-			names[name] = kindFile
-		}
-	}
-	entries := make([]fuse.DirEntry, 0, len(names))
-	for name, k := range names {
-		entries = append(entries, fuse.DirEntry{Name: name, Mode: k.typeBits()})
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	for i := range entries {
-		entries[i].Off = uint64(i + 1) // what Seekdir gets back
-	}
-	return listing, entries, 0
-}
-
-// loadListing returns a copy of n's listing, from cache while fresh. Each
-// page is one request with its own deadline: a big directory takes as
-// many as it needs.
-func (n *Node) loadListing(ctx context.Context) (map[string]listEntry, syscall.Errno) {
-	n.mu.Lock()
-	if n.listing != nil && time.Now().Before(n.listingUntil) {
-		l := maps.Clone(n.listing)
-		n.mu.Unlock()
-		return l, 0
-	}
-	// The previous listing is read below without the lock, while creates
-	// may change the cached map: take a copy.
-	prefix, previous := n.key, maps.Clone(n.listing)
-	n.mu.Unlock()
-	if prefix != "" {
-		prefix += "/"
-	}
-
-	listing := make(map[string]listEntry)
-	token := ""
-	for {
-		page, err := n.listPage(ctx, prefix, token)
-		if err != nil {
-			errno := toErrno(err)
-			n.fsys.logFailure("readdir", prefix, err, errno)
-			return nil, errno
-		}
-		for _, obj := range page.Objects {
-			name := obj.Key[len(prefix):]
-			if !validName(name) {
-				continue // the directory's own marker, or a key no kernel can name
-			}
-			if _, isDir := listing[name]; isDir {
-				continue // "a/" prefix already seen: MinIO forbids both, S3 allows; the dir wins
-			}
-			listing[name] = listEntry{kind: kindFile, info: obj}
-		}
-		for _, p := range page.CommonPrefixes {
-			name := strings.TrimSuffix(p[len(prefix):], "/")
-			if !validName(name) {
-				continue
-			}
-			listing[name] = listEntry{kind: kindDir}
-		}
-		if page.NextToken == "" {
-			break
-		}
-		token = page.NextToken
-	}
-	reuseMetadata(listing, previous)
-	order := make([]string, 0, len(listing))
-	for name := range listing {
-		order = append(order, name)
-	}
-	sort.Strings(order) // readdir's order, which ls -l and du follow
-	for i, name := range order {
-		ent := listing[name]
-		ent.idx = i
-		listing[name] = ent
-	}
-	n.mu.Lock()
-	n.listing, n.listingOrder = listing, order
-	n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
-	n.lastLooked, n.streak, n.prefetching = -1, 0, false
-	n.mu.Unlock()
-	// The cached map changes under n.mu as we create and remove children;
-	// callers get their own copy to read without it.
-	return maps.Clone(listing), 0
-}
-
-// listPage requests one page of the listing of prefix, under its own
-// deadline.
-func (n *Node) listPage(ctx context.Context, prefix, token string) (s3backend.ListResult, error) {
-	mctx, cancel := n.fsys.metaContext(ctx)
-	defer cancel()
-	return n.fsys.store.List(mctx, prefix, "/", token, 0)
-}
-
-func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && len(name) <= maxNameLen && !strings.Contains(name, "/")
-}
-
-// reuseMetadata copies metadata from the previous listing for objects that
-// have not changed since (same ETag and LastModified: a metadata rewrite by
-// copy keeps the ETag but not the time), so a re-listing HEADs only what is
-// new or changed.
-func reuseMetadata(listing, previous map[string]listEntry) {
-	for name, ent := range listing {
-		old, ok := previous[name]
-		if !ok || !old.hasMeta || old.needStat || ent.kind != kindFile {
-			continue
-		}
-		if old.info.ETag == ent.info.ETag && old.info.LastModified.Equal(ent.info.LastModified) && old.info.Size == ent.info.Size {
-			old.info.Key = ent.info.Key
-			listing[name] = old
-		}
-	}
 }
 
 // Mkdir writes the directory's marker object, as s3fs does.
@@ -795,6 +607,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	// A new directory is empty: with a negative TTL, creates in it need
 	// not ask the store.
 	child.listing = make(map[string]listEntry)
+	child.listingDone = true
 	child.listingUntil = child.validUntil
 	n.entryAdded(name, kindDir)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: child.ino})
@@ -1060,4 +873,23 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	n.linkTarget = target
 	n.mu.Unlock()
 	return []byte(target), 0
+}
+
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= maxNameLen && !strings.Contains(name, "/")
+}
+
+// reuseMetadata returns ent, a new listing's entry, with the metadata of
+// old, the previous listing's entry of the same name, when the object has
+// not changed since (same ETag, size and LastModified: a metadata rewrite
+// by copy keeps the ETag but not the time), so a re-listing HEADs only
+// what is new or changed.
+func reuseMetadata(ent, old listEntry) listEntry {
+	if !old.hasMeta || old.needStat || ent.kind != kindFile || old.kind == kindDir {
+		return ent
+	}
+	if old.etag == ent.etag && old.mtime == ent.mtime && old.size == ent.size {
+		return old
+	}
+	return ent
 }

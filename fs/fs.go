@@ -13,6 +13,10 @@ package fs
 //	                truncates and the initial download; read: reads, uploads)
 //	Node.sidecarMu  per file: serialises sidecar writes (staging.go); held
 //	                across a local file write, never across network I/O
+//	dirHandle.mu    per open directory: its pass over the listing
+//	                (readdir.go); held while waiting for the next listing
+//	                page, which a goroutine of its own fetches holding none
+//	                of these locks
 //	Node.mu         per node: attributes, key, the upload state machine
 //	                (state.go); never held across I/O or while calling go-fuse
 //	FS.mu           the registry of files with local data, the recovered
@@ -79,6 +83,10 @@ type FS struct {
 	// stagingLimit (pressure.go).
 	staged       atomic.Int64
 	stagingLimit int64
+
+	// listPageKeys is the number of keys a listing page asks for; 0:
+	// the store's most (1,000). Tests make pages small.
+	listPageKeys int
 
 	// ctx lives as long as the filesystem (cancelled by Close): streaming
 	// uploads run under it, each request with its own deadline.
@@ -299,8 +307,12 @@ func (f *FS) CutOffUploads(cause error) {
 // that rightly never expect it. A fatal signal still ends the caller: the
 // kernel does not wait for us then.
 func (f *FS) metaContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	return context.WithTimeout(context.WithoutCancel(ctx), metaTimeout)
 }
+
+// metaTimeout is the deadline of one metadata request (a HEAD, a listing
+// page).
+const metaTimeout = 2 * time.Minute
 
 // logFailure writes the one line per failed operation that operators read.
 func (f *FS) logFailure(op, key string, err error, errno syscall.Errno) {

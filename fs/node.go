@@ -98,10 +98,19 @@ type Node struct {
 	push pushState
 
 	// Directory listing cache (directories only). listingOrder holds the
-	// listed names in listing order (listEntry.idx indexes it).
+	// listed names in listing order (listEntry.idx indexes it); both grow
+	// as a listing streams (readdir.go), and listingDone is set when it
+	// has every entry: until then only the names it holds are trusted.
+	// listGen counts the listings begun (and invalidations): a streaming
+	// listing fills listing only while its generation is current, and a
+	// map replaced is never written again (readers that took it under mu
+	// may read it without). listingOrder is only appended to: elements
+	// below a length taken under mu may be read without it.
 	listing      map[string]listEntry
 	listingOrder []string
 	listingUntil time.Time
+	listingDone  bool
+	listGen      uint64
 	// Metadata of the listing's entries, fetched on demand (dir.go):
 	// fetching holds the HEADs in flight by name; lastLooked and streak
 	// follow a caller stat-ing entries in listing order (the index of the
@@ -110,11 +119,14 @@ type Node struct {
 	// fetched. All reset with each new listing.
 	// dirReaders counts the open handles that have read this directory
 	// (cachedEntry).
+	// prefetchSem bounds the HEADs of the listing's prefetches (one per
+	// page once prefetching; the channel itself is safe without mu).
 	dirReaders  int
 	fetching    map[string]chan struct{}
 	lastLooked  int
 	streak      int
 	prefetching bool
+	prefetchSem chan struct{}
 }
 
 var (
@@ -198,7 +210,7 @@ func (n *Node) fillAttrLocked(out *fuse.Attr) {
 // when a listing says how many there are, else 1, which tools (find, fts)
 // read as "unknown" as on btrfs. n.mu held.
 func (n *Node) dirNlinkLocked() uint32 {
-	if n.listing == nil {
+	if n.listing == nil || !n.listingDone {
 		return 1
 	}
 	links := uint32(2)
