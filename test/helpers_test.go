@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -70,8 +71,32 @@ func sameBytes(t *testing.T, what string, got, want []byte) {
 	for i < len(got) && i < len(want) && got[i] == want[i] {
 		i++
 	}
-	t.Errorf("%s: got %d bytes (sha256 %.12s), want %d bytes (sha256 %.12s); first difference at offset %d",
-		what, len(got), sha(got), len(want), sha(want), i)
+	t.Errorf("%s: got %d bytes (sha256 %.12s), want %d bytes (sha256 %.12s); first difference at offset %d; %s",
+		what, len(got), sha(got), len(want), sha(want), i, describeDiff(got, want))
+}
+
+// describeDiff says which MiB of got differ from want, and how: zeros (a
+// hole), bytes found elsewhere in want (misplaced), or other bytes.
+func describeDiff(got, want []byte) string {
+	const mib = 1 << 20
+	var parts []string
+	for off := 0; off < len(got) && off < len(want) && len(parts) < 12; off += mib {
+		g, w := got[off:min(off+mib, len(got))], want[off:min(off+mib, len(want))]
+		if bytes.Equal(g, w) {
+			continue
+		}
+		how := "other bytes"
+		switch {
+		case len(bytes.Trim(g, "\x00")) == 0:
+			how = "zeros"
+		case len(g) >= 64:
+			if at := bytes.Index(want, g[:64]); at >= 0 {
+				how = fmt.Sprintf("bytes of offset %d", at)
+			}
+		}
+		parts = append(parts, fmt.Sprintf("MiB %d: %s", off/mib, how))
+	}
+	return "differing: " + strings.Join(parts, ", ")
 }
 
 // lstat returns the syscall stat of path, failing the test on error.
