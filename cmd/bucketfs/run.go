@@ -108,7 +108,6 @@ func run(ctx context.Context, cfg *Config) error {
 		PartSize:           cfg.PartSize,
 		UploadConcurrency:  cfg.UploadConcurrency,
 		RequestTimeout:     cfg.UploadTimeout,
-		UploadChecksum:     cfg.UploadChecksum,
 		MaxAttempts:        cfg.MaxAttempts,
 		Encryption:         enc,
 		StorageClass:       cfg.StorageClass,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 
 	"golang.org/x/sync/errgroup"
 
@@ -64,10 +63,8 @@ func Truncate(ctx context.Context, store objstore.ObjectStore, key string, base 
 
 func applyMultipart(ctx context.Context, store objstore.ObjectStore, e Edit, plan Plan, p Policy) (string, error) {
 	var uploadID string
-	opts := e.Opts
-	opts.PartCopies = slices.ContainsFunc(plan.Parts, func(pt Part) bool { return pt.Copy })
 	err := withTimeout(ctx, p, func(ctx context.Context) (err error) {
-		uploadID, err = store.CreateMultipart(ctx, e.Key, opts)
+		uploadID, err = store.CreateMultipart(ctx, e.Key, e.Opts)
 		return err
 	})
 	if err != nil {
