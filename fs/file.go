@@ -291,6 +291,15 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	}
 	n.dataMu.Lock()
 	defer n.dataMu.Unlock()
+	n.mu.Lock()
+	retired := n.retired
+	n.mu.Unlock()
+	if retired {
+		// Its data moved to another node (adopt): a write here would go
+		// to a staging file nothing uploads. Refuse it loudly.
+		n.fsys.log.Error("internal invariant broken: write to a node whose data moved to another; refused with EIO", "key", n.currentKey())
+		return 0, syscall.EIO
+	}
 	if errno := n.ensureStagedLocked(ctx); errno != 0 {
 		return 0, errno
 	}
