@@ -176,17 +176,17 @@ func (n *Node) applyEdit(ctx context.Context, key string, base editBase, dirty r
 }
 
 // afterUploadLocked records that the object at key now holds the node's
-// first size bytes as they were at generation gen, with etag. A sparse
-// node's base becomes the new object, of that size; its dirty ranges are
-// dropped if nothing was written since (they are a superset of the new
-// bytes otherwise, which stays correct), and whatever lies past size (a
-// write between the upload's snapshot and its end) stays dirty. n.mu held.
-func (n *Node) afterUploadLocked(key, etag string, gen uint64, size int64) {
+// first size bytes, with etag. A sparse node's base becomes the new
+// object, of that size. Its dirty ranges are dropped unless the data may
+// have changed since the upload's snapshot (dataChanged: then they are a
+// superset of the unsent bytes, which stays correct but keeps the file
+// from streaming again), and whatever lies past size stays dirty. n.mu held.
+func (n *Node) afterUploadLocked(key, etag string, size int64, dataChanged bool) {
 	if n.editBase == nil {
 		return
 	}
 	n.editBase = &editBase{key: key, etag: etag, size: size}
-	if n.gen == gen {
+	if !dataChanged {
 		n.dirty = nil
 	}
 	if n.size > size {

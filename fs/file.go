@@ -598,9 +598,16 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	defer n.uploadMu.Unlock()
 	defer n.enterMoves()()
 
+	// dataMu (read) is held from the snapshot below until the outcome is
+	// recorded, so no write, truncate or stream start can fall between
+	// them: the dirty ranges the upload leaves are exactly those it did
+	// not send, and no second stream reads the staging file while this
+	// upload's completion releases its bytes.
+	n.dataMu.RLock()
 	n.mu.Lock()
 	if !n.hasPendingLocked() || n.retired || n.staging == nil {
 		n.mu.Unlock()
+		n.dataMu.RUnlock()
 		return 0, false
 	}
 	created = n.etag == ""
@@ -614,7 +621,6 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 
 	uctx, cancel := n.fsys.uploadContext()
 	defer cancel()
-	n.dataMu.RLock()
 	var etag string
 	var err error
 	streamed := false
@@ -634,14 +640,17 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	default:
 		etag, err = n.fsys.store.Upload(uctx, key, zeroPadded{staging, size}, size, opts)
 	}
-	n.dataMu.RUnlock()
 	n.mu.Lock()
 	n.endUploadLocked(gen, etag, err, time.Now())
 	if err == nil {
-		n.afterUploadLocked(key, etag, gen, size)
+		n.afterUploadLocked(key, etag, size, false) // dataMu held since the snapshot
 		n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	}
 	n.mu.Unlock()
+	n.dataMu.RUnlock()
+	if err == nil && streamed {
+		n.releaseStored(staging, etag)
+	}
 	n.saveSidecar()
 	if err != nil {
 		errno := toErrno(err)

@@ -204,7 +204,7 @@ func (n *Node) moveKey(srcKey, dstKey string, gen uint64, size int64, uploaded b
 	if uploaded {
 		n.endUploadLocked(gen, newETag, err, time.Now())
 		if err == nil {
-			n.afterUploadLocked(dstKey, newETag, gen, size)
+			n.afterUploadLocked(dstKey, newETag, size, n.gen != gen)
 		}
 	} else {
 		n.etag = newETag

@@ -426,6 +426,9 @@ func (n *Node) finishResume(ctx context.Context, r *resumeUpload, staging io.Rea
 	}
 	n.mu.Lock()
 	n.resume, n.punched = nil, 0
+	// The staging file lacks the released first bytes: from now on they
+	// are read from the object this made, as for a completed stream.
+	n.editBase, n.dirty = &editBase{key: key, etag: etag, size: size}, nil
 	n.mu.Unlock()
 	n.fsys.log.Info("finished a previous daemon's streaming upload", "key", key, "bytes", size)
 	return etag, nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"os"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -285,24 +287,13 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 	// From now on the file is a sparse edit of the object just stored: a
 	// flush in mid-write (e.g. an exec closing a copy of the descriptor)
 	// must neither leave a whole-file upload of released holes to come
-	// nor keep bytes staged that the bucket holds, and a writer that goes
-	// on appending streams again, its first bytes copied server-side
-	// (appendedToLocked).
+	// nor keep bytes staged that the bucket holds (the caller releases
+	// them, releaseStored), and a writer that goes on appending streams
+	// again, its first bytes copied server-side (appendedToLocked). The
+	// caller has held dataMu since it took size: nothing was written since.
 	n.editBase = &editBase{key: st.key, etag: etag, size: size}
 	n.dirty = nil
-	if n.size > size {
-		// Written after the upload took its snapshot of the size, before
-		// it took the data lock: only the staging file has these bytes.
-		n.dirty = n.dirty.add(size, n.size-size)
-	}
 	n.punched = 0
-	if f := n.staging; f != nil {
-		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, size); err == nil {
-			n.releaseStagingLocked(0)
-		} else {
-			n.fsys.log.Debug("staging: cannot release stored bytes", "key", st.key, "err", err)
-		}
-	}
 	n.mu.Unlock()
 	n.mu.Lock()
 	explicit := n.metaSet
@@ -427,6 +418,50 @@ func (n *Node) settleFailed(st *uploadStream, err error) syscall.Errno {
 	errno := toErrno(err)
 	n.fsys.logFailure("settle stream", st.key, err, errno)
 	return errno
+}
+
+// releaseStored punches out of n's staging file the bytes that a completed
+// stream stored, which n, a sparse edit of that object now, reads from the
+// store: a file flushed in mid-write keeps on disk only what it writes
+// next. It takes dataMu for writing, so that no read of the staging file
+// sees the holes appear, and keeps every range written since. uploadMu
+// held (no rename or upload changes the base meanwhile).
+func (n *Node) releaseStored(staging *os.File, etag string) {
+	n.dataMu.Lock()
+	defer n.dataMu.Unlock()
+	n.mu.Lock()
+	b, dirty := n.editBase, slices.Clone(n.dirty)
+	ok := b != nil && b.etag == etag && n.staging == staging && n.punched == 0 && n.stream == nil
+	n.mu.Unlock()
+	if !ok {
+		return // changed since (a new stream took over): leave it staged
+	}
+	// dataMu held for writing: the dirty ranges cannot change under us.
+	punch := func(off, end int64) error {
+		if end <= off {
+			return nil
+		}
+		return unix.Fallocate(int(staging.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, end-off)
+	}
+	var err error
+	pos, held := int64(0), int64(0)
+	for _, r := range dirty {
+		held += r.Len
+		if err == nil {
+			err = punch(pos, min(r.Off, b.size))
+		}
+		pos = max(pos, r.Off+r.Len)
+	}
+	if err == nil {
+		err = punch(pos, b.size)
+	}
+	if err != nil {
+		n.fsys.log.Debug("staging: cannot release stored bytes", "key", b.key, "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.releaseStagingLocked(held)
+	n.mu.Unlock()
 }
 
 // punchedBelowLocked reports whether [0, end) reaches released bytes.
