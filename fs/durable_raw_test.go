@@ -464,3 +464,52 @@ func TestRawFlushesInMidStreamKeepBytes(t *testing.T) {
 	}
 	t.Logf("%d flushes in mid-write", n)
 }
+
+// A reader that has read part of an object keeps reading that version, or
+// gets ESTALE, after a refresh (its attributes expired) finds another
+// writer's version: never the old version's start and the new one's rest.
+func TestRawReplacedWhileReadingNeverMixes(t *testing.T) {
+	r := newRawFS(t, rawOptions{})
+	const size = 16 << 20
+	v1, v2 := make([]byte, size), make([]byte, size)
+	for i := range v1 {
+		v1[i], v2[i] = byte(i%253+1), byte(i%241+2)
+	}
+	r.mem.Put("obj", v1, objstore.PutOptions{})
+	node := r.walk("obj").NodeId
+	fh, errno := r.open(node, syscall.O_RDONLY)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	defer r.release(node, fh)
+	const chunk = 128 << 10
+	var got []byte
+	for off := 0; off < 1<<20; off += chunk {
+		b, errno := r.read(node, fh, int64(off), chunk)
+		if errno != 0 {
+			t.Fatalf("read at %d before the replacement: %v", off, errno)
+		}
+		got = append(got, b...)
+	}
+	r.mem.Put("obj", v2, objstore.PutOptions{})
+	time.Sleep(1100 * time.Millisecond) // past StatCacheTTL
+	if a, errno := r.getattr(node); errno != 0 || a.Size != size {
+		t.Fatalf("getattr after the replacement: %d bytes, %v", a.Size, errno)
+	}
+	for off := len(got); off < size; off += chunk {
+		b, errno := r.read(node, fh, int64(off), chunk)
+		if errno == syscall.ESTALE {
+			break
+		}
+		if errno != 0 {
+			t.Fatalf("read at %d after the replacement: %v, want the old bytes or ESTALE", off, errno)
+		}
+		got = append(got, b...)
+	}
+	for mib := 0; mib < len(got)>>20; mib++ {
+		if !bytes.Equal(got[mib<<20:(mib+1)<<20], v1[mib<<20:(mib+1)<<20]) {
+			t.Fatalf("MiB %d of the read is not the version the read began with", mib)
+		}
+	}
+	t.Logf("read %d MiB of the old version before ESTALE or the end", len(got)>>20)
+}

@@ -43,6 +43,34 @@ type handle struct {
 	// object. Until then a replaced object is simply the one to read
 	// (revalidated on 412); after, it is ESTALE, never a mix of versions.
 	served atomic.Bool
+	// pinned is the version served (guarded by mu): after a refresh
+	// found another writer's version (Node.replaced moved on), reads go
+	// on from this one, pinned by If-Match, so that the cached blocks of
+	// the old version still serve and a fetch gets ESTALE.
+	pinned       cache.Object
+	pinnedCount  uint64 // Node.replaced when pinned
+	pinnedLoaded bool
+}
+
+// pin records obj as the version this handle serves, once.
+func (h *handle) pin(obj cache.Object, replaced uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.pinnedLoaded {
+		h.pinned, h.pinnedCount, h.pinnedLoaded = obj, replaced, true
+	}
+	h.served.Store(true)
+}
+
+// version returns the object version a read through h must use: obj, or
+// the version h already served if another writer's has replaced it since.
+func (h *handle) version(obj cache.Object, replaced uint64) cache.Object {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pinnedLoaded && h.pinnedCount != replaced && h.pinned.Key == obj.Key {
+		return h.pinned
+	}
+	return obj
 }
 
 func newHandle(n *Node, flags uint32) *handle {
@@ -90,7 +118,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		// The kernel may serve this handle's first reads from pages of
 		// this version that we never see: count them as served, so
 		// that a replacement found later is ESTALE, not a mix.
-		h.served.Store(true)
+		h.pin(cache.Object{Key: n.key, ETag: n.etag, Size: n.size}, n.replaced)
 	} else {
 		// The kernel drops the page cache after this open: no push of
 		// the version it held may land after that.
@@ -119,7 +147,7 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		}
 		return n.Read(ctx, f, dest, off)
 	}
-	staging, size, key, etag := n.staging, n.size, n.key, n.etag
+	staging, size, key, etag, replaced := n.staging, n.size, n.key, n.etag, n.replaced
 	var base editBase
 	sparse := n.editBase != nil
 	var dirty rangeSet
@@ -159,16 +187,18 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		return fuse.ReadResultData(dest[:want]), 0
 	}
 	n.dataMu.RUnlock()
-	if off >= size || etag == "" {
-		return fuse.ReadResultData(nil), 0
-	}
-	want := min(int64(len(dest)), size-off)
 	h, _ := f.(*handle)
 	if h == nil {
 		h = &handle{n: n}
 		defer h.closeReader()
 	}
-	rd := h.reader(cache.Object{Key: key, ETag: etag, Size: size})
+	obj := h.version(cache.Object{Key: key, ETag: etag, Size: size}, replaced)
+	etag, size = obj.ETag, obj.Size
+	if off >= size || etag == "" {
+		return fuse.ReadResultData(nil), 0
+	}
+	want := min(int64(len(dest)), size-off)
+	rd := h.reader(obj)
 	// Not interruptible, as metaContext explains; the cache bounds each
 	// fetch with its own deadline.
 	slices, err := rd.ReadSlices(context.WithoutCancel(ctx), off, int(want))
@@ -194,8 +224,8 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		// blocks stay in the kernel (kernelfill.go).
 		n.fillKernelCache(key, etag, size, off, want)
 	}
-	if slices.Len() > 0 {
-		h.served.Store(true)
+	if slices.Len() > 0 && f != nil {
+		h.pin(obj, replaced)
 	}
 	return sliceResult{slices}, 0
 }

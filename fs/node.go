@@ -94,6 +94,10 @@ type Node struct {
 	// openedETag is the ETag the last open saw: an open of the same
 	// version keeps the kernel's page cache.
 	openedETag string
+	// replaced counts the other writers' versions of the object that a
+	// refresh found (a new ETag from the store, not from our upload): a
+	// handle that has served bytes of one version reads only that one.
+	replaced uint64
 	// push is the kernel page-cache fill's state (kernelfill.go).
 	push pushState
 
@@ -295,6 +299,9 @@ func (n *Node) applyInfoLocked(info s3backend.ObjectInfo, hasMeta bool) {
 	}
 	cfg := &n.fsys.cfg
 	changed := n.etag != info.ETag
+	if changed && n.etag != "" {
+		n.replaced++
+	}
 	n.size = info.Size
 	if info.ETag != n.etag {
 		n.metaLoaded = false // another version: its headers are not ours yet
