@@ -91,6 +91,7 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 	attrs := n.attrs
 	if start {
 		opts = putOptions(n.kind, key, attrs, n.foreign)
+		opts.PartCopies = prefix > 0
 		n.metaSet = false
 	}
 	n.mu.Unlock()

@@ -33,6 +33,11 @@ type Config struct {
 	// takes, while a request that hangs fails and is retried.
 	RequestTimeout time.Duration
 
+	// UploadChecksum protects the bytes of each upload in transit: ""
+	// or ChecksumCRC32C (a CRC-32C header, unsigned payload), or
+	// ChecksumSHA256 (the SDK's default signing); see checksum.go.
+	UploadChecksum UploadChecksum
+
 	// MaxAttempts bounds the SDK's attempts per request, the first
 	// included (s3fs's retries=); 0 means 5.
 	MaxAttempts int

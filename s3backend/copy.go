@@ -90,6 +90,7 @@ func (s *Store) multipartCopy(ctx context.Context, src, dst string, info ObjectI
 	if opts != nil {
 		put = *opts
 	}
+	put.PartCopies = true
 	partSize, n := partPlan(info.Size, s.copyPartSize)
 	uploadID, err := s.CreateMultipart(ctx, dst, put)
 	if err != nil {

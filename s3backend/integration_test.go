@@ -488,7 +488,7 @@ func TestMultipartPrimitives(t *testing.T) {
 	base := randBytes(t, 12<<20)
 	baseTag := upload(t, st, "base", base, PutOptions{})
 
-	id, err := st.CreateMultipart(ctx, "composed", PutOptions{Metadata: map[string]string{"uid": "7"}})
+	id, err := st.CreateMultipart(ctx, "composed", PutOptions{Metadata: map[string]string{"uid": "7"}, PartCopies: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +529,7 @@ func TestMultipartPrimitives(t *testing.T) {
 	}
 
 	// Copying a part pinned to a stale ETag fails.
-	id2, err := st.CreateMultipart(ctx, "composed2", PutOptions{})
+	id2, err := st.CreateMultipart(ctx, "composed2", PutOptions{PartCopies: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func TestEncryption(t *testing.T) {
 			}
 			// An edit as compose sends it: part 1 copied from the base
 			// object server-side, part 2 uploaded.
-			id, err := st.CreateMultipart(ctx, "edited", PutOptions{})
+			id, err := st.CreateMultipart(ctx, "edited", PutOptions{PartCopies: true})
 			if err != nil {
 				t.Fatal(err)
 			}

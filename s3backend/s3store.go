@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -90,6 +91,12 @@ type Store struct {
 	// ACL); set by New, read-only after.
 	obj objectOptions
 
+	// crc: uploads carry a CRC-32C and an unsigned payload
+	// (Config.UploadChecksum); cleared for good if the store refuses one.
+	crc atomic.Bool
+	// sums holds the part checksums of the uploads created with CRC-32C.
+	sums partSums
+
 	// listUploadsPage is the MaxUploads of each ListMultipartUploads page
 	// (0: the store's default, 1000); a field so tests can page with few
 	// uploads.
@@ -123,6 +130,11 @@ func New(ctx context.Context, cfg Config) (st *Store, err error) {
 	if st.log == nil {
 		st.log = slog.Default()
 	}
+	checksum, err := ParseUploadChecksum(string(cfg.UploadChecksum))
+	if err != nil {
+		return nil, fmt.Errorf("s3backend: %w", err)
+	}
+	st.crc.Store(checksum == ChecksumCRC32C)
 	if st.partSize <= 0 {
 		st.partSize = DefaultPartSize
 	}

@@ -44,7 +44,25 @@ func (s *Store) putObject(ctx context.Context, key string, body io.ReadSeeker, s
 	in.StorageClass, in.ACL = s.obj.class, s.obj.acl
 	ctx, cancel := s.requestContext(ctx)
 	defer cancel()
-	out, err := s.client.PutObject(ctx, in)
+	var extra []func(*s3.Options)
+	crc := s.crc.Load()
+	if crc {
+		sum, err := crc32cOf(body)
+		if err != nil {
+			return "", errorf("PutObject", key, "reading the body for its checksum: %w", err)
+		}
+		in.ChecksumCRC32C = aws.String(sum)
+		extra = append(extra, unsignedPayload)
+	}
+	out, err := s.client.PutObject(ctx, in, extra...)
+	if crc && err != nil && refusesChecksums(err) {
+		s.checksumsOff("PutObject", key, err)
+		if _, serr := body.Seek(0, io.SeekStart); serr != nil {
+			return "", wrapErr("PutObject", key, err)
+		}
+		in.ChecksumCRC32C = nil
+		out, err = s.client.PutObject(ctx, in)
+	}
 	if err != nil {
 		return "", wrapErr("PutObject", key, err)
 	}
@@ -180,11 +198,26 @@ func (s *Store) CreateMultipart(ctx context.Context, key string, opts PutOptions
 	in.StorageClass, in.ACL = s.obj.class, s.obj.acl
 	ctx, cancel := s.requestContext(ctx)
 	defer cancel()
+	// MinIO refuses UploadPartCopy into an upload created with a checksum
+	// algorithm (it asks the copy for a checksum header S3 does not
+	// define), so an upload that will copy parts is created without one.
+	crc := s.crc.Load() && !opts.PartCopies
+	if crc {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+	}
 	out, err := s.client.CreateMultipartUpload(ctx, in)
+	if crc && err != nil && refusesChecksums(err) {
+		s.checksumsOff("CreateMultipartUpload", key, err)
+		crc = false
+		in.ChecksumAlgorithm = ""
+		out, err = s.client.CreateMultipartUpload(ctx, in)
+	}
 	if err != nil {
 		return "", wrapErr("CreateMultipartUpload", key, err)
 	}
-	return aws.ToString(out.UploadId), nil
+	id := aws.ToString(out.UploadId)
+	s.sums.begin(id, crc)
+	return id, nil
 }
 
 // UploadPart implements ObjectStore.
@@ -200,11 +233,29 @@ func (s *Store) UploadPart(ctx context.Context, key, uploadID string, number int
 	// SSE-C: every part is encrypted with the key the upload was created
 	// with, and must carry it.
 	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	var extra []func(*s3.Options)
+	crc, err := s.uploadMode(ctx, key, uploadID)
+	if err != nil {
+		return "", err
+	}
+	if crc {
+		// The upload was created with the CRC-32C algorithm: every part
+		// must carry its checksum, and Complete repeats them.
+		sum, err := crc32cOf(r)
+		if err != nil {
+			return "", errorf("UploadPart "+strconv.Itoa(int(number)), key, "reading the part for its checksum: %w", err)
+		}
+		in.ChecksumCRC32C = aws.String(sum)
+		extra = append(extra, unsignedPayload)
+	}
 	ctx, cancel := s.requestContext(ctx)
 	defer cancel()
-	out, err := s.client.UploadPart(ctx, in)
+	out, err := s.client.UploadPart(ctx, in, extra...)
 	if err != nil {
 		return "", wrapErr("UploadPart "+strconv.Itoa(int(number)), key, err)
+	}
+	if crc {
+		s.sums.record(uploadID, number, aws.ToString(in.ChecksumCRC32C))
 	}
 	return aws.ToString(out.ETag), nil
 }
@@ -248,6 +299,14 @@ func (s *Store) UploadPartCopy(ctx context.Context, key, uploadID string, number
 	if out.CopyPartResult == nil {
 		return "", errorf(op, key, "response has no CopyPartResult")
 	}
+	if crc, _ := s.sums.mode(uploadID); crc {
+		// The store computes a copied part's checksum itself.
+		sum := aws.ToString(out.CopyPartResult.ChecksumCRC32C)
+		if sum == "" {
+			return "", errorf(op, key, "the store returned no CRC-32C for a part copied into an upload created with that algorithm")
+		}
+		s.sums.record(uploadID, number, sum)
+	}
 	return aws.ToString(out.CopyPartResult.ETag), nil
 }
 
@@ -261,6 +320,20 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 		UploadId:        aws.String(uploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completedParts(sorted)},
 	}
+	crc, err := s.uploadMode(ctx, key, uploadID)
+	if err != nil {
+		return "", err
+	}
+	for i, p := range sorted {
+		if !crc {
+			break
+		}
+		sum := s.sums.get(uploadID, p.Number)
+		if sum == "" {
+			return "", errorf("CompleteMultipartUpload", key, "no CRC-32C known for part %d of an upload created with that algorithm", p.Number)
+		}
+		in.MultipartUpload.Parts[i].ChecksumCRC32C = aws.String(sum)
+	}
 	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
 	ctx, cancel := s.requestContext(ctx)
 	defer cancel()
@@ -268,6 +341,7 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 	if err != nil {
 		return "", wrapErr("CompleteMultipartUpload", key, err)
 	}
+	s.sums.end(uploadID)
 	return aws.ToString(out.ETag), nil
 }
 
@@ -281,7 +355,11 @@ func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error 
 		Key:      aws.String(s.full(key)),
 		UploadId: aws.String(uploadID),
 	})
-	return wrapErr("AbortMultipartUpload", key, err)
+	err = wrapErr("AbortMultipartUpload", key, err)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		s.sums.end(uploadID)
+	}
+	return err
 }
 
 // copySource is the x-amz-copy-source value: "bucket/key" with every byte

@@ -195,7 +195,7 @@ type flagValues struct {
 	insecure, showVersion, showHelp, requesterPays                    bool
 	sse, sseKMSKeyID, sseCKeyFile, storageClass, acl                  string
 	endpoint, region, profile, logLevel, logFile                      string
-	logFormat, readyFile, metricsAddr, metadata                       string
+	logFormat, readyFile, metricsAddr, metadata, uploadChecksum       string
 	stagingDir, recoveryDir, cacheDir                                 string
 	blockSize, memoryCacheSize, cacheSize, sparseEditMin, stagingSize int64
 	statTTL, negativeTTL, uploadTimeout, shutdownTimeout, retryFor    time.Duration
@@ -219,6 +219,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.DurationVar(&fv.statTTL, "stat-cache-ttl", defaultStatCacheTTL, "how long metadata and listings are trusted")
 	fs.DurationVar(&fv.negativeTTL, "negative-ttl", 0, "how long a name found missing stays missing without asking the store (at most --stat-cache-ttl; default 0: objects other tools create are visible at once, as with s3fs)")
 	fs.StringVar(&fv.metadata, "metadata", "full", "full: attributes as each object's metadata says (a HEAD when a stat asks for what a listing lacks); listing: from listings alone (size, mtime = LastModified, --uid/--gid/--file-mode/--dir-mode), never a HEAD")
+	fs.StringVar(&fv.uploadChecksum, "upload-checksum", string(s3backend.ChecksumCRC32C), "how uploads are protected in transit: crc32c (a CRC-32C the store verifies, unsigned payload) or sha256 (SigV4-signed payload over HTTP, the SDK's default)")
 	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata (default: the daemon's uid)")
 	fs.Uint32Var(&fv.gid, "gid", uint32(env.GID), "group of objects that carry no metadata (default: the daemon's gid)")
 	fv.fileMode, fv.dirMode = defaultFileMode, defaultDirMode
@@ -357,6 +358,11 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	default:
 		return nil, usageErrorf("--metadata %q: want full or listing", fv.metadata)
 	}
+	checksum, err := s3backend.ParseUploadChecksum(strings.ToLower(fv.uploadChecksum))
+	if err != nil {
+		return nil, usageErrorf("--upload-checksum: %v", err)
+	}
+	cfg.UploadChecksum = checksum
 	if fv.readyFile != "" {
 		cfg.ReadyFile = env.abs(fv.readyFile)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"github.com/novitalabs/bucketfs/s3backend"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -179,13 +180,16 @@ func TestParseArgsDefaults(t *testing.T) {
 		t.Errorf("XDG: RecoveryDir %q", cfg.RecoveryDir)
 	}
 
-	cfg, err = parseArgs(strings.Fields("--staging-dir st --recovery-dir /r --log-file l --log-level debug --upload-timeout 1m --shutdown-timeout 5s --debug-fuse b /m"), testEnv(nil))
+	if cfg.UploadChecksum != s3backend.ChecksumCRC32C {
+		t.Errorf("default UploadChecksum %q", cfg.UploadChecksum)
+	}
+	cfg, err = parseArgs(strings.Fields("--staging-dir st --recovery-dir /r --log-file l --log-level debug --upload-timeout 1m --shutdown-timeout 5s --debug-fuse --upload-checksum SHA256 b /m"), testEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.StagingDir != "/work/st" || cfg.RecoveryDir != "/r" || cfg.LogFile != "/work/l" ||
 		cfg.LogLevel != slog.LevelDebug || cfg.UploadTimeout != time.Minute ||
-		cfg.ShutdownTimeout != 5*time.Second || !cfg.DebugFUSE {
+		cfg.ShutdownTimeout != 5*time.Second || !cfg.DebugFUSE || cfg.UploadChecksum != s3backend.ChecksumSHA256 {
 		t.Errorf("got %+v", cfg)
 	}
 }
@@ -231,6 +235,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"b:../x /m", "invalid prefix"},
 		{"b/c /m", "invalid bucket name"},
 		{"--upload-timeout 0 b /m", "must be positive"},
+		{"--upload-checksum md5 b /m", "--upload-checksum"},
 		{"b /m -o stat_cache_expire=soon", "stat_cache_expire=soon"},
 	}
 	for _, tt := range tests {

@@ -58,12 +58,14 @@ type Config struct {
 	NegativeTTL  time.Duration // how long "no such name" is trusted
 	// Metadata is "full" (attributes from each object's metadata) or
 	// "listing" (from listings alone, never a HEAD).
-	Metadata   string
-	UID, GID   uint32
-	FileMode   uint32
-	DirMode    uint32
-	AllowOther bool
-	NonEmpty   bool
+	Metadata string
+	// UploadChecksum: how uploads are protected in transit (s3backend).
+	UploadChecksum s3backend.UploadChecksum
+	UID, GID       uint32
+	FileMode       uint32
+	DirMode        uint32
+	AllowOther     bool
+	NonEmpty       bool
 
 	// Override holds -o uid=, gid=, umask= (libfuse's overrides: what every
 	// object shows, whatever its metadata), unlike UID, GID, FileMode and

@@ -108,6 +108,7 @@ func run(ctx context.Context, cfg *Config) error {
 		PartSize:           cfg.PartSize,
 		UploadConcurrency:  cfg.UploadConcurrency,
 		RequestTimeout:     cfg.UploadTimeout,
+		UploadChecksum:     cfg.UploadChecksum,
 		MaxAttempts:        cfg.MaxAttempts,
 		Encryption:         enc,
 		StorageClass:       cfg.StorageClass,

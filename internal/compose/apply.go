@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"golang.org/x/sync/errgroup"
 
@@ -63,8 +64,10 @@ func Truncate(ctx context.Context, store objstore.ObjectStore, key string, base 
 
 func applyMultipart(ctx context.Context, store objstore.ObjectStore, e Edit, plan Plan, p Policy) (string, error) {
 	var uploadID string
+	opts := e.Opts
+	opts.PartCopies = slices.ContainsFunc(plan.Parts, func(pt Part) bool { return pt.Copy })
 	err := withTimeout(ctx, p, func(ctx context.Context) (err error) {
-		uploadID, err = store.CreateMultipart(ctx, e.Key, e.Opts)
+		uploadID, err = store.CreateMultipart(ctx, e.Key, opts)
 		return err
 	})
 	if err != nil {

@@ -85,6 +85,10 @@ type ListResult struct {
 type PutOptions struct {
 	ContentType string
 	Metadata    map[string]string // without the x-amz-meta- prefix
+	// PartCopies (CreateMultipart only): the upload will have
+	// UploadPartCopy parts, which some stores refuse in an upload made
+	// with a checksum algorithm.
+	PartCopies bool
 }
 
 // CompletedPart names one uploaded part of a multipart upload.

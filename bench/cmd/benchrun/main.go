@@ -36,6 +36,7 @@ type config struct {
 	FioJobs     int           `json:"fio_jobs"`
 	PartSize    int64         `json:"part_size"`
 	Concurrency int           `json:"concurrency"`
+	SDKChecksum string        `json:"sdk_upload_checksum"`
 	Budget      time.Duration `json:"budget_ns"`
 
 	BucketfsBin  string `json:"-"`
@@ -76,6 +77,7 @@ func main() {
 	flag.IntVar(&cfg.FioJobs, "fio-jobs", 4, "fio numjobs")
 	flag.StringVar(&partSize, "part-size", fmt.Sprint(s3backend.DefaultPartSize), "bare SDK part size (default: bucketfs's)")
 	flag.IntVar(&cfg.Concurrency, "concurrency", s3backend.DefaultUploadConcurrency, "bare SDK parts in flight (default: bucketfs's)")
+	flag.StringVar(&cfg.SDKChecksum, "sdk-upload-checksum", string(s3backend.ChecksumCRC32C), "bare SDK uploads: crc32c (CRC-32C header, unsigned payload: bucketfs's default --upload-checksum) or sha256 (the SDK's default, a signed payload)")
 	flag.DurationVar(&cfg.Budget, "budget", 45*time.Minute, "time budget: cells not started by then are skipped")
 	flag.StringVar(&cfg.BucketfsBin, "bucketfs", "bench/.bin/bucketfs", "bucketfs binary")
 	flag.StringVar(&cfg.BucketfsVer, "bucketfs-version", "", "bucketfs version for the report (default: git describe of --repo)")
@@ -103,6 +105,9 @@ func main() {
 	cfg.SmallSize = int(ss)
 	if cfg.PartSize, err = parseSize(partSize); err != nil {
 		fatal(err)
+	}
+	if _, err := s3backend.ParseUploadChecksum(cfg.SDKChecksum); err != nil || cfg.SDKChecksum == "" {
+		fatal(fmt.Errorf("--sdk-upload-checksum %q: want crc32c or sha256", cfg.SDKChecksum))
 	}
 	if cfg.Tools, err = pickList(tools, allTools, nil); err != nil {
 		fatal(err)

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"sort"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -257,15 +261,25 @@ func sdkRead(ctx context.Context, c *s3.Client, bucket, key string, size, partSi
 
 // sdkWrite uploads size bytes of gen as key: one PUT up to partSize, else a
 // multipart upload with conc parts of partSize in flight, each part generated
-// just before it is sent. It returns when the object is complete.
-func sdkWrite(ctx context.Context, c *s3.Client, bucket, key string, gen dataGen, size, partSize int64, conc int) error {
+// just before it is sent. It returns when the object is complete. With crc,
+// it sends what bucketfs's default --upload-checksum crc32c sends: every
+// body with its CRC-32C and an unsigned payload (the upload created with
+// the CRC-32C algorithm, completed with the parts' checksums); without, the
+// SDK's default, a signed payload (SHA-256 of every body over HTTP).
+func sdkWrite(ctx context.Context, c *s3.Client, bucket, key string, gen dataGen, size, partSize int64, conc int, crc bool) error {
+	var opts []func(*s3.Options)
+	algo := types.ChecksumAlgorithm("")
+	if crc {
+		opts = append(opts, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
+		algo = types.ChecksumAlgorithmCrc32c
+	}
 	if size <= partSize {
 		b := make([]byte, size)
 		gen.ReadAt(b, 0)
-		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(b)})
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(b), ChecksumCRC32C: crc32cHeader(crc, b)}, opts...)
 		return err
 	}
-	cr, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key})
+	cr, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key, ChecksumAlgorithm: algo})
 	if err != nil {
 		return err
 	}
@@ -277,6 +291,7 @@ func sdkWrite(ctx context.Context, c *s3.Client, bucket, key string, gen dataGen
 	}
 	nparts := int((size + partSize - 1) / partSize)
 	etags := make([]string, nparts)
+	sums := make([]*string, nparts)
 	pool := make(chan []byte, conc)
 	for i := 0; i < conc; i++ {
 		pool <- make([]byte, partSize)
@@ -300,8 +315,9 @@ func sdkWrite(ctx context.Context, c *s3.Client, bucket, key string, gen dataGen
 			defer func() { pool <- buf }()
 			gen.ReadAt(buf[:n], off)
 			num := int32(i + 1)
+			sum := crc32cHeader(crc, buf[:n])
 			out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: uploadID,
-				PartNumber: &num, Body: bytes.NewReader(buf[:n]), ContentLength: &n})
+				PartNumber: &num, Body: bytes.NewReader(buf[:n]), ContentLength: &n, ChecksumCRC32C: sum}, opts...)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -310,7 +326,7 @@ func sdkWrite(ctx context.Context, c *s3.Client, bucket, key string, gen dataGen
 				}
 				return
 			}
-			etags[i] = aws.ToString(out.ETag)
+			etags[i], sums[i] = aws.ToString(out.ETag), sum
 		}()
 	}
 	wg.Wait()
@@ -320,7 +336,7 @@ func sdkWrite(ctx context.Context, c *s3.Client, bucket, key string, gen dataGen
 	}
 	parts := make([]types.CompletedPart, nparts)
 	for i := range parts {
-		parts[i] = types.CompletedPart{ETag: aws.String(etags[i]), PartNumber: aws.Int32(int32(i + 1))}
+		parts[i] = types.CompletedPart{ETag: aws.String(etags[i]), PartNumber: aws.Int32(int32(i + 1)), ChecksumCRC32C: sums[i]}
 	}
 	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
@@ -346,3 +362,13 @@ func objectSHA256(ctx context.Context, c *s3.Client, bucket, key string, partSiz
 }
 
 var errWrong = errors.New("data check failed")
+
+// crc32cHeader is the x-amz-checksum-crc32c value of b (nil without crc).
+func crc32cHeader(crc bool, b []byte) *string {
+	if !crc {
+		return nil
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
+}

@@ -37,6 +37,7 @@ type job struct {
 	Prefix   string         `json:"prefix,omitempty"` // key prefix (small files)
 	PartSize int64          `json:"part_size,omitempty"`
 	Conc     int            `json:"conc,omitempty"`
+	CRC      bool           `json:"crc,omitempty"`      // sdkwrite: --sdk-upload-checksum crc32c
 	Manifest string         `json:"manifest,omitempty"` // devtree manifest file
 	Every    int            `json:"every,omitempty"`    // treeverify: check one file in Every
 	Argv     []string       `json:"argv,omitempty"`     // launch: the mount command
@@ -255,7 +256,7 @@ func wSDKRead(ctx context.Context, j *job, res *jobResult) error {
 func wSDKWrite(ctx context.Context, j *job, res *jobResult) error {
 	c := j.S3.client()
 	cpu0, t0 := selfCPU(), time.Now()
-	if err := sdkWrite(ctx, c, j.S3.Bucket, j.Key, dataGen{j.Seed}, j.Size, j.PartSize, j.Conc); err != nil {
+	if err := sdkWrite(ctx, c, j.S3.Bucket, j.Key, dataGen{j.Seed}, j.Size, j.PartSize, j.Conc, j.CRC); err != nil {
 		return err
 	}
 	res.Seconds, res.CPU = time.Since(t0).Seconds(), selfCPU()-cpu0

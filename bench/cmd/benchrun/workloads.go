@@ -60,7 +60,7 @@ func (r *runner) prepare(ctx context.Context) error {
 			if !(r.wants("seqread") || r.wants("fio") || r.wants("fiodirect")) {
 				return nil
 			}
-			if err := sdkWrite(ctx, r.client, bucket, bigKey, gen, r.cfg.Size, r.cfg.PartSize, r.cfg.Concurrency); err != nil {
+			if err := sdkWrite(ctx, r.client, bucket, bigKey, gen, r.cfg.Size, r.cfg.PartSize, r.cfg.Concurrency, r.cfg.SDKChecksum == "crc32c"); err != nil {
 				return err
 			}
 			sum, size, err := objectSHA256(ctx, r.client, bucket, bigKey, r.cfg.PartSize, r.cfg.Concurrency)
@@ -79,7 +79,7 @@ func (r *runner) prepare(ctx context.Context) error {
 			do(fmt.Sprintf("big object %d", i+2), func() error {
 				gen := dataGen{bigSeed + uint64(i) + 1}
 				r.extraCRC[i] = gen.crc32cOf(r.cfg.Size)
-				return sdkWrite(ctx, r.client, bucket, extraKey(i), gen, r.cfg.Size, r.cfg.PartSize, r.cfg.Concurrency)
+				return sdkWrite(ctx, r.client, bucket, extraKey(i), gen, r.cfg.Size, r.cfg.PartSize, r.cfg.Concurrency, r.cfg.SDKChecksum == "crc32c")
 			})
 		}
 	}
@@ -140,7 +140,7 @@ func (r *runner) wSeqRead(ctx context.Context, c *cellRun) error {
 	size := r.cfg.Size
 	if c.tool == "sdk" {
 		res, err := r.worker(ctx, seqTimeout(size), job{Op: "sdkread", Key: bigKey, Size: size, CRC32C: r.bigCRC,
-			PartSize: r.cfg.PartSize, Conc: r.cfg.Concurrency})
+			PartSize: r.cfg.PartSize, Conc: r.cfg.Concurrency, CRC: r.cfg.SDKChecksum == "crc32c"})
 		if err != nil {
 			return err
 		}
@@ -253,7 +253,7 @@ func (r *runner) wWrite(ctx context.Context, c *cellRun) error {
 	var err error
 	if c.tool == "sdk" {
 		res, err = r.worker(ctx, seqTimeout(size), job{Op: "sdkwrite", Key: key, Size: size, Seed: bigSeed,
-			PartSize: r.cfg.PartSize, Conc: r.cfg.Concurrency})
+			PartSize: r.cfg.PartSize, Conc: r.cfg.Concurrency, CRC: r.cfg.SDKChecksum == "crc32c"})
 		if err != nil {
 			return err
 		}
