@@ -430,6 +430,7 @@ func (c *BlockCache) Stats() Stats {
 	s.EvictedBytes = c.ctr.evictedBytes.Load()
 	s.BudgetWaits = c.ctr.budgetWaits.Load()
 	s.Recycled = c.ctr.recycled.Load()
+	s.ConsumedDropped = c.ctr.consumedDropped.Load()
 	return s
 }
 
@@ -555,6 +556,32 @@ func (c *BlockCache) unpin(bs ...*block) {
 		c.recycleLocked(b)
 	}
 	c.mu.Unlock()
+}
+
+// dropConsumed takes the blocks pins[j] with a key in keys[j] (the zero
+// key: none) out of memory, as Slices.Release does for DropConsumed: each
+// one that is still in the LRU as that block, fully fetched and pinned by
+// this read alone leaves it; the caller's unpin then recycles its buffer.
+func (c *BlockCache) dropConsumed(keys []BlockKey, pins []*block) {
+	c.mu.Lock()
+	n := 0
+	for j, b := range pins {
+		if b == nil || keys[j] == (BlockKey{}) || !b.held || b.fetching || b.escaped || b.pins != 1 {
+			continue
+		}
+		if cur, ok := c.lru.Peek(keys[j]); ok && cur == b {
+			c.lru.Remove(keys[j])
+			b.held = false
+			b.owner = nil
+			c.resident -= b.size
+			n++
+		}
+	}
+	if n > 0 {
+		c.signalFreedLocked()
+	}
+	c.mu.Unlock()
+	c.ctr.consumedDropped.Add(int64(n))
 }
 
 // evictOneLocked evicts the least recently read block, or for a foreground

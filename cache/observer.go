@@ -115,6 +115,9 @@ type Stats struct {
 
 	// Recycled counts block buffers reused instead of allocated.
 	Recycled int64
+	// ConsumedDropped counts blocks that left memory once a sequential
+	// reader of a Reader with DropConsumed had read them to their end.
+	ConsumedDropped int64
 
 	// Gauges. ResidentBytes = bytes of blocks held (read or prefetched and
 	// unread); AheadBytes is the unread part. InflightBytes is the budget
@@ -138,4 +141,5 @@ type counters struct {
 	evictions, evictedUnread, evictedBytes  atomic.Int64
 	budgetWaits                             atomic.Int64
 	recycled                                atomic.Int64
+	consumedDropped                         atomic.Int64
 }

@@ -26,10 +26,24 @@ type Reader struct {
 	fetch RangeFunc
 	win   *Window // nil when readahead is disabled
 
+	// dropConsumed: see DropConsumed. Set before the first read.
+	dropConsumed bool
+
 	// Guarded by the cache lock.
 	runs   map[*run]struct{} // prefetch runs this reader owns a share of
 	closed bool
 }
+
+// DropConsumed makes the blocks that a sequential read (one with the
+// readahead window open) reads to their end leave the memory tier when its
+// Slices are released, unless another read holds them: for a caller that
+// keeps those bytes itself, as the kernel's page cache does for a buffered
+// FUSE reader. A stream through a big object then holds about its
+// readahead window in memory instead of filling the whole budget, pushes
+// out nothing that random readers come back to, and reuses buffers that
+// are still in the CPU's caches. Random reads, and blocks read only in
+// part, stay as before. Call it before the first read.
+func (r *Reader) DropConsumed() { r.dropConsumed = true }
 
 // NewReader returns a Reader of obj. fetch opens a ranged stream of obj;
 // it must be pinned to obj.ETag (If-Match) so that a replaced object fails
@@ -145,6 +159,10 @@ type Slices struct {
 	pins     []*block
 	buf      *[]byte // a disk range read's buffer, from c.rangeBufs
 	released atomic.Bool
+	// consumed[j] is the key of pins[j] when the read consumed that
+	// block and it is to leave memory at Release (DropConsumed); nil
+	// when none is.
+	consumed []BlockKey
 }
 
 // Len returns the number of bytes in Vecs.
@@ -160,6 +178,9 @@ func (s *Slices) Len() int {
 // sent; later calls do nothing. Vecs must not be used after it.
 func (s *Slices) Release() {
 	if s.c != nil && s.released.CompareAndSwap(false, true) {
+		if s.consumed != nil {
+			s.c.dropConsumed(s.consumed, s.pins)
+		}
 		s.c.unpin(s.pins...)
 		if s.buf != nil {
 			s.c.rangeBufs.put(s.buf)
@@ -197,11 +218,19 @@ func (r *Reader) ReadSlices(ctx context.Context, off int64, n int) (*Slices, err
 		r.c.unpin(pins...)
 		return nil, err
 	}
-	for i, b := range data {
-		from, to := r.within(first+int64(i), off, m, b)
-		data[i] = b[from:to]
+	var consumed []BlockKey
+	if r.dropConsumed && r.win != nil && r.win.Blocks() > 0 {
+		consumed = make([]BlockKey, k)
 	}
-	s := &Slices{Vecs: data, c: r.c, pins: pins}
+	for i, b := range data {
+		j := first + int64(i)
+		from, to := r.within(j, off, m, b)
+		data[i] = b[from:to]
+		if consumed != nil && to == r.blockLen(j) {
+			consumed[i] = r.blockKey(j)
+		}
+	}
+	s := &Slices{Vecs: data, c: r.c, pins: pins, consumed: consumed}
 	if m < int64(n) {
 		return s, io.EOF
 	}

@@ -33,6 +33,10 @@ type handle struct {
 	// and never looks at the page cache for them, so pushing blocks into
 	// it (kernelfill.go) would be work for nothing.
 	direct bool
+	// pageCached: an open(2) without O_DIRECT, whose reads the kernel
+	// keeps in its page cache; the block cache need not keep what a
+	// sequential reader of it has read (cache.Reader.DropConsumed).
+	pageCached bool
 
 	// mu guards rd, the block-cache reader of this handle, pinned to the
 	// object version it was made for (a newer version gets a new one).
@@ -80,6 +84,8 @@ func newHandle(n *Node, flags uint32) *handle {
 		writable: acc == syscall.O_WRONLY || acc == syscall.O_RDWR,
 		append:   flags&syscall.O_APPEND != 0,
 		direct:   flags&syscall.O_DIRECT != 0,
+
+		pageCached: flags&syscall.O_DIRECT == 0,
 	}
 }
 
@@ -267,6 +273,9 @@ func (h *handle) reader(obj cache.Object) *cache.Reader {
 	h.rd = h.n.fsys.blocks.NewReader(obj, func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 		return store.GetRange(ctx, key, off, n, etag)
 	})
+	if h.pageCached {
+		h.rd.DropConsumed()
+	}
 	return h.rd
 }
 
