@@ -179,7 +179,7 @@ func wrapErr(op, key string, err error) error {
 		return nil
 	}
 	e := &OpError{Op: op, Key: key, Cause: err}
-	e.Err, e.Code, e.StatusCode = classify(err)
+	e.Code, e.StatusCode, e.Err = classify(err)
 	if e.Err == nil && e.StatusCode == 400 && op == "HeadObject" && keyTooLong(key) {
 		// A HEAD response has no body, hence no code to say why; for a
 		// key no store accepts, the key is why.
@@ -210,9 +210,9 @@ func keyTooLong(key string) bool {
 	return false
 }
 
-// classify returns the sentinel for err (nil if unknown), the S3 error code
-// and the HTTP status of the response, if any.
-func classify(err error) (sentinel error, code string, status int) {
+// classify returns the S3 error code and the HTTP status of the response,
+// if any, and the sentinel for err (nil if unknown).
+func classify(err error) (code string, status int, sentinel error) {
 	var respErr *awshttp.ResponseError
 	if errors.As(err, &respErr) && respErr.Response != nil {
 		status = respErr.HTTPStatusCode()
@@ -229,23 +229,23 @@ func classify(err error) (sentinel error, code string, status int) {
 	// store did nothing wrong. Checked before the network errors because a
 	// cancelled dial is also a *net.OpError.
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return nil, code, status
+		return code, status, nil
 	}
 	// Failing to obtain credentials is a credentials problem even when the
 	// provider's own call (STS, SSO) failed with an S3-looking code.
 	var credErr *credentialsError
 	if errors.As(err, &credErr) {
-		return ErrBadCredentials, code, status
+		return code, status, ErrBadCredentials
 	}
 	if s, ok := codeSentinels[code]; ok {
-		return s, code, status
+		return code, status, s
 	}
 	if s, ok := statusSentinels[status]; ok {
-		return s, code, status
+		return code, status, s
 	}
 	if code != "" || status != 0 {
 		// The store answered with something we do not classify.
-		return nil, code, status
+		return code, status, nil
 	}
 
 	var (
@@ -253,9 +253,9 @@ func classify(err error) (sentinel error, code string, status int) {
 		opErr  *net.OpError
 	)
 	if errors.As(err, &dnsErr) || errors.As(err, &opErr) || tlsCause(err) != nil {
-		return ErrUnreachable, "", 0
+		return "", 0, ErrUnreachable
 	}
-	return nil, "", 0
+	return "", 0, nil
 }
 
 // tlsCause returns the TLS or certificate-verification error in err's chain.
