@@ -210,7 +210,7 @@ func (d *dirHandle) more() syscall.Errno {
 		return errno
 	}
 	done := res.page.NextToken == ""
-	st.merge.add(st.prefix, res.page)
+	st.merge.add(st.prefix, res.page, !d.n.fsys.cfg.ListingMetadata)
 	// Every entry before d.pos is returned: only the last one may still
 	// be looked up.
 	if keep := d.pos - 1 - d.entsBase; keep > 0 && keep <= len(d.ents) {
@@ -456,22 +456,23 @@ type pendEntry struct {
 	ent  listEntry
 }
 
-// add takes one page of the listing of prefix.
-func (m *merger) add(prefix string, page s3backend.ListResult) {
+// add takes one page of the listing of prefix; with headers, objects whose
+// listing carried their headers need no HEAD.
+func (m *merger) add(prefix string, page s3backend.ListResult, headers bool) {
 	objs, dirs := page.Objects, page.CommonPrefixes
 	for len(objs) > 0 || len(dirs) > 0 {
 		if len(dirs) == 0 || (len(objs) > 0 && objs[0].Key < dirs[0]) {
-			m.take(prefix, objs[0].Key, objs[0])
+			m.take(prefix, objs[0].Key, objs[0], headers)
 			objs = objs[1:]
 		} else {
-			m.take(prefix, dirs[0], s3backend.ObjectInfo{})
+			m.take(prefix, dirs[0], s3backend.ObjectInfo{}, false)
 			dirs = dirs[1:]
 		}
 	}
 }
 
 // take adds the object or common prefix ("name/") at key.
-func (m *merger) take(prefix, key string, obj s3backend.ObjectInfo) {
+func (m *merger) take(prefix, key string, obj s3backend.ObjectInfo, headers bool) {
 	rel, ok := strings.CutPrefix(key, prefix)
 	if !ok || (m.last != "" && rel <= m.last) {
 		return // not ours, or a repeat: each key is taken once
@@ -494,7 +495,17 @@ func (m *merger) take(prefix, key string, obj s3backend.ObjectInfo) {
 		m.shadowed = make(map[string]bool)
 	}
 	m.shadowed[rel] = false
-	m.pend = append(m.pend, pendEntry{name: rel, ent: objEntry(kindFile, obj, false, false)})
+	ent := objEntry(kindFile, obj, false, false)
+	if headers && obj.HeadersListed {
+		// The listing carried what a HEAD would tell (a MinIO store,
+		// s3backend/listmeta.go): the entry needs no HEAD. An object
+		// that is an old-style directory stays for the lookup to sort
+		// out, as without headers.
+		if k := kindOf(obj); k != kindDir {
+			ent = objEntry(k, obj, true, false)
+		}
+	}
+	m.pend = append(m.pend, pendEntry{name: rel, ent: ent})
 }
 
 // release passes to emit, in order, the entries that can no longer be

@@ -28,7 +28,7 @@ func mergeAll(pages ...[]string) []string {
 				page.Objects = append(page.Objects, s3backend.ObjectInfo{Key: "d/" + k})
 			}
 		}
-		m.add("d/", page)
+		m.add("d/", page, true)
 		m.release(i == len(pages)-1, func(p pendEntry) {
 			if p.ent.kind == kindDir {
 				out = append(out, p.name+"/")

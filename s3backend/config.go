@@ -38,6 +38,11 @@ type Config struct {
 	// ChecksumSHA256 (the SDK's default signing); see checksum.go.
 	UploadChecksum UploadChecksum
 
+	// NoListMetadata: never ask a MinIO store for listings that carry
+	// each object's headers (listmeta.go); every listed object whose
+	// attributes are asked for is HEADed, as with any other store.
+	NoListMetadata bool
+
 	// MaxAttempts bounds the SDK's attempts per request, the first
 	// included (s3fs's retries=); 0 means 5.
 	MaxAttempts int

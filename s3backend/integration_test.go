@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -883,5 +884,61 @@ func TestDeleteMany(t *testing.T) {
 	objs, _, _ := listAll(t, st, "", "", 0)
 	if fmt.Sprint(objs) != "[keep]" {
 		t.Errorf("left after DeleteMany: %d keys %.80v", len(objs), objs)
+	}
+}
+
+// TestListCarriesHeadersOnMinIO: once a response said Server: MinIO, a
+// listing carries each object's content type and user metadata, as a HEAD
+// would (keys with characters that need encoding included); with
+// NoListMetadata it carries none.
+func TestListCarriesHeadersOnMinIO(t *testing.T) {
+	st, _ := newStore(t, nil)
+	ctx := testCtx(t)
+	meta := map[string]string{"mode": "33188", "uid": "1234", "xattr": "%7B%22user.a%22%3A%22YQ%3D%3D%22%7D"}
+	upload(t, st, "d/a b+c", []byte("x"), PutOptions{ContentType: "text/plain", Metadata: meta})
+	upload(t, st, "d/plain", []byte("y"), PutOptions{})
+	if err := st.CheckBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !st.listsMetadata() {
+		t.Fatal("MinIO was not recognised from its Server header")
+	}
+	res, err := st.List(ctx, "d/", "/", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Objects) != 2 {
+		t.Fatalf("listed %d objects, want 2", len(res.Objects))
+	}
+	for _, o := range res.Objects {
+		head, err := st.Head(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !o.HeadersListed {
+			t.Errorf("%q: listing carried no headers", o.Key)
+			continue
+		}
+		if o.ContentType != head.ContentType {
+			t.Errorf("%q: listed content type %q, HEAD says %q", o.Key, o.ContentType, head.ContentType)
+		}
+		if !maps.Equal(o.Metadata, head.Metadata) {
+			t.Errorf("%q: listed metadata %v, HEAD says %v", o.Key, o.Metadata, head.Metadata)
+		}
+	}
+
+	off, _ := newStore(t, func(c *Config) { c.NoListMetadata = true })
+	if err := off.CheckBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	upload(t, off, "e", []byte("z"), PutOptions{Metadata: meta})
+	res, err = off.List(ctx, "", "/", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range res.Objects {
+		if o.HeadersListed || o.Metadata != nil {
+			t.Errorf("%q: headers listed with NoListMetadata", o.Key)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package s3backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -97,6 +98,11 @@ type Store struct {
 	// sums holds the part checksums of the uploads created with CRC-32C.
 	sums partSums
 
+	// minio: a response said "Server: MinIO"; with listMeta (the
+	// default), listings then carry each object's headers (listmeta.go).
+	minio    atomic.Bool
+	listMeta bool
+
 	// listUploadsPage is the MaxUploads of each ListMultipartUploads page
 	// (0: the store's default, 1000); a field so tests can page with few
 	// uploads.
@@ -126,6 +132,7 @@ func New(ctx context.Context, cfg Config) (st *Store, err error) {
 		requestTimeout:     cfg.RequestTimeout,
 		copyMultipartAbove: maxSingleCopy,
 		copyPartSize:       copyPartSize,
+		listMeta:           !cfg.NoListMetadata,
 	}
 	if st.log == nil {
 		st.log = slog.Default()
@@ -229,6 +236,7 @@ func New(ctx context.Context, cfg Config) (st *Store, err error) {
 
 	st.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		o.UsePathStyle = cfg.PathStyle
+		o.APIOptions = append(o.APIOptions, st.noteServer)
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			// S3-compatible stores often reject or mishandle the CRC
@@ -356,9 +364,19 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 	if maxKeys > 0 {
 		in.MaxKeys = aws.Int32(int32(min(maxKeys, 1000)))
 	}
-	out, err := s.client.ListObjectsV2(ctx, in)
+	var body bytes.Buffer
+	var opts []func(*s3.Options)
+	withMeta := s.listsMetadata()
+	if withMeta {
+		opts = s.listOptions(&body)
+	}
+	out, err := s.client.ListObjectsV2(ctx, in, opts...)
 	if err != nil {
 		return ListResult{}, wrapErr("ListObjectsV2", prefix, err)
+	}
+	var headers listedHeaders
+	if withMeta {
+		headers = parseListedHeaders(body.Bytes())
 	}
 	res := ListResult{
 		Objects:        make([]ObjectInfo, 0, len(out.Contents)),
@@ -372,12 +390,16 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 		if k == s.prefix {
 			continue
 		}
-		res.Objects = append(res.Objects, ObjectInfo{
+		info := ObjectInfo{
 			Key:          s.rel(k),
 			Size:         aws.ToInt64(o.Size),
 			ETag:         aws.ToString(o.ETag),
 			LastModified: aws.ToTime(o.LastModified),
-		})
+		}
+		if h, ok := headers[aws.ToString(o.Key)]; ok {
+			info.ContentType, info.Metadata, info.HeadersListed = h.contentType, h.metadata, true
+		}
+		res.Objects = append(res.Objects, info)
 	}
 	for _, p := range out.CommonPrefixes {
 		cp, err := listDecode(out.EncodingType, aws.ToString(p.Prefix))

@@ -192,7 +192,7 @@ func formatByteSize(n int64) string {
 // flagValues holds what pflag parses into before it is merged with -o.
 type flagValues struct {
 	foreground, pathStyle, readOnly, allowOther, debugFUSE, noXattr   bool
-	insecure, showVersion, showHelp, requesterPays                    bool
+	insecure, showVersion, showHelp, requesterPays, listMetadata      bool
 	sse, sseKMSKeyID, sseCKeyFile, storageClass, acl                  string
 	endpoint, region, profile, logLevel, logFile                      string
 	logFormat, readyFile, metricsAddr, metadata, uploadChecksum       string
@@ -219,6 +219,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.DurationVar(&fv.statTTL, "stat-cache-ttl", defaultStatCacheTTL, "how long metadata and listings are trusted")
 	fs.DurationVar(&fv.negativeTTL, "negative-ttl", 0, "how long a name found missing stays missing without asking the store (at most --stat-cache-ttl; default 0: objects other tools create are visible at once, as with s3fs)")
 	fs.StringVar(&fv.metadata, "metadata", "full", "full: attributes as each object's metadata says (a HEAD when a stat asks for what a listing lacks); listing: from listings alone (size, mtime = LastModified, --uid/--gid/--file-mode/--dir-mode), never a HEAD")
+	fs.BoolVar(&fv.listMetadata, "list-metadata", true, "on a MinIO store, ask listings for each object's headers (MinIO's metadata=true), so that --metadata full shows listed objects without a HEAD each; false: a HEAD per entry, as with other stores")
 	fs.StringVar(&fv.uploadChecksum, "upload-checksum", string(s3backend.ChecksumCRC32C), "how uploads are protected in transit: crc32c (a CRC-32C the store verifies, unsigned payload) or sha256 (SigV4-signed payload over HTTP, the SDK's default)")
 	fs.Uint32Var(&fv.uid, "uid", uint32(env.UID), "owner of objects that carry no metadata (default: the daemon's uid)")
 	fs.Uint32Var(&fv.gid, "gid", uint32(env.GID), "group of objects that carry no metadata (default: the daemon's gid)")
@@ -363,6 +364,8 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		return nil, usageErrorf("--upload-checksum: %v", err)
 	}
 	cfg.UploadChecksum = checksum
+	// With --metadata listing the headers would go unused.
+	cfg.NoListMetadata = !fv.listMetadata || cfg.Metadata == "listing"
 	if fv.readyFile != "" {
 		cfg.ReadyFile = env.abs(fv.readyFile)
 	}

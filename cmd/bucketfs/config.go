@@ -61,6 +61,8 @@ type Config struct {
 	Metadata string
 	// UploadChecksum: how uploads are protected in transit (s3backend).
 	UploadChecksum s3backend.UploadChecksum
+	// NoListMetadata: --list-metadata=false (s3backend.Config).
+	NoListMetadata bool
 	UID, GID       uint32
 	FileMode       uint32
 	DirMode        uint32

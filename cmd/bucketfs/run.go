@@ -109,6 +109,7 @@ func run(ctx context.Context, cfg *Config) error {
 		UploadConcurrency:  cfg.UploadConcurrency,
 		RequestTimeout:     cfg.UploadTimeout,
 		UploadChecksum:     cfg.UploadChecksum,
+		NoListMetadata:     cfg.NoListMetadata,
 		MaxAttempts:        cfg.MaxAttempts,
 		Encryption:         enc,
 		StorageClass:       cfg.StorageClass,

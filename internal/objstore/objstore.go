@@ -72,11 +72,15 @@ type ObjectInfo struct {
 	LastModified time.Time
 	ContentType  string
 	Metadata     map[string]string
+	// HeadersListed (listings only): the store's listing carried the
+	// object's content type and user metadata (ContentType, Metadata),
+	// all that a HEAD would tell the filesystem.
+	HeadersListed bool
 }
 
 // ListResult is one page of a ListObjectsV2 call.
 type ListResult struct {
-	Objects        []ObjectInfo // keys relative to the mount prefix; no Metadata
+	Objects        []ObjectInfo // keys relative to the mount prefix; Metadata only with HeadersListed
 	CommonPrefixes []string     // relative to the mount prefix, each ending with the delimiter
 	NextToken      string       // empty when this is the last page
 }

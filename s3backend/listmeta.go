@@ -1,0 +1,140 @@
+package s3backend
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Listings that carry each object's headers. S3 listings have no user
+// metadata, so showing s3fs-style attributes (x-amz-meta-mode, -uid, -gid,
+// -mtime) of listed objects costs one HEAD per entry. MinIO has an
+// extension for this: a ListObjectsV2 with metadata=true answers with each
+// object's user metadata and content type in a <UserMetadata> element
+// (which the SDK's decoder skips, so the page's body is read here a second
+// time), the headers a HEAD would have returned.
+//
+// The parameter is sent only to a store that said "Server: MinIO" in an
+// earlier response: another store might refuse a parameter it does not
+// know, or answer without the element, which costs nothing (its entries
+// are HEADed as before). An object whose metadata the caller may not read
+// comes without the element, and is HEADed too. Config.ListMetadata false
+// turns it off.
+
+// noteServer is an API option that records, from each response's Server
+// header, whether the store is MinIO.
+func (s *Store) noteServer(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("bucketfsNoteServer",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && resp != nil && resp.Response != nil {
+				if strings.HasPrefix(resp.Header.Get("Server"), "MinIO") {
+					s.minio.Store(true)
+				}
+			}
+			return out, md, err
+		}), middleware.After)
+}
+
+// withListMetadata is an API option for one ListObjectsV2: it asks for
+// metadata=true and keeps a copy of the answer's body in body.
+func withListMetadata(body *bytes.Buffer) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		err := stack.Build.Add(middleware.BuildMiddlewareFunc("bucketfsListMetadata",
+			func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+				if req, ok := in.Request.(*smithyhttp.Request); ok {
+					q := req.URL.Query()
+					q.Set("metadata", "true")
+					req.URL.RawQuery = q.Encode()
+				}
+				return next.HandleBuild(ctx, in)
+			}), middleware.After)
+		if err != nil {
+			return err
+		}
+		// Added last in the deserialize step, it sees the raw response
+		// before the operation's decoder reads it.
+		return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("bucketfsKeepListBody",
+			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleDeserialize(ctx, in)
+				if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && err == nil && resp != nil && resp.Response != nil &&
+					resp.StatusCode == 200 && resp.Body != nil {
+					body.Reset()
+					resp.Body = teeCloser{io.TeeReader(resp.Body, body), resp.Body}
+				}
+				return out, md, err
+			}), middleware.After)
+	}
+}
+
+type teeCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// listedHeaders are the headers of the objects of one listing page that
+// carried them, by key as listed (still encoded).
+type listedHeaders map[string]objectHeaders
+
+type objectHeaders struct {
+	contentType string
+	metadata    map[string]string // x-amz-meta-* without the prefix, lower-case names
+}
+
+// parseListedHeaders reads the <UserMetadata> of each <Contents> of a
+// ListObjectsV2 answer. A page it cannot read gives none (its entries are
+// HEADed).
+func parseListedHeaders(body []byte) listedHeaders {
+	var page struct {
+		Contents []struct {
+			Key          string
+			UserMetadata *struct {
+				Items []struct {
+					XMLName xml.Name
+					Value   string `xml:",chardata"`
+				} `xml:",any"`
+			}
+		}
+	}
+	if err := xml.Unmarshal(body, &page); err != nil {
+		return nil
+	}
+	out := make(listedHeaders, len(page.Contents))
+	for _, c := range page.Contents {
+		if c.UserMetadata == nil {
+			continue
+		}
+		var h objectHeaders // metadata stays nil when there is none: listings are big
+		for _, it := range c.UserMetadata.Items {
+			name := strings.ToLower(it.XMLName.Local)
+			switch {
+			case name == "content-type":
+				h.contentType = it.Value
+			case strings.HasPrefix(name, "x-amz-meta-"):
+				if h.metadata == nil {
+					h.metadata = make(map[string]string, len(c.UserMetadata.Items))
+				}
+				h.metadata[strings.TrimPrefix(name, "x-amz-meta-")] = it.Value
+			}
+		}
+		out[c.Key] = h
+	}
+	return out
+}
+
+// listOptions are the per-call options of a List: with listing metadata,
+// the body kept for parseListedHeaders.
+func (s *Store) listOptions(body *bytes.Buffer) []func(*s3.Options) {
+	return []func(*s3.Options){func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, withListMetadata(body))
+	}}
+}
+
+// listsMetadata reports whether List asks for the objects' headers.
+func (s *Store) listsMetadata() bool { return s.listMeta && s.minio.Load() }
