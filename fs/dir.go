@@ -341,8 +341,117 @@ func (n *Node) notePrefetch(name string) {
 	}
 	n.mu.Unlock()
 	if len(names) > 0 {
-		go n.prefetch(sem, names, ents)
+		go func() {
+			names, ents := n.prefetchByListing(names, ents)
+			n.prefetch(sem, names, ents)
+		}()
 	}
+}
+
+// headersListed reports whether page carried any object's headers.
+func headersListed(page s3backend.ListResult) bool {
+	for _, o := range page.Objects {
+		if o.HeadersListed {
+			return true
+		}
+	}
+	return len(page.Objects) == 0 // nothing to tell by: try again later
+}
+
+// prefetchByListing fetches the headers of the given entries of n's
+// listing by listing the directory again with each object's headers, where
+// the store can give them (on MinIO, s3backend.WithListHeaders): a page of
+// a thousand entries for the price of a few HEADs. Lookups of the entries
+// wait for the page that brings them (n.fetching) rather than HEAD each.
+// It returns the entries the listing did not bring (directories, whose
+// markers a HEAD asks, and everything when the store gives no headers),
+// for prefetch.
+func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []listEntry) {
+	want := make(map[string]listEntry, len(names))
+	for i, name := range names {
+		if ents[i].kind == kindFile {
+			want[name] = ents[i]
+		}
+	}
+	if len(want) == 0 || n.fsys.noListHeaders.Load() {
+		return names, ents
+	}
+	prefix := n.childKey("")
+	// One channel stands for the page in flight: every wanted name waits
+	// on it, and what a page leaves wanted moves to the next one's.
+	ch := make(chan struct{})
+	n.mu.Lock()
+	if n.fetching == nil {
+		n.fetching = make(map[string]chan struct{})
+	}
+	for name := range want {
+		if n.fetching[name] == nil {
+			n.fetching[name] = ch
+		}
+	}
+	n.mu.Unlock()
+	token, pages := "", 0
+	for len(want) > 0 && n.fsys.ctx.Err() == nil {
+		page, err := n.listPage(s3backend.WithListHeaders(n.fsys.ctx), prefix, token)
+		if err != nil {
+			n.fsys.log.Debug("prefetch listing failed; the entries are HEADed", "prefix", prefix, "err", err)
+			break
+		}
+		pages++
+		next := make(chan struct{})
+		n.mu.Lock()
+		for _, obj := range page.Objects {
+			name, ok := strings.CutPrefix(obj.Key, prefix)
+			if _, wanted := want[name]; !ok || !wanted || !obj.HeadersListed {
+				continue
+			}
+			if k := kindOf(obj); k != kindDir {
+				delete(want, name)
+				e := objEntry(k, obj, true, false)
+				if cur, ok := n.listing[name]; ok && !cur.needStat && sameObject(cur, e) {
+					e.idx = cur.idx
+					n.listing[name] = e
+				}
+			}
+		}
+		for name, c := range n.fetching {
+			if c == ch {
+				if _, wanted := want[name]; wanted {
+					n.fetching[name] = next
+				} else {
+					delete(n.fetching, name)
+				}
+			}
+		}
+		n.mu.Unlock()
+		close(ch)
+		ch = next
+		if pages == 1 && !headersListed(page) {
+			// The store gives no headers: HEAD these, and do not ask
+			// again on this mount.
+			n.fsys.noListHeaders.Store(true)
+			break
+		}
+		if token = page.NextToken; token == "" {
+			break
+		}
+	}
+	n.mu.Lock()
+	for name, c := range n.fetching {
+		if c == ch {
+			delete(n.fetching, name)
+		}
+	}
+	n.mu.Unlock()
+	close(ch)
+	var restNames []string
+	var restEnts []listEntry
+	for i, name := range names {
+		if _, wanted := want[name]; wanted || ents[i].kind != kindFile {
+			restNames, restEnts = append(restNames, name), append(restEnts, ents[i])
+		}
+	}
+	return restNames, restEnts
 }
 
 // prefetch fetches the metadata of the given entries of n's listing, at

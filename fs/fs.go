@@ -65,6 +65,10 @@ type FS struct {
 	// moves: see the lock order above.
 	moves *moveGate
 
+	// noListHeaders: a listing asked for objects' headers came without
+	// any (not MinIO, or --list-metadata=false); prefetches HEAD (dir.go).
+	noListHeaders atomic.Bool
+
 	// mu guards files, recovered and dirChanged (a leaf).
 	mu sync.Mutex
 	// files is the registry (registry.go): every file with local data, by

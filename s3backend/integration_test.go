@@ -903,7 +903,16 @@ func TestListCarriesHeadersOnMinIO(t *testing.T) {
 	if !st.listsMetadata() {
 		t.Fatal("MinIO was not recognised from its Server header")
 	}
-	res, err := st.List(ctx, "d/", "/", "", 0)
+	plain, err := st.List(ctx, "d/", "/", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range plain.Objects {
+		if o.HeadersListed {
+			t.Errorf("%q: headers listed without WithListHeaders", o.Key)
+		}
+	}
+	res, err := st.List(WithListHeaders(ctx), "d/", "/", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -932,7 +941,7 @@ func TestListCarriesHeadersOnMinIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	upload(t, off, "e", []byte("z"), PutOptions{Metadata: meta})
-	res, err = off.List(ctx, "", "/", "", 0)
+	res, err = off.List(WithListHeaders(ctx), "", "/", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

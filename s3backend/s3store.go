@@ -366,7 +366,7 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 	}
 	var body bytes.Buffer
 	var opts []func(*s3.Options)
-	withMeta := s.listsMetadata()
+	withMeta := s.listsMetadata() && wantsListHeaders(ctx)
 	if withMeta {
 		opts = s.listOptions(&body)
 	}
