@@ -358,40 +358,52 @@ func headersListed(page s3backend.ListResult) bool {
 	return len(page.Objects) == 0 // nothing to tell by: try again later
 }
 
-// prefetchByListing fetches the headers of the given entries of n's
-// listing by listing the directory again with each object's headers, where
-// the store can give them (on MinIO, s3backend.WithListHeaders): a page of
-// a thousand entries for the price of a few HEADs. Lookups of the entries
-// wait for the page that brings them (n.fetching) rather than HEAD each.
-// It returns the entries the listing did not bring (directories, whose
-// markers a HEAD asks, and everything when the store gives no headers),
-// for prefetch.
-func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []listEntry) {
-	want := make(map[string]listEntry, len(names))
-	for i, name := range names {
-		if ents[i].kind == kindFile {
-			want[name] = ents[i]
-		}
-	}
-	if len(want) == 0 || n.fsys.noListHeaders.Load() {
-		return names, ents
-	}
-	prefix := n.childKey("")
-	// One channel stands for the page in flight: every wanted name waits
-	// on it, and what a page leaves wanted moves to the next one's.
-	ch := make(chan struct{})
-	n.mu.Lock()
+// listPrefetch is a running prefetchByListing of a directory: the entries
+// it is to bring, and the channel that stands for its page in flight
+// (every wanted name waits on it in Node.fetching; what a page leaves
+// wanted moves to the next page's). Guarded by the directory's Node.mu.
+type listPrefetch struct {
+	want map[string]struct{}
+	ch   chan struct{}
+}
+
+// wantLocked adds entry name to the prefetch. n.mu held.
+func (lp *listPrefetch) wantLocked(n *Node, name string) {
+	lp.want[name] = struct{}{}
 	if n.fetching == nil {
 		n.fetching = make(map[string]chan struct{})
 	}
-	for name := range want {
-		if n.fetching[name] == nil {
-			n.fetching[name] = ch
-		}
+	if n.fetching[name] == nil {
+		n.fetching[name] = lp.ch
 	}
+}
+
+// prefetchByListing fetches the headers of the given entries of n's
+// listing, and of those its next pages publish meanwhile (readdir.go), by
+// listing the directory again with each object's headers where the store
+// can give them (on MinIO, s3backend.WithListHeaders): a page of a thousand
+// entries for the price of a few HEADs. Lookups of the entries wait for
+// the page that brings theirs rather than HEAD each. It returns the
+// entries it did not bring (directories, whose markers a HEAD asks, and
+// everything when the store gives no headers), for prefetch.
+func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []listEntry) {
+	if n.fsys.noListHeaders.Load() {
+		return names, ents
+	}
+	lp := &listPrefetch{want: make(map[string]struct{}, len(names)), ch: make(chan struct{})}
+	byName := make(map[string]listEntry, len(names))
+	n.mu.Lock()
+	for i, name := range names {
+		if ents[i].kind == kindFile {
+			lp.wantLocked(n, name)
+		}
+		byName[name] = ents[i]
+	}
+	n.listPrefetch = lp
 	n.mu.Unlock()
+	prefix := n.childKey("")
 	token, pages := "", 0
-	for len(want) > 0 && n.fsys.ctx.Err() == nil {
+	for n.fsys.ctx.Err() == nil {
 		page, err := n.listPage(s3backend.WithListHeaders(n.fsys.ctx), prefix, token)
 		if err != nil {
 			n.fsys.log.Debug("prefetch listing failed; the entries are HEADed", "prefix", prefix, "err", err)
@@ -402,11 +414,11 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 		n.mu.Lock()
 		for _, obj := range page.Objects {
 			name, ok := strings.CutPrefix(obj.Key, prefix)
-			if _, wanted := want[name]; !ok || !wanted || !obj.HeadersListed {
+			if _, wanted := lp.want[name]; !ok || !wanted || !obj.HeadersListed {
 				continue
 			}
 			if k := kindOf(obj); k != kindDir {
-				delete(want, name)
+				delete(lp.want, name)
 				e := objEntry(k, obj, true, false)
 				if cur, ok := n.listing[name]; ok && !cur.needStat && sameObject(cur, e) {
 					e.idx = cur.idx
@@ -414,18 +426,11 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 				}
 			}
 		}
-		for name, c := range n.fetching {
-			if c == ch {
-				if _, wanted := want[name]; wanted {
-					n.fetching[name] = next
-				} else {
-					delete(n.fetching, name)
-				}
-			}
-		}
+		n.moveWaitersLocked(lp, next)
+		old := lp.ch
+		lp.ch = next
 		n.mu.Unlock()
-		close(ch)
-		ch = next
+		close(old)
 		if pages == 1 && !headersListed(page) {
 			// The store gives no headers: HEAD these, and do not ask
 			// again on this mount.
@@ -437,21 +442,46 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 		}
 	}
 	n.mu.Lock()
-	for name, c := range n.fetching {
-		if c == ch {
-			delete(n.fetching, name)
-		}
+	n.moveWaitersLocked(lp, nil)
+	if n.listPrefetch == lp {
+		n.listPrefetch = nil
 	}
-	n.mu.Unlock()
-	close(ch)
 	var restNames []string
 	var restEnts []listEntry
+	for name := range lp.want {
+		e, ok := byName[name]
+		if !ok {
+			e, ok = n.listing[name]
+		}
+		if ok && !e.hasMeta && !e.needStat {
+			restNames, restEnts = append(restNames, name), append(restEnts, e)
+		}
+	}
+	old := lp.ch
+	n.mu.Unlock()
+	close(old)
 	for i, name := range names {
-		if _, wanted := want[name]; wanted || ents[i].kind != kindFile {
+		if ents[i].kind != kindFile {
 			restNames, restEnts = append(restNames, name), append(restEnts, ents[i])
 		}
 	}
 	return restNames, restEnts
+}
+
+// moveWaitersLocked moves the lookups waiting on lp's page in flight to
+// next (nil: to no page, they HEAD), except those whose entries came.
+// n.mu held.
+func (n *Node) moveWaitersLocked(lp *listPrefetch, next chan struct{}) {
+	for name, c := range n.fetching {
+		if c != lp.ch {
+			continue
+		}
+		if _, wanted := lp.want[name]; wanted && next != nil {
+			n.fetching[name] = next
+		} else {
+			delete(n.fetching, name)
+		}
+	}
 }
 
 // prefetch fetches the metadata of the given entries of n's listing, at

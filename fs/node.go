@@ -125,12 +125,14 @@ type Node struct {
 	// (cachedEntry).
 	// prefetchSem bounds the HEADs of the listing's prefetches (one per
 	// page once prefetching; the channel itself is safe without mu).
-	dirReaders  int
-	fetching    map[string]chan struct{}
-	lastLooked  int
-	streak      int
-	prefetching bool
-	prefetchSem chan struct{}
+	dirReaders int
+	fetching   map[string]chan struct{}
+	// listPrefetch: a prefetch by listing is running (dir.go).
+	listPrefetch *listPrefetch
+	lastLooked   int
+	streak       int
+	prefetching  bool
+	prefetchSem  chan struct{}
 }
 
 var (

@@ -244,6 +244,10 @@ func (d *dirHandle) publish(batch []pendEntry, done bool) {
 			n.listing[p.name] = p.ent
 			n.listingOrder = append(n.listingOrder, p.name)
 			if n.prefetching && !p.ent.hasMeta && n.fsys.needsMeta(p.ent) {
+				if lp := n.listPrefetch; lp != nil && p.ent.kind == kindFile {
+					lp.wantLocked(n, p.name) // its listing brings it
+					continue
+				}
 				names, ents = append(names, p.name), append(ents, p.ent)
 			}
 		}
