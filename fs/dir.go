@@ -136,6 +136,15 @@ func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, e
 	switch {
 	case fresh && found && !ent.needStat:
 		if !n.fsys.needsMeta(ent) {
+			if ent.hasMeta && ent.kind == kindFile && !n.fsys.noListHeaders.Load() && !n.fsys.cfg.ListingMetadata {
+				if !mayFetch {
+					// READDIRPLUS: let the stat come as a lookup
+					// (answered from the listing, no request), so that
+					// a walk is seen (noteStatWalk).
+					return nil, errNotFetched
+				}
+				n.fsys.noteStatWalk(n.currentKey())
+			}
 			break
 		}
 		if cur, ok := n.fetchedEntry(name, ent); ok {
@@ -329,6 +338,9 @@ func (n *Node) notePrefetch(name string) {
 	var ents []listEntry
 	sem := n.prefetchSem
 	if n.streak >= prefetchAfter {
+		if cur.kind == kindFile {
+			n.fsys.noteStatWalk(n.key)
+		}
 		// Entries listed later join in as their pages arrive (publish).
 		n.prefetching = true
 		sem = make(chan struct{}, headConcurrency)
@@ -346,6 +358,71 @@ func (n *Node) notePrefetch(name string) {
 			n.prefetch(sem, names, ents)
 		}()
 	}
+}
+
+// statWalkWindow is how long after the last sign of a program stat-ing the
+// entries of a directory (a prefetch started, a stat answered from fetched
+// headers) the listings of its subdirectories ask for the objects' headers,
+// so that du, ls -lR and rsync cost one listing per directory and no HEAD
+// per file. find and plain ls stat no file and keep the cheaper plain
+// listings, also beside a directory just walked.
+const statWalkWindow = 10 * time.Second
+
+// maxWalked bounds FS.walked; past it, expired entries go.
+const maxWalked = 1024
+
+// noteStatWalk records that the files of directory key are being stat-ed;
+// its parent counts as walked too, so that its sibling directories are
+// listed with headers (du goes through them next).
+func (f *FS) noteStatWalk(key string) {
+	if f.cfg.ListingMetadata || f.noListHeaders.Load() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	if f.walked == nil {
+		f.walked = make(map[string]time.Time)
+	}
+	if len(f.walked) >= maxWalked {
+		for k, until := range f.walked {
+			if now.After(until) {
+				delete(f.walked, k)
+			}
+		}
+		if len(f.walked) >= maxWalked {
+			return
+		}
+	}
+	until := now.Add(statWalkWindow)
+	f.walked[key] = until
+	if key != "" {
+		parent := ""
+		if i := strings.LastIndexByte(key, '/'); i >= 0 {
+			parent = key[:i]
+		}
+		f.walked[parent] = until
+	}
+}
+
+// listsHeaders reports whether a listing of directory key should bring
+// the objects' headers: its files or its siblings' are being stat-ed (it
+// or its parent is walked). A walk goes down the tree as its stats reach
+// each directory (lookups answered from the headers mark it, see
+// lookupVia), never by listing alone: find below a walked directory
+// lists plainly. FS.mu is a leaf: callers may hold Node.mu.
+func (f *FS) listsHeaders(key string) bool {
+	if f.cfg.ListingMetadata || f.noListHeaders.Load() || key == "" {
+		return false
+	}
+	parent := ""
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		parent = key[:i]
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	return now.Before(f.walked[parent]) || now.Before(f.walked[key])
 }
 
 // headersListed reports whether page carried any object's headers.

@@ -69,8 +69,11 @@ type FS struct {
 	// any (not MinIO, or --list-metadata=false); prefetches HEAD (dir.go).
 	noListHeaders atomic.Bool
 
-	// mu guards files, recovered and dirChanged (a leaf).
+	// mu guards files, recovered, dirChanged and walked (a leaf).
 	mu sync.Mutex
+	// walked: directories (by key) whose entries a program is stat-ing,
+	// until when (dir.go, statWalkWindow).
+	walked map[string]time.Time
 	// files is the registry (registry.go): every file with local data, by
 	// object key, whether or not the kernel still knows its node.
 	files map[string]*Node

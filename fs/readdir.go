@@ -413,11 +413,17 @@ func (n *Node) startStream(prefix string, gen uint64, listing, previous map[stri
 	ctx, cancel := context.WithCancel(n.fsys.ctx)
 	st := &dirStream{prefix: prefix, gen: gen, listing: listing, previous: previous,
 		pages: make(chan pageResult), cancel: cancel}
+	lctx := ctx
+	if n.fsys.listsHeaders(strings.TrimSuffix(prefix, "/")) {
+		// Something is stat-ing what it lists (du, ls -lR, rsync): this
+		// listing brings the headers its stats will want.
+		lctx = s3backend.WithListHeaders(ctx)
+	}
 	go func() {
 		defer close(st.pages)
 		token := ""
 		for {
-			page, err := n.listPage(ctx, prefix, token)
+			page, err := n.listPage(lctx, prefix, token)
 			select {
 			case st.pages <- pageResult{page, err}:
 			case <-ctx.Done():
