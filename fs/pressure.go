@@ -59,10 +59,19 @@ func (n *Node) reserveStaging(off, length int64) syscall.Errno {
 		if time.Now().After(deadline) {
 			n.mu.Lock()
 			charged, punched, streaming := n.charged, n.punched, n.stream != nil
+			// Why the file is not streaming, if it is not: a write not
+			// at its end (seq_only false), or dirty ranges that are not
+			// one append to its stored prefix (stream_prefix -1).
+			seqOnly, prefix, dirtyRanges := n.seqOnly, n.appendedToLocked(), len(n.dirty)
+			var baseSize int64 = -1
+			if n.editBase != nil {
+				baseSize = n.editBase.size
+			}
 			n.mu.Unlock()
 			f.log.Warn("staging area full: write refused with ENOSPC", "key", n.currentKey(),
 				"staged_bytes", f.staged.Load(), "limit", f.stagingLimit, "staging_dir", f.cfg.StagingDir,
-				"write_off", off, "write_len", length, "need", delta, "charged", charged, "released", punched, "streaming", streaming)
+				"write_off", off, "write_len", length, "need", delta, "charged", charged, "released", punched, "streaming", streaming,
+				"seq_only", seqOnly, "stream_prefix", prefix, "base_size", baseSize, "dirty_ranges", dirtyRanges)
 			return syscall.ENOSPC
 		}
 		if n.punchUploaded() > 0 {
