@@ -136,7 +136,7 @@ func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, e
 	switch {
 	case fresh && found && !ent.needStat:
 		if !n.fsys.needsMeta(ent) {
-			if ent.hasMeta && ent.kind == kindFile && !n.fsys.noListHeaders.Load() && !n.fsys.cfg.ListingMetadata {
+			if ent.hasMeta && ent.kind == kindFile && n.fsys.tracksWalks() {
 				if !mayFetch {
 					// READDIRPLUS: let the stat come as a lookup
 					// (answered from the listing, no request), so that
@@ -375,7 +375,7 @@ const maxWalked = 1024
 // its parent counts as walked too, so that its sibling directories are
 // listed with headers (du goes through them next).
 func (f *FS) noteStatWalk(key string) {
-	if f.cfg.ListingMetadata || f.noListHeaders.Load() {
+	if !f.tracksWalks() {
 		return
 	}
 	f.mu.Lock()
@@ -397,12 +397,22 @@ func (f *FS) noteStatWalk(key string) {
 	until := now.Add(statWalkWindow)
 	f.walked[key] = until
 	if key != "" {
-		parent := ""
-		if i := strings.LastIndexByte(key, '/'); i >= 0 {
-			parent = key[:i]
-		}
-		f.walked[parent] = until
+		f.walked[parentKey(key)] = until
 	}
+}
+
+// tracksWalks: listings can bring headers that stats would use (full
+// metadata, a store not known to lack them).
+func (f *FS) tracksWalks() bool {
+	return !f.cfg.ListingMetadata && !f.noListHeaders.Load()
+}
+
+// parentKey is the key of the directory holding key ("" for the root).
+func parentKey(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[:i]
+	}
+	return ""
 }
 
 // listsHeaders reports whether a listing of directory key should bring
@@ -412,17 +422,13 @@ func (f *FS) noteStatWalk(key string) {
 // lookupVia), never by listing alone: find below a walked directory
 // lists plainly. FS.mu is a leaf: callers may hold Node.mu.
 func (f *FS) listsHeaders(key string) bool {
-	if f.cfg.ListingMetadata || f.noListHeaders.Load() || key == "" {
+	if !f.tracksWalks() || key == "" {
 		return false
-	}
-	parent := ""
-	if i := strings.LastIndexByte(key, '/'); i >= 0 {
-		parent = key[:i]
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
-	return now.Before(f.walked[parent]) || now.Before(f.walked[key])
+	return now.Before(f.walked[parentKey(key)]) || now.Before(f.walked[key])
 }
 
 // headersListed reports whether page carried any object's headers.
