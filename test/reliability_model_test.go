@@ -499,6 +499,16 @@ func (mr *modelRunner) run(ops []modelOp) (fail string, failStep int) {
 			case opWrite, opTruncate, opFtruncate, opOpen:
 				clear(wantMtime)
 			case opRename:
+				if o.path == o.path2 {
+					break // renaming a name to itself changes nothing
+				}
+				// What the new name held is gone: its mtime, set by
+				// utimes or not, is no longer what is there.
+				for p := range wantMtime {
+					if p == o.path2 || strings.HasPrefix(p, o.path2+"/") {
+						delete(wantMtime, p)
+					}
+				}
 				for p := range wantMtime {
 					if p == o.path || strings.HasPrefix(p, o.path+"/") {
 						delete(wantMtime, p)
