@@ -687,7 +687,12 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	}
 	n.mu.Unlock()
 	n.dataMu.RUnlock()
-	if err == nil && streamed {
+	if err == nil && (streamed || base != nil) {
+		// A sparse edit's stored bytes leave the staging disk too, not
+		// only a stream's: a writer flushed more often than a stream
+		// starts (every exec of a forking program flushes) would
+		// otherwise keep every byte it appended staged and charged
+		// until ENOSPC.
 		n.releaseStored(staging, etag)
 	}
 	n.saveSidecar()

@@ -422,9 +422,9 @@ func (n *Node) settleFailed(st *uploadStream, err error) syscall.Errno {
 }
 
 // releaseStored punches out of n's staging file the bytes that a completed
-// stream stored, which n, a sparse edit of that object now, reads from the
-// store: a file flushed in mid-write keeps on disk only what it writes
-// next. It takes dataMu for writing, so that no read of the staging file
+// upload (a stream, or an edit) stored, which n, a sparse edit of that
+// object now, reads from the store: a file flushed in mid-write keeps on
+// disk only what it writes next. It takes dataMu for writing, so that no read of the staging file
 // sees the holes appear, and keeps every range written since. uploadMu
 // held (no rename or upload changes the base meanwhile).
 func (n *Node) releaseStored(staging *os.File, etag string) {

@@ -506,10 +506,16 @@ func TestWritebackBiggerThanStagingDisk(t *testing.T) {
 	// after parts were released: each stores what was written so far,
 	// never an upload of the released holes, and the writer goes on
 	// streaming (its first bytes copied server-side), so the file can
-	// still grow far past the staging area: 300 MiB after the last flush,
-	// three times the 96 MiB bound.
+	// still grow far past the staging area: 159 MiB after the last flush,
+	// beyond the 96 MiB bound. Between 101 and 241 MiB a flush comes
+	// every 20 MiB, too often for a stream to restart: each stores an
+	// edit, whose bytes must leave the staging disk too (140 MiB of them
+	// would not fit).
 	const total = 400 << 20
-	flushAt := map[int]bool{100 << 20 / chunk: true, 100<<20/chunk + 1: true, 250 << 20 / chunk: true}
+	flushAt := map[int]bool{100 << 20 / chunk: true}
+	for at := 101 << 20; at <= 241<<20; at += 20 << 20 {
+		flushAt[at/chunk] = true
+	}
 	w, err := os.Create(m.Path("flushed"))
 	if err != nil {
 		t.Fatal(err)
