@@ -73,6 +73,10 @@ type Config struct {
 	// instead of a rename(2) that copies for an hour. 0 means no bound.
 	MaxRenameObjects int
 
+	// MaxStatEntries bounds the entries that the cached listings of all
+	// directories hold together (listbound.go); 0: no bound.
+	MaxStatEntries int
+
 	// SparseEditMin: edits of objects bigger than this send only what
 	// changed instead of downloading the object (edit.go); 0 means 16 MiB,
 	// negative means always.

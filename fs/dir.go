@@ -646,6 +646,7 @@ func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 	if !found && !n.listingDone {
 		return listEntry{}, false, false // not listed yet, maybe
 	}
+	n.fsys.listBound.touchLocked(n)
 	// A name the listing lacks may have been created by another tool
 	// since: absence is trusted only while the listing is younger than
 	// the negative TTL (it was made StatCacheTTL before listingUntil).
@@ -660,25 +661,32 @@ func (n *Node) invalidateListing() {
 	n.mu.Lock()
 	n.listing = nil
 	n.listGen++ // a listing streaming stops filling it
+	n.fsys.listBound.setLocked(n, 0)
 	n.mu.Unlock()
 }
 
 // listingAdd records in n's cached listing (if any) a child we made.
 func (n *Node) listingAdd(name string, k kind) {
+	var victims []*Node
 	n.mu.Lock()
 	if n.listing != nil {
 		n.listing[name] = listEntry{kind: k, needStat: true, idx: -1}
+		victims = n.noteListingLocked()
 	}
 	n.mu.Unlock()
+	dropListings(victims)
 }
 
 // listingRemove drops a child we removed from n's cached listing (if any).
 func (n *Node) listingRemove(name string) {
+	var victims []*Node
 	n.mu.Lock()
 	if n.listing != nil {
 		delete(n.listing, name)
+		victims = n.noteListingLocked()
 	}
 	n.mu.Unlock()
+	dropListings(victims)
 }
 
 // entryAdded records that we made name in n (a create, mkdir, mknod,

@@ -21,6 +21,8 @@ package fs
 //	                (state.go); never held across I/O or while calling go-fuse
 //	FS.mu           the registry of files with local data, the recovered
 //	                list; a leaf
+//	listBound.mu    the account of cached listing entries (listbound.go);
+//	                a leaf, taken holding a directory's Node.mu
 //
 // go-fuse's tree methods (GetChild, NewInode, Children…) and Notify* are never
 // called while holding Node.mu or FS.mu. The page-cache fill (kernelfill.go)
@@ -68,6 +70,9 @@ type FS struct {
 	// noListHeaders: a listing asked for objects' headers came without
 	// any (not MinIO, or --list-metadata=false); prefetches HEAD (dir.go).
 	noListHeaders atomic.Bool
+
+	// listBound bounds the entries of cached listings (listbound.go).
+	listBound *listBound
 
 	// mu guards files, recovered, dirChanged and walked (a leaf).
 	mu sync.Mutex
@@ -145,6 +150,7 @@ func New(cfg Config) (*FS, error) {
 		files:  make(map[string]*Node),
 
 		dirChanged: make(map[string]time.Time),
+		listBound:  newListBound(cfg.MaxStatEntries),
 	}
 	if f.blocks == nil {
 		bc, err := cache.New(cache.Options{})

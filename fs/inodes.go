@@ -76,4 +76,11 @@ func (n *Node) OnForget() {
 	if n.ino != rootIno {
 		n.fsys.inos.release(n)
 	}
+	if n.kind == kindDir {
+		// Its listing is garbage now: it must not hold a place in the
+		// bound (nor keep the node reachable from it).
+		n.mu.Lock()
+		n.fsys.listBound.setLocked(n, 0)
+		n.mu.Unlock()
+	}
 }

@@ -124,6 +124,7 @@ func (d *dirHandle) start() {
 	}
 	if n.listing != nil && n.listingDone && time.Now().Before(n.listingUntil) {
 		d.order, d.from = n.listingOrder, n.listing
+		n.fsys.listBound.touchLocked(n)
 		return
 	}
 	prefix := n.key
@@ -135,6 +136,7 @@ func (d *dirHandle) start() {
 	previous := n.listing
 	n.listGen++
 	n.listing, n.listingOrder, n.listingDone = make(map[string]listEntry), nil, false
+	n.fsys.listBound.setLocked(n, 0) // the replaced listing no longer counts
 	n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	n.lastLooked, n.streak, n.prefetching, n.prefetchSem = -1, 0, false, nil
 	d.st = n.startStream(prefix, n.listGen, n.listing, previous)
@@ -237,6 +239,7 @@ func (d *dirHandle) publish(batch []pendEntry, done bool) {
 	var names []string
 	var ents []listEntry
 	var sem chan struct{}
+	var victims []*Node
 	n.mu.Lock()
 	if n.listGen == st.gen && n.listing != nil {
 		for _, p := range batch {
@@ -256,8 +259,10 @@ func (d *dirHandle) publish(batch []pendEntry, done bool) {
 			n.listingDone = true
 			n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 		}
+		victims = n.noteListingLocked()
 	}
 	n.mu.Unlock()
+	dropListings(victims)
 	if len(names) > 0 {
 		// The caller stats the entries in order (notePrefetch): the
 		// entries of this page are fetched ahead of it too.

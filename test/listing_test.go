@@ -370,3 +370,69 @@ func TestColdLookupRequests(t *testing.T) {
 		t.Errorf("cold lookup of a missing name sent %v, want 1 HEAD and 1 LIST", reqs)
 	}
 }
+
+// TestListingMaxStatEntries: --max-stat-entries bounds the entries that
+// cached listings hold together. The listing used least recently goes
+// first (the next ls of its directory lists again); a directory bigger
+// than the bound is never cached, and every pass over it is still whole.
+func TestListingMaxStatEntries(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	opts := []mountOpt{withTTL(time.Minute), withFlags("--metrics-addr", addr, "--max-stat-entries", "150")}
+	m := mount(t, opts...)
+	const per = 100
+	m.putMany(2*per, 32, func(i int) string { return fmt.Sprintf("%c/f%03d", 'a'+i/per, i%per) },
+		func(i int) []byte { return []byte(strconv.Itoa(i)) })
+	lists := func(dir string) float64 {
+		t.Helper()
+		var out string
+		reqs := countRequests(t, addr, func() { out = run(t, m.Dir, "ls", "-f", dir) })
+		n := 0
+		for _, name := range strings.Fields(out) {
+			if name != "." && name != ".." {
+				n++
+			}
+		}
+		if n != per {
+			t.Fatalf("ls %s printed %d names, want %d", dir, n, per)
+		}
+		return reqs["list"]
+	}
+	steps := []struct {
+		dir  string
+		list bool // a listing request expected
+	}{
+		{"a", true}, {"a", false}, // cached: 100 entries of 150
+		{"b", true}, {"b", false}, // 200 entries: a's listing went
+		{"a", true}, // and b's now
+		{"b", true},
+	}
+	for i, s := range steps {
+		if n := lists(s.dir); (n > 0) != s.list {
+			t.Errorf("step %d, ls %s: %.0f LIST requests, want a listing: %v", i, s.dir, n, s.list)
+		}
+	}
+	unmountAll(t, m)
+
+	// A directory over the bound alone: listed anew each time, whole.
+	m2 := mount(t, onBucket(m.Bucket), withTTL(time.Minute), withFlags("--metrics-addr", addr, "--max-stat-entries", "50"))
+	m = m2
+	for i := range 2 {
+		if n := lists("a"); n == 0 {
+			t.Errorf("pass %d over a directory of %d entries with a bound of 50 sent no LIST: it was cached", i, per)
+		}
+	}
+	unmountAll(t, m2)
+
+	// Without a bound both stay cached.
+	m3 := mount(t, onBucket(m.Bucket), withTTL(time.Minute), withFlags("--metrics-addr", addr, "--max-stat-entries", "0"))
+	m = m3
+	for i, s := range []struct {
+		dir  string
+		list bool
+	}{{"a", true}, {"b", true}, {"a", false}, {"b", false}} {
+		if n := lists(s.dir); (n > 0) != s.list {
+			t.Errorf("unbounded step %d, ls %s: %.0f LIST requests, want a listing: %v", i, s.dir, n, s.list)
+		}
+	}
+}

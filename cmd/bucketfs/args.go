@@ -76,7 +76,8 @@ const usageFooter = `
   ensure_diskfree=MIB      the disk tier leaves this much free
   max_stat_cache_size=N    0 caches no metadata (--stat-cache-ttl 0); other
                            sizes need nothing (the kernel bounds the nodes
-                           that hold metadata)
+                           that hold metadata; --max-stat-entries the
+                           listings)
   dbglevel=LEVEL           same as --log-level (crit, err, warn, info, debug)
   Other s3fs options (del_cache, nomultipart, ...) are accepted with a
   warning and ignored; mount(8) options (rw, _netdev, noatime, ...) are
@@ -201,6 +202,7 @@ type flagValues struct {
 	statTTL, negativeTTL, uploadTimeout, shutdownTimeout, retryFor    time.Duration
 	uid, gid, fileMode, dirMode                                       uint32
 	maxRenameObjects                                                  int
+	maxStatEntries                                                    int
 	options                                                           []string
 }
 
@@ -237,6 +239,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, autoCacheSize
 	fv.sparseEditMin = defaultSparseEditMin
 	fs.Var(byteSizeValue{&fv.stagingSize}, "staging-size", "bound on the bytes staged at once; a write over it waits for uploads to drain, then fails with ENOSPC (default 0: half the free space where --staging-dir lives)")
+	fs.IntVar(&fv.maxStatEntries, "max-stat-entries", defaultMaxStatEntries, "bound on the directory entries that cached listings hold together; past it the listings used least recently are dropped (a directory bigger than the bound is listed anew each time); 0: no bound")
 	fs.IntVar(&fv.maxRenameObjects, "max-rename-objects", defaultMaxRenameObjects, "a directory rename copying more objects than this fails with EXDEV (mv then moves the tree file by file); 0: no bound")
 	fs.Var(byteSizeValue{&fv.sparseEditMin}, "sparse-edit-min", "edits (append, pwrite, truncate) of objects bigger than this send only what changed (server-side copies of the rest) instead of downloading the object; 0: every edit")
 	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB; default 256MiB, at most an eighth of the cgroup's memory limit)")
@@ -321,6 +324,7 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		MemoryCacheSize:  fv.memoryCacheSize,
 		SparseEditMin:    fv.sparseEditMin,
 		MaxRenameObjects: fv.maxRenameObjects,
+		MaxStatEntries:   fv.maxStatEntries,
 		StagingSize:      fv.stagingSize,
 		CacheSize:        fv.cacheSize,
 		DebugFUSE:        fv.debugFUSE,
@@ -455,8 +459,8 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	}
 	applyTuning(cfg, mo, changed)
 
-	if cfg.MaxRenameObjects < 0 {
-		return nil, usageErrorf("--max-rename-objects must not be negative")
+	if cfg.MaxRenameObjects < 0 || cfg.MaxStatEntries < 0 {
+		return nil, usageErrorf("--max-rename-objects and --max-stat-entries must not be negative")
 	}
 	if cfg.StatCacheTTL < 0 || cfg.NegativeTTL < 0 || cfg.UploadTimeout <= 0 || cfg.ShutdownTimeout <= 0 {
 		return nil, usageErrorf("--stat-cache-ttl and --negative-ttl must not be negative, --upload-timeout and --shutdown-timeout must be positive")

@@ -88,6 +88,8 @@ type Config struct {
 	SparseEditMin int64
 	// MaxRenameObjects bounds a directory rename (0: no bound).
 	MaxRenameObjects int
+	// MaxStatEntries bounds the entries of cached listings (0: no bound).
+	MaxStatEntries int
 	// StagingSize bounds the staged bytes (0: half the free space there).
 	StagingSize int64
 
@@ -145,10 +147,13 @@ const (
 	defaultSparseEditMin   = 16 << 20
 	// defaultMaxRenameObjects: minutes of server-side copies at most.
 	defaultMaxRenameObjects = 100000
-	defaultBlockSize        = 1 << 20
-	defaultMemoryCacheSize  = 256 << 20
-	autoCacheSize           = -1
-	maxAutoCacheSize        = 10 << 30
+	// defaultMaxStatEntries: a 100,000-entry directory stays cached, at
+	// about 150 bytes an entry.
+	defaultMaxStatEntries  = 200000
+	defaultBlockSize       = 1 << 20
+	defaultMemoryCacheSize = 256 << 20
+	autoCacheSize          = -1
+	maxAutoCacheSize       = 10 << 30
 
 	// startupBudget bounds everything between the command and a mounted,
 	// answering filesystem (or a one-line error). Scripts wait on us, so a

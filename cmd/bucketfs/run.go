@@ -175,6 +175,7 @@ func run(ctx context.Context, cfg *Config) error {
 		RetryFor:         cfg.RetryFor,
 		SparseEditMin:    sparseEditMin(cfg.SparseEditMin),
 		MaxRenameObjects: cfg.MaxRenameObjects,
+		MaxStatEntries:   cfg.MaxStatEntries,
 		StagingSize:      stagingSize,
 
 		PartSize:          cfg.PartSize,
