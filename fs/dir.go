@@ -667,6 +667,7 @@ func (n *Node) invalidateListing() {
 
 // listingAdd records in n's cached listing (if any) a child we made.
 func (n *Node) listingAdd(name string, k kind) {
+	n.fsys.noteNamespaceChange()
 	var victims []*Node
 	n.mu.Lock()
 	if n.listing != nil {
@@ -679,6 +680,7 @@ func (n *Node) listingAdd(name string, k kind) {
 
 // listingRemove drops a child we removed from n's cached listing (if any).
 func (n *Node) listingRemove(name string) {
+	n.fsys.noteNamespaceChange()
 	var victims []*Node
 	n.mu.Lock()
 	if n.listing != nil {

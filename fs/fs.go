@@ -23,6 +23,8 @@ package fs
 //	                list; a leaf
 //	listBound.mu    the account of cached listing entries (listbound.go);
 //	                a leaf, taken holding a directory's Node.mu
+//	treeWalks.mu    walks of subtrees and the listings they keep
+//	                (treewalk.go); a leaf, taken holding a Node.mu
 //
 // go-fuse's tree methods (GetChild, NewInode, Children…) and Notify* are never
 // called while holding Node.mu or FS.mu. The page-cache fill (kernelfill.go)
@@ -73,6 +75,8 @@ type FS struct {
 
 	// listBound bounds the entries of cached listings (listbound.go).
 	listBound *listBound
+	// treeWalks: listings of whole subtrees (treewalk.go).
+	treeWalks treeWalks
 
 	// mu guards files, recovered, dirChanged and walked (a leaf).
 	mu sync.Mutex

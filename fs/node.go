@@ -114,6 +114,7 @@ type Node struct {
 	listingOrder []string
 	listingUntil time.Time
 	listingDone  bool
+	listingDirs  int // entries of listing that are directories, as listed
 	listGen      uint64
 	// Metadata of the listing's entries, fetched on demand (dir.go):
 	// fetching holds the HEADs in flight by name; lastLooked and streak
@@ -232,6 +233,7 @@ func (n *Node) dirNlinkLocked() uint32 {
 // or renamed: its mtime and ctime move to now.
 func (n *Node) touchEntries() {
 	n.fsys.setDirChanged(n.currentKey(), time.Now())
+	n.fsys.noteNamespaceChange()
 }
 
 // dirChangedAt is when an entry of the directory at key last changed

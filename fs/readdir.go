@@ -117,7 +117,6 @@ func (d *dirHandle) start() {
 	n := d.n
 	d.started = true
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if !d.reading {
 		d.reading = true
 		n.dirReaders++
@@ -125,8 +124,52 @@ func (d *dirHandle) start() {
 	if n.listing != nil && n.listingDone && time.Now().Before(n.listingUntil) {
 		d.order, d.from = n.listingOrder, n.listing
 		n.fsys.listBound.touchLocked(n)
+		n.mu.Unlock()
 		return
 	}
+	key := n.key
+	n.mu.Unlock()
+	// A walk of the tree (treewalk.go) may have listed it, or be about to.
+	if tl := n.fsys.treeListingFor(key); tl != nil {
+		n.mu.Lock()
+		victims := n.installTreeLocked(tl)
+		d.order, d.from = n.listingOrder, n.listing
+		n.mu.Unlock()
+		dropListings(victims)
+		return
+	}
+	n.mu.Lock()
+	d.startStreamLocked()
+	n.mu.Unlock()
+	n.maybeWalk()
+}
+
+// installTreeLocked makes a walk's listing n's cached listing, complete.
+// n.mu held; the caller drops the returned victims after releasing it.
+func (n *Node) installTreeLocked(tl *treeListing) []*Node {
+	previous := n.listing
+	listing := make(map[string]listEntry, len(tl.entries))
+	order := make([]string, 0, len(tl.entries))
+	for _, p := range tl.entries {
+		if _, dup := listing[p.name]; dup {
+			continue
+		}
+		ent := reuseMetadata(p.ent, previous[p.name])
+		ent.idx = len(order)
+		listing[p.name] = ent
+		order = append(order, p.name)
+	}
+	n.listGen++
+	n.listing, n.listingOrder, n.listingDone, n.listingDirs = listing, order, true, tl.dirs
+	n.listingUntil = tl.listedAt.Add(n.fsys.cfg.StatCacheTTL)
+	n.lastLooked, n.streak, n.prefetching, n.prefetchSem = -1, 0, false, nil
+	return n.noteListingLocked()
+}
+
+// startStreamLocked begins a new listing of d's directory, which becomes
+// its cached one. d.mu and n.mu held.
+func (d *dirHandle) startStreamLocked() {
+	n := d.n
 	prefix := n.key
 	if prefix != "" {
 		prefix += "/"
@@ -135,7 +178,7 @@ func (d *dirHandle) start() {
 	// the stream reads its metadata without the lock.
 	previous := n.listing
 	n.listGen++
-	n.listing, n.listingOrder, n.listingDone = make(map[string]listEntry), nil, false
+	n.listing, n.listingOrder, n.listingDone, n.listingDirs = make(map[string]listEntry), nil, false, 0
 	n.fsys.listBound.setLocked(n, 0) // the replaced listing no longer counts
 	n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	n.lastLooked, n.streak, n.prefetching, n.prefetchSem = -1, 0, false, nil
@@ -246,6 +289,9 @@ func (d *dirHandle) publish(batch []pendEntry, done bool) {
 			p.ent.idx = len(n.listingOrder)
 			n.listing[p.name] = p.ent
 			n.listingOrder = append(n.listingOrder, p.name)
+			if p.ent.kind == kindDir {
+				n.listingDirs++
+			}
 			if n.prefetching && !p.ent.hasMeta && n.fsys.needsMeta(p.ent) {
 				if lp := n.listPrefetch; lp != nil && p.ent.kind == kindFile {
 					lp.wantLocked(n, p.name) // its listing brings it

@@ -1,0 +1,434 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/novitalabs/bucketfs/s3backend"
+)
+
+// Recursive walks. find, du, ls -R, grep -r and rsync read a tree one
+// directory after another, and a delimited listing per directory costs a
+// round trip each, where one listing without a delimiter brings every key
+// below a directory in key order, a page at a time. So when a program
+// reads a directory whose parent's fresh listing holds more than one
+// directory (it is going down a tree), the parent's subtree is listed
+// without a delimiter in the background: a walk. The listing of each
+// directory the walk completes is kept (FS.trees) for that directory's
+// next read, which waits for the walk if it has not got there yet.
+//
+// A walk lists at most walkMaxKeys keys; directories it has not completed
+// by then are listed as usual. Its listing of a directory is used once,
+// within the stat cache TTL of the page that began the directory, and only
+// if nothing in the mount's namespace changed since the walk began
+// (treeGen, bumped by every create, removal and rename, and by an upload
+// that makes a new name): a walk never shows an entry older than what this
+// mount did. A walk also knows which directories have a marker object
+// (the key "name/" comes first in its range), so looking up a directory
+// it listed needs no HEAD when there is none, or when the listing carried
+// the marker's headers.
+
+const (
+	// walkMaxKeys bounds the keys one walk lists (and so the entries it
+	// holds): a walk begun by a program that reads two directories of a
+	// huge tree costs a bounded listing.
+	walkMaxKeys = 20000
+	// maxWalks bounds the walks in flight.
+	maxWalks = 2
+	// walkWaitPages: a read waits for that many of a walk's pages.
+	walkWaitPages = 2
+)
+
+// treeWalks is the filesystem's state of walks.
+type treeWalks struct {
+	// mu guards every field: a leaf, which may be taken holding a
+	// Node.mu.
+	mu    sync.Mutex
+	gen   uint64                  // namespace changes seen (see above)
+	walks map[string]*treeWalk    // by root key, in flight or ended within the TTL
+	trees map[string]*treeListing // by directory key, waiting for its read
+}
+
+// treeWalk is one listing without a delimiter of the subtree of root.
+type treeWalk struct {
+	root   string // directory key; "" for the mount's root
+	prefix string // root + "/", or "" for the mount's root
+	gen    uint64 // treeWalks.gen when it began
+	// node is the root's directory: the walk tells its listing which of
+	// its directories have markers.
+	node *Node
+	// Guarded by treeWalks.mu:
+	reached  string        // greatest key listed so far
+	ended    bool          // no more pages will come
+	endedAt  time.Time     // when it ended
+	progress chan struct{} // closed (and replaced) after each page
+}
+
+// treeListing is a walk's listing of one directory.
+type treeListing struct {
+	entries  []pendEntry
+	dirs     int       // entries that are directories
+	listedAt time.Time // when the page that began the directory was asked for
+	gen      uint64    // the walk's treeWalks.gen
+}
+
+// noteNamespaceChange records a create, removal or rename anywhere in the
+// mount: walks begun before it are not used.
+func (f *FS) noteNamespaceChange() {
+	t := &f.treeWalks
+	t.mu.Lock()
+	t.gen++
+	clear(t.trees)
+	t.mu.Unlock()
+}
+
+// covers reports whether w may still bring the listing of directory key.
+// treeWalks.mu held.
+func (w *treeWalk) coversLocked(key string) bool {
+	if w.ended || key == w.root || !strings.HasPrefix(key+"/", w.prefix) {
+		return false
+	}
+	// Keys come in order: once the walk has listed a key past key's range
+	// ("key/" and what follows it), key is complete or was never there.
+	dirPrefix := key + "/"
+	return w.reached <= dirPrefix || strings.HasPrefix(w.reached, dirPrefix)
+}
+
+// treeListingFor returns a walk's listing of directory key if one is kept
+// or coming soon, nil otherwise. It waits for at most walkWaitPages pages
+// of a walk that may bring it: a program going down a tree reads its
+// directories in the walk's order, so the walk is at most a page or two
+// behind it, and a directory far ahead is better listed at once. The
+// listing is removed: it is used once. No lock held but dirHandle.mu.
+func (f *FS) treeListingFor(key string) *treeListing {
+	t := &f.treeWalks
+	for waited := 0; ; waited++ {
+		t.mu.Lock()
+		if tl, ok := t.trees[key]; ok {
+			delete(t.trees, key)
+			usable := tl.gen == t.gen && time.Now().Before(tl.listedAt.Add(f.cfg.StatCacheTTL))
+			t.mu.Unlock()
+			if !usable {
+				return nil
+			}
+			return tl
+		}
+		var wait chan struct{}
+		for _, w := range t.walks {
+			if w.gen == t.gen && w.coversLocked(key) {
+				wait = w.progress
+				break
+			}
+		}
+		t.mu.Unlock()
+		if wait == nil || waited >= walkWaitPages {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-f.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// maybeWalk begins a walk of n's parent's subtree if n, a directory about
+// to be listed, looks like a step down a tree: its parent's fresh listing
+// holds more than one directory. No lock held but dirHandle.mu.
+func (n *Node) maybeWalk() {
+	f := n.fsys
+	if f.cfg.StatCacheTTL <= 0 || n.kind != kindDir {
+		return
+	}
+	_, parentInode := n.Parent()
+	if parentInode == nil {
+		return
+	}
+	p, ok := parentInode.Operations().(*Node)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	tree := p.listing != nil && p.listingDone && time.Now().Before(p.listingUntil) && p.listingDirs > 1
+	root := p.key
+	p.mu.Unlock()
+	if !tree {
+		return
+	}
+	t := &f.treeWalks
+	t.mu.Lock()
+	now := time.Now()
+	inFlight := 0
+	for k, w := range t.walks {
+		switch {
+		case w.ended && now.After(w.endedAt.Add(f.cfg.StatCacheTTL)):
+			delete(t.walks, k)
+		case !w.ended && w.gen == t.gen:
+			inFlight++
+			if w.root == root || strings.HasPrefix(root+"/", w.prefix) {
+				t.mu.Unlock()
+				return // a walk in flight covers this tree already
+			}
+		case w.ended && w.root == root && w.gen == t.gen:
+			t.mu.Unlock()
+			return // walked within the TTL: what it left out is too big
+		}
+	}
+	if inFlight >= maxWalks {
+		t.mu.Unlock()
+		return
+	}
+	prefix := root
+	if prefix != "" {
+		prefix += "/"
+	}
+	w := &treeWalk{root: root, prefix: prefix, gen: t.gen, node: p, progress: make(chan struct{})}
+	if t.walks == nil {
+		t.walks = make(map[string]*treeWalk)
+		t.trees = make(map[string]*treeListing)
+	}
+	t.walks[root] = w
+	t.mu.Unlock()
+	go f.runWalk(w)
+}
+
+// runWalk lists w's subtree page by page, keeping each directory's listing
+// as it completes.
+func (f *FS) runWalk(w *treeWalk) {
+	ctx := f.ctx
+	if f.listsHeaders(w.root) {
+		ctx = s3backend.WithListHeaders(ctx)
+	}
+	b := newTreeBuilder(w, !f.cfg.ListingMetadata)
+	token, keys := "", 0
+	for {
+		at := time.Now()
+		mctx, cancel := context.WithTimeout(ctx, metaTimeout)
+		page, err := f.store.List(mctx, w.prefix, "", token, f.listPageKeys)
+		cancel()
+		if err != nil {
+			// Not an error anyone sees: each directory is listed as
+			// usual instead.
+			f.log.Debug("walk: listing failed; directories are listed one by one", "prefix", w.prefix, "err", err)
+			f.publishTrees(w, nil, nil, "", true)
+			time.AfterFunc(f.cfg.StatCacheTTL+time.Second, f.sweepTrees)
+			return
+		}
+		keys += len(page.Objects)
+		last := ""
+		if n := len(page.Objects); n > 0 {
+			last = page.Objects[n-1].Key
+		}
+		done := page.NextToken == ""
+		got, facts := b.add(page.Objects, at)
+		if done {
+			got = append(got, b.closeAll()...)
+		}
+		ended := done || keys >= walkMaxKeys
+		if !f.publishTrees(w, got, facts, last, ended) || ended {
+			// What nobody reads goes with its TTL.
+			time.AfterFunc(f.cfg.StatCacheTTL+time.Second, f.sweepTrees)
+			return
+		}
+		token = page.NextToken
+	}
+}
+
+// sweepTrees drops the kept listings that are too old to be used.
+func (f *FS) sweepTrees() {
+	t := &f.treeWalks
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	for k, tl := range t.trees {
+		if !now.Before(tl.listedAt.Add(f.cfg.StatCacheTTL)) {
+			delete(t.trees, k)
+		}
+	}
+}
+
+// publishTrees keeps the listings a walk completed and tells its root's
+// listing which directories have markers. It returns false if the walk
+// is no longer of use (the namespace changed): it ends.
+func (f *FS) publishTrees(w *treeWalk, got []keyedListing, facts []markerFact, reached string, ended bool) bool {
+	t := &f.treeWalks
+	t.mu.Lock()
+	current := w.gen == t.gen
+	if current {
+		for _, kl := range got {
+			if kl.key != w.root {
+				t.trees[kl.key] = kl.tl
+			}
+		}
+		if reached > w.reached {
+			w.reached = reached
+		}
+	}
+	if ended || !current {
+		w.ended, w.endedAt = true, time.Now()
+	}
+	close(w.progress)
+	w.progress = make(chan struct{})
+	t.mu.Unlock()
+	if current {
+		w.node.applyMarkerFacts(facts, w.gen)
+	}
+	return current
+}
+
+// applyMarkerFacts marks the directories of n's listing that a walk found
+// with or without a marker, so that looking them up needs no HEAD.
+func (n *Node) applyMarkerFacts(facts []markerFact, gen uint64) {
+	if len(facts) == 0 {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := &n.fsys.treeWalks
+	t.mu.Lock()
+	current := t.gen == gen
+	t.mu.Unlock()
+	if !current || n.listing == nil {
+		return
+	}
+	for _, fact := range facts {
+		ent, ok := n.listing[fact.name]
+		if !ok || ent.kind != kindDir || ent.hasMeta || ent.needStat {
+			continue
+		}
+		if upd, known := fact.entry(); known {
+			upd.idx = ent.idx
+			n.listing[fact.name] = upd
+		}
+	}
+}
+
+// markerFact is what a walk found of the marker of the directory name in
+// the walk's root: present (with info) or absent.
+type markerFact struct {
+	name    string
+	present bool
+	info    s3backend.ObjectInfo
+	headers bool // entries may take their metadata from the listing
+}
+
+// entry is the listing entry the fact makes of the directory: known is
+// false for a marker whose headers the listing lacked (a lookup HEADs it).
+func (m markerFact) entry() (listEntry, bool) {
+	switch {
+	case !m.present:
+		return listEntry{kind: kindDir, hasMeta: true, marker: false}, true
+	case m.headers && m.info.HeadersListed:
+		return objEntry(kindDir, m.info, true, true), true
+	}
+	return listEntry{}, false
+}
+
+type keyedListing struct {
+	key string
+	tl  *treeListing
+}
+
+// treeBuilder turns a walk's keys, in order, into the delimited listings
+// of the directories below its root. The directories on the path of the
+// current key are open; a key outside a directory's range completes it.
+type treeBuilder struct {
+	headers bool
+	gen     uint64
+	root    string
+	open    []*openDir // outermost (the root) first
+}
+
+type openDir struct {
+	key, prefix string
+	page        s3backend.ListResult // what a delimited listing would return
+	markers     map[string]markerFact
+	at          time.Time // when the page that began it was asked for
+}
+
+func newTreeBuilder(w *treeWalk, headers bool) *treeBuilder {
+	return &treeBuilder{headers: headers, gen: w.gen, root: w.root,
+		open: []*openDir{{key: w.root, prefix: w.prefix, at: time.Now()}}}
+}
+
+// add takes the next keys of the walk, listed by a page asked for at at.
+// It returns the directories they completed, and the marker facts of the
+// root's directories.
+func (b *treeBuilder) add(objs []s3backend.ObjectInfo, at time.Time) ([]keyedListing, []markerFact) {
+	var done []keyedListing
+	var facts []markerFact
+	for _, obj := range objs {
+		k := obj.Key
+		for len(b.open) > 1 && !strings.HasPrefix(k, b.open[len(b.open)-1].prefix) {
+			done = append(done, b.closeTop())
+		}
+		top := b.open[len(b.open)-1]
+		if !strings.HasPrefix(k, top.prefix) {
+			continue // not below the root: a store's mistake
+		}
+		rel := k[len(top.prefix):]
+		for {
+			i := strings.IndexByte(rel, '/')
+			if i < 0 {
+				break
+			}
+			name := rel[:i]
+			child := top.prefix + name + "/"
+			if n := len(top.page.CommonPrefixes); n == 0 || top.page.CommonPrefixes[n-1] != child {
+				top.page.CommonPrefixes = append(top.page.CommonPrefixes, child)
+			}
+			// A marker is the first key of its directory's range: the
+			// directory has one exactly when this key is it.
+			fact := markerFact{name: name, present: k == child, info: obj, headers: b.headers}
+			if top.markers == nil {
+				top.markers = make(map[string]markerFact)
+			}
+			top.markers[name] = fact
+			if len(b.open) == 1 {
+				facts = append(facts, fact)
+			}
+			next := &openDir{key: top.prefix + name, prefix: child, at: at}
+			b.open = append(b.open, next)
+			top = next
+			rel = rel[i+1:]
+		}
+		if rel != "" {
+			top.page.Objects = append(top.page.Objects, obj)
+		}
+	}
+	return done, facts
+}
+
+// closeAll completes every open directory (the walk listed everything).
+func (b *treeBuilder) closeAll() []keyedListing {
+	var done []keyedListing
+	for len(b.open) > 0 {
+		done = append(done, b.closeTop())
+	}
+	return done
+}
+
+// closeTop completes the innermost open directory: its entries by the
+// rules of a delimited listing (merger), its directories marked with what
+// the walk found of their markers.
+func (b *treeBuilder) closeTop() keyedListing {
+	d := b.open[len(b.open)-1]
+	b.open = b.open[:len(b.open)-1]
+	var m merger
+	m.add(d.prefix, d.page, b.headers)
+	tl := &treeListing{listedAt: d.at, gen: b.gen}
+	m.release(true, func(p pendEntry) {
+		if p.ent.kind == kindDir {
+			tl.dirs++
+			if fact, ok := d.markers[p.name]; ok {
+				if e, known := fact.entry(); known {
+					p.ent = e
+				}
+			}
+		}
+		tl.entries = append(tl.entries, p)
+	})
+	return keyedListing{key: d.key, tl: tl}
+}
