@@ -39,6 +39,9 @@ const (
 	maxWalks = 2
 	// walkWaitPages: a read waits for that many of a walk's pages.
 	walkWaitPages = 2
+	// walkAhead: a walk asks for its next page once fewer of the
+	// directories it listed are unread.
+	walkAhead = 16
 )
 
 // treeWalks is the filesystem's state of walks.
@@ -56,18 +59,23 @@ type treeWalk struct {
 	root   string // directory key; "" for the mount's root
 	prefix string // root + "/", or "" for the mount's root
 	gen    uint64 // treeWalks.gen when it began
-	// node is the root's directory: the walk tells its listing which of
-	// its directories have markers.
-	node *Node
+	// node is the root's directory and first the directory whose read
+	// began the walk (listed on its own): the walk tells their listings
+	// which of their directories have markers.
+	node, first *Node
 	// Guarded by treeWalks.mu:
 	reached  string        // greatest key listed so far
 	ended    bool          // no more pages will come
 	endedAt  time.Time     // when it ended
 	progress chan struct{} // closed (and replaced) after each page
+	unread   int           // its listings kept and not read yet
+	// demand wakes the walk when a read waits for it (never blocks).
+	demand chan struct{}
 }
 
 // treeListing is a walk's listing of one directory.
 type treeListing struct {
+	walk     *treeWalk
 	entries  []pendEntry
 	dirs     int       // entries that are directories
 	listedAt time.Time // when the page that began the directory was asked for
@@ -80,7 +88,10 @@ func (f *FS) noteNamespaceChange() {
 	t := &f.treeWalks
 	t.mu.Lock()
 	t.gen++
-	clear(t.trees)
+	for k, tl := range t.trees {
+		delete(t.trees, k)
+		tl.walk.unread--
+	}
 	t.mu.Unlock()
 }
 
@@ -108,6 +119,7 @@ func (f *FS) treeListingFor(key string) *treeListing {
 		t.mu.Lock()
 		if tl, ok := t.trees[key]; ok {
 			delete(t.trees, key)
+			tl.walk.unread--
 			usable := tl.gen == t.gen && time.Now().Before(tl.listedAt.Add(f.cfg.StatCacheTTL))
 			t.mu.Unlock()
 			if !usable {
@@ -119,6 +131,10 @@ func (f *FS) treeListingFor(key string) *treeListing {
 		for _, w := range t.walks {
 			if w.gen == t.gen && w.coversLocked(key) {
 				wait = w.progress
+				select {
+				case w.demand <- struct{}{}:
+				default:
+				}
 				break
 			}
 		}
@@ -184,26 +200,35 @@ func (n *Node) maybeWalk() {
 	if prefix != "" {
 		prefix += "/"
 	}
-	w := &treeWalk{root: root, prefix: prefix, gen: t.gen, node: p, progress: make(chan struct{})}
+	w := &treeWalk{root: root, prefix: prefix, gen: t.gen, node: p, first: n, progress: make(chan struct{}), demand: make(chan struct{}, 1)}
 	if t.walks == nil {
 		t.walks = make(map[string]*treeWalk)
 		t.trees = make(map[string]*treeListing)
 	}
 	t.walks[root] = w
 	t.mu.Unlock()
+	f.log.Debug("walk: listing a tree", "root", root, "after", n.key)
 	go f.runWalk(w)
 }
 
 // runWalk lists w's subtree page by page, keeping each directory's listing
 // as it completes.
 func (f *FS) runWalk(w *treeWalk) {
-	ctx := f.ctx
-	if f.listsHeaders(w.root) {
-		ctx = s3backend.WithListHeaders(ctx)
-	}
 	b := newTreeBuilder(w, !f.cfg.ListingMetadata)
 	token, keys := "", 0
 	for {
+		if token != "" && !f.walkWanted(w) {
+			f.publishTrees(w, nil, nil, "", true)
+			time.AfterFunc(f.cfg.StatCacheTTL+time.Second, f.sweepTrees)
+			return
+		}
+		// Decided per page: once the program stats the files of the
+		// directories it reads (du, ls -lR), the pages bring their
+		// headers, which a plain walk (find) does without.
+		ctx := f.ctx
+		if f.statWalkBelow(w.root) {
+			ctx = s3backend.WithListHeaders(ctx)
+		}
 		at := time.Now()
 		mctx, cancel := context.WithTimeout(ctx, metaTimeout)
 		page, err := f.store.List(mctx, w.prefix, "", token, f.listPageKeys)
@@ -227,13 +252,66 @@ func (f *FS) runWalk(w *treeWalk) {
 			got = append(got, b.closeAll()...)
 		}
 		ended := done || keys >= walkMaxKeys
-		if !f.publishTrees(w, got, facts, last, ended) || ended {
+		current := f.publishTrees(w, got, facts, last, ended)
+		f.log.Debug("walk: page", "root", w.root, "keys", len(page.Objects), "dirs_completed", len(got), "current", current, "ended", ended)
+		if !current || ended {
 			// What nobody reads goes with its TTL.
 			time.AfterFunc(f.cfg.StatCacheTTL+time.Second, f.sweepTrees)
 			return
 		}
 		token = page.NextToken
 	}
+}
+
+// walkWanted waits, before w's next page, until the program walking the
+// tree has read all but walkAhead of the directories w has listed, or
+// waits for one: a walk keeps a little ahead of its reader, never far (a
+// program that stops early costs little), and decides each page's
+// headers late. It returns false if the reader went away (nothing read
+// for a stat cache TTL) or the namespace changed.
+func (f *FS) walkWanted(w *treeWalk) bool {
+	t := &f.treeWalks
+	idle := time.NewTimer(f.cfg.StatCacheTTL)
+	defer idle.Stop()
+	for {
+		t.mu.Lock()
+		unread, current := w.unread, w.gen == t.gen
+		t.mu.Unlock()
+		if !current {
+			return false
+		}
+		if unread < walkAhead {
+			return true
+		}
+		select {
+		case <-w.demand:
+			return true
+		case <-idle.C:
+			return false
+		case <-f.ctx.Done():
+			return false
+		}
+	}
+}
+
+// statWalkBelow reports whether a program is stat-ing the files of a
+// directory at or below key (FS.walked): a walk of key then lists headers.
+func (f *FS) statWalkBelow(key string) bool {
+	if !f.tracksWalks() {
+		return false
+	}
+	if f.listsHeaders(key) {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	for k, until := range f.walked {
+		if now.Before(until) && (key == "" || strings.HasPrefix(k, key+"/")) {
+			return true
+		}
+	}
+	return false
 }
 
 // sweepTrees drops the kept listings that are too old to be used.
@@ -245,6 +323,7 @@ func (f *FS) sweepTrees() {
 	for k, tl := range t.trees {
 		if !now.Before(tl.listedAt.Add(f.cfg.StatCacheTTL)) {
 			delete(t.trees, k)
+			tl.walk.unread--
 		}
 	}
 }
@@ -259,7 +338,12 @@ func (f *FS) publishTrees(w *treeWalk, got []keyedListing, facts []markerFact, r
 	if current {
 		for _, kl := range got {
 			if kl.key != w.root {
+				if old, ok := t.trees[kl.key]; ok {
+					old.walk.unread--
+				}
+				kl.tl.walk = w
 				t.trees[kl.key] = kl.tl
+				w.unread++
 			}
 		}
 		if reached > w.reached {
@@ -269,11 +353,28 @@ func (f *FS) publishTrees(w *treeWalk, got []keyedListing, facts []markerFact, r
 	if ended || !current {
 		w.ended, w.endedAt = true, time.Now()
 	}
+	// Reads waiting now look again once woken, and ask again if this page
+	// did not bring what they wait for: an older demand is answered.
+	select {
+	case <-w.demand:
+	default:
+	}
 	close(w.progress)
 	w.progress = make(chan struct{})
 	t.mu.Unlock()
 	if current {
-		w.node.applyMarkerFacts(facts, w.gen)
+		var ofRoot, ofFirst []markerFact
+		for _, fact := range facts {
+			if fact.dir == w.root {
+				ofRoot = append(ofRoot, fact)
+			} else {
+				ofFirst = append(ofFirst, fact)
+			}
+		}
+		w.node.applyMarkerFacts(ofRoot, w.gen)
+		if w.first != nil {
+			w.first.applyMarkerFacts(ofFirst, w.gen)
+		}
 	}
 	return current
 }
@@ -306,8 +407,9 @@ func (n *Node) applyMarkerFacts(facts []markerFact, gen uint64) {
 }
 
 // markerFact is what a walk found of the marker of the directory name in
-// the walk's root: present (with info) or absent.
+// dir (the walk's root or first directory): present (with info) or absent.
 type markerFact struct {
+	dir     string // the key of the directory holding it
 	name    string
 	present bool
 	info    s3backend.ObjectInfo
@@ -338,6 +440,7 @@ type treeBuilder struct {
 	headers bool
 	gen     uint64
 	root    string
+	first   string     // the key of treeWalk.first
 	open    []*openDir // outermost (the root) first
 }
 
@@ -349,7 +452,11 @@ type openDir struct {
 }
 
 func newTreeBuilder(w *treeWalk, headers bool) *treeBuilder {
-	return &treeBuilder{headers: headers, gen: w.gen, root: w.root,
+	first := ""
+	if w.first != nil {
+		first = w.first.currentKey()
+	}
+	return &treeBuilder{headers: headers, gen: w.gen, root: w.root, first: first,
 		open: []*openDir{{key: w.root, prefix: w.prefix, at: time.Now()}}}
 }
 
@@ -381,12 +488,12 @@ func (b *treeBuilder) add(objs []s3backend.ObjectInfo, at time.Time) ([]keyedLis
 			}
 			// A marker is the first key of its directory's range: the
 			// directory has one exactly when this key is it.
-			fact := markerFact{name: name, present: k == child, info: obj, headers: b.headers}
+			fact := markerFact{dir: top.key, name: name, present: k == child, info: obj, headers: b.headers}
 			if top.markers == nil {
 				top.markers = make(map[string]markerFact)
 			}
 			top.markers[name] = fact
-			if len(b.open) == 1 {
+			if top.key == b.root || top.key == b.first {
 				facts = append(facts, fact)
 			}
 			next := &openDir{key: top.prefix + name, prefix: child, at: at}
