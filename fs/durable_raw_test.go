@@ -513,3 +513,49 @@ func TestRawReplacedWhileReadingNeverMixes(t *testing.T) {
 	}
 	t.Logf("read %d MiB of the old version before ESTALE or the end", len(got)>>20)
 }
+
+// TestRawCloseFailsFastAfterFailedUpload: a close of data whose upload
+// failed just now answers that failure without another attempt (every
+// exec of a program holding the file closes a copy of its descriptor);
+// new data, or a close after closeFailsFast, tries again, and once the
+// store takes it the close succeeds.
+func TestRawCloseFailsFastAfterFailedUpload(t *testing.T) {
+	r := newRawFS(t, rawOptions{})
+	if _, errno := r.lookup(rootIno, "a"); errno != syscall.ENOENT {
+		t.Fatalf("lookup of a new name = %v, want ENOENT", errno)
+	}
+	h := r.failUploadsOf("a")
+	node, fh := r.create("a")
+	fh2, errno := r.open(node, syscall.O_WRONLY)
+	if errno != 0 {
+		t.Fatalf("second open: %v", errno)
+	}
+	uploads := func() int {
+		return r.faults.Calls(objstore.OpUpload) + r.faults.Calls(objstore.OpCreateMultipart)
+	}
+	r.write(node, fh, 0, []byte("one"))
+	if errno := r.flush(node, fh); errno != syscall.EIO {
+		t.Fatalf("flush with uploads failing = %v, want EIO", errno)
+	}
+	tried := uploads()
+	if errno := r.flush(node, fh2); errno != syscall.EIO {
+		t.Fatalf("second flush = %v, want EIO", errno)
+	}
+	if n := uploads(); n != tried {
+		t.Errorf("a flush right after a failed upload of the same data tried again (%d attempts, was %d)", n, tried)
+	}
+	r.write(node, fh, 3, []byte("two"))
+	if errno := r.flush(node, fh2); errno != syscall.EIO || uploads() == tried {
+		t.Errorf("flush of new data = %v after %d attempts (was %d), want EIO after a new attempt", errno, uploads(), tried)
+	}
+	h.Remove()
+	time.Sleep(closeFailsFast + 100*time.Millisecond)
+	if errno := r.flush(node, fh2); errno != 0 {
+		t.Fatalf("flush with the store back, after the fail-fast window = %v", errno)
+	}
+	if got, ok := r.object("a"); !ok || string(got) != "onetwo" {
+		t.Errorf("object %q (%v), want \"onetwo\"", got, ok)
+	}
+	r.release(node, fh)
+	r.release(node, fh2)
+}

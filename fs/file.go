@@ -649,6 +649,16 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 		n.dataMu.RUnlock()
 		return 0, false
 	}
+	if why == "close" {
+		if err := n.recentFailureLocked(time.Now()); err != nil {
+			key := n.key
+			n.mu.Unlock()
+			n.dataMu.RUnlock()
+			errno := toErrno(err)
+			n.fsys.log.Debug("close: the upload of this data failed just now; answered without trying again", "key", key, "errno", errno.Error())
+			return errno, false
+		}
+	}
 	created = n.etag == ""
 	gen := n.beginUploadLocked()
 	key, size, staging := n.key, n.size, n.staging

@@ -73,6 +73,31 @@ type uploadRecord struct {
 	firstFail   time.Time // when the current run of failures began
 	nextRetry   time.Time // stateFailed: not retried before then
 	lastFailure error     // the last upload's error, for logs
+	// failedGen and failedAt: the generation the last failed upload sent,
+	// and when it failed (closeFailsFast).
+	failedGen uint64
+	failedAt  time.Time
+}
+
+// closeFailsFast is how long after an upload failed a close of the same
+// data answers that failure at once instead of trying again. Every exec
+// in a program that has the file open closes a copy of the descriptor
+// (close-on-exec), and each such close is a FLUSH: with the store down,
+// each would wait out a whole upload attempt (seconds of SDK retries), one
+// after another, and the program's children would not start. Those
+// waiting while the attempt runs get its answer when it ends. The retry
+// loop keeps trying meanwhile; nothing is reported stored that is not.
+const closeFailsFast = 2 * time.Second
+
+// recentFailureLocked returns the error of an upload of exactly n's
+// current data that failed less than closeFailsFast ago, or nil. n.mu
+// held.
+func (n *Node) recentFailureLocked(now time.Time) error {
+	if n.up.state != stateFailed || n.up.failedGen != n.gen || n.up.lastFailure == nil ||
+		now.Sub(n.up.failedAt) >= closeFailsFast {
+		return nil
+	}
+	return n.up.lastFailure
 }
 
 // Back-off of the retry loop: capped exponential with jitter, so that a
@@ -127,6 +152,7 @@ func (n *Node) endUploadLocked(gen uint64, etag string, err error, now time.Time
 		}
 		n.up.attempts++
 		n.up.lastFailure = err
+		n.up.failedGen, n.up.failedAt = gen, now
 		n.up.nextRetry = now.Add(retryDelay(n.up.attempts))
 		n.up.state = stateFailed
 		return
