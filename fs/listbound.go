@@ -69,13 +69,10 @@ func (b *listBound) setLocked(dir *Node, entries int) []*Node {
 			break
 		}
 		if victim == dir {
-			if b.lru.Len() == 1 {
-				// Over the bound alone: drop it too.
-				victims = append(victims, dir)
-				break
-			}
-			b.lru.Get(dir) // keep it; evict the others first
-			continue
+			// Just added, so the newest: the oldest only when it is
+			// alone, and over the bound alone. Drop it too.
+			victims = append(victims, dir)
+			break
 		}
 		b.lru.Remove(victim)
 		b.total -= count
@@ -94,7 +91,7 @@ func (b *listBound) touchLocked(dir *Node) {
 	b.mu.Unlock()
 }
 
-// entries reports the entries counted, for tests and the log.
+// entries reports the entries counted (tests).
 func (b *listBound) entries() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

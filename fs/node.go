@@ -233,7 +233,6 @@ func (n *Node) dirNlinkLocked() uint32 {
 // or renamed: its mtime and ctime move to now.
 func (n *Node) touchEntries() {
 	n.fsys.setDirChanged(n.currentKey(), time.Now())
-	n.fsys.noteNamespaceChange()
 }
 
 // dirChangedAt is when an entry of the directory at key last changed

@@ -82,15 +82,23 @@ type treeListing struct {
 	gen      uint64    // the walk's treeWalks.gen
 }
 
+// dropTreeLocked removes the kept listing of key, if any, from its walk's
+// unread ones. treeWalks.mu held.
+func (t *treeWalks) dropTreeLocked(key string) {
+	if tl, ok := t.trees[key]; ok {
+		delete(t.trees, key)
+		tl.walk.unread--
+	}
+}
+
 // noteNamespaceChange records a create, removal or rename anywhere in the
 // mount: walks begun before it are not used.
 func (f *FS) noteNamespaceChange() {
 	t := &f.treeWalks
 	t.mu.Lock()
 	t.gen++
-	for k, tl := range t.trees {
-		delete(t.trees, k)
-		tl.walk.unread--
+	for k := range t.trees {
+		t.dropTreeLocked(k)
 	}
 	t.mu.Unlock()
 }
@@ -118,8 +126,7 @@ func (f *FS) treeListingFor(key string) *treeListing {
 	for waited := 0; ; waited++ {
 		t.mu.Lock()
 		if tl, ok := t.trees[key]; ok {
-			delete(t.trees, key)
-			tl.walk.unread--
+			t.dropTreeLocked(key)
 			usable := tl.gen == t.gen && time.Now().Before(tl.listedAt.Add(f.cfg.StatCacheTTL))
 			t.mu.Unlock()
 			if !usable {
@@ -322,8 +329,7 @@ func (f *FS) sweepTrees() {
 	now := time.Now()
 	for k, tl := range t.trees {
 		if !now.Before(tl.listedAt.Add(f.cfg.StatCacheTTL)) {
-			delete(t.trees, k)
-			tl.walk.unread--
+			t.dropTreeLocked(k)
 		}
 	}
 }
@@ -338,9 +344,7 @@ func (f *FS) publishTrees(w *treeWalk, got []keyedListing, facts []markerFact, r
 	if current {
 		for _, kl := range got {
 			if kl.key != w.root {
-				if old, ok := t.trees[kl.key]; ok {
-					old.walk.unread--
-				}
+				t.dropTreeLocked(kl.key)
 				kl.tl.walk = w
 				t.trees[kl.key] = kl.tl
 				w.unread++
