@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sys/unix"
 )
 
 // Listings at scale (issue #11): names and types come from the listing,
@@ -228,10 +229,20 @@ func TestListingMetadataMode(t *testing.T) {
 	if reqs["head"] != 0 {
 		t.Errorf("find sent %.0f HEADs with listing metadata", reqs["head"])
 	}
-	// A cold lookup asks listings too.
-	m2 := mount(t, onBucket(m.Bucket), withFlags("--metadata", "listing", "--uid", "4321"))
+	// Extended attributes are off in listing mode (ENOSYS to the kernel,
+	// which then answers every xattr call itself: ls -l sends none).
+	if _, err := unix.Lgetxattr(m.Path("l/f00"), "user.k", make([]byte, 64)); err != unix.EOPNOTSUPP {
+		t.Errorf("getxattr with listing metadata: %v, want EOPNOTSUPP", err)
+	}
+	// A cold lookup asks listings too; -o use_xattr turns xattrs on.
+	m2 := mount(t, onBucket(m.Bucket), withFlags("--metadata", "listing", "--uid", "4321", "-o", "use_xattr"))
 	if st := lstat(t, m2.Path("l/f03")); st.Size != 3 || st.Uid != 4321 || st.Mtim.Sec != lastMod["f03"] {
 		t.Errorf("cold lstat l/f03: size %d uid %d mtime %d", st.Size, st.Uid, st.Mtim.Sec)
+	}
+	if err := unix.Lsetxattr(m2.Path("l/f03"), "user.k", []byte("v"), 0); err != nil {
+		t.Errorf("setxattr with listing metadata and -o use_xattr: %v", err)
+	} else if h := m.Head("l/f03"); !strings.Contains(h.Metadata["xattr"], "user.k") {
+		t.Errorf("x-amz-meta-xattr after setxattr: %q", h.Metadata["xattr"])
 	}
 	if st := lstat(t, m2.Path("l/sub")); st.Mode&0o170000 != 0o040000 {
 		t.Errorf("cold lstat l/sub: mode %#o, want a directory", st.Mode)

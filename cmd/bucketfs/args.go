@@ -193,6 +193,7 @@ func formatByteSize(n int64) string {
 // flagValues holds what pflag parses into before it is merged with -o.
 type flagValues struct {
 	foreground, pathStyle, readOnly, allowOther, debugFUSE, noXattr   bool
+	xattr                                                             bool
 	insecure, showVersion, showHelp, requesterPays, listMetadata      bool
 	sse, sseKMSKeyID, sseCKeyFile, storageClass, acl                  string
 	endpoint, region, profile, logLevel, logFile                      string
@@ -252,6 +253,7 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.StringVar(&fv.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9100)")
 	fs.BoolVar(&fv.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
 	fs.BoolVar(&fv.noXattr, "no-xattr", false, "turn extended attributes off (ENOTSUP); saves the kernel's security.capability query before every write(2)")
+	fs.BoolVar(&fv.xattr, "xattr", false, "extended attributes on with --metadata listing too, where they are off by default (same as -o use_xattr)")
 	fs.StringVar(&fv.sse, "sse", "", "server-side encryption of objects written: s3 (SSE-S3), kms (SSE-KMS) or c (SSE-C); same as -o use_sse")
 	fs.StringVar(&fv.sseKMSKeyID, "sse-kms-key-id", "", "SSE-KMS with this key (implies --sse kms)")
 	fs.StringVar(&fv.sseCKeyFile, "sse-c-key-file", "", "SSE-C with the key in this file, 32 bytes raw or base64, not readable by others; every read needs it (implies --sse c)")
@@ -370,6 +372,16 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	cfg.UploadChecksum = checksum
 	// With --metadata listing the headers would go unused.
 	cfg.NoListMetadata = !fv.listMetadata || cfg.Metadata == "listing"
+	// Extended attributes live in the headers that --metadata listing
+	// never reads; there they are off unless asked for, so that the
+	// kernel, told once (ENOSYS), stops sending the two xattr queries
+	// ls -l makes per entry and the one before every write(2).
+	if cfg.Metadata == "listing" && !fv.xattr && !mo.UseXattr {
+		cfg.NoXattr = true
+	}
+	if fv.xattr && fv.noXattr {
+		return nil, usageErrorf("--xattr and --no-xattr contradict each other")
+	}
 	if fv.readyFile != "" {
 		cfg.ReadyFile = env.abs(fv.readyFile)
 	}

@@ -24,6 +24,7 @@ type mountOptions struct {
 	AllowOther  bool
 	ReadOnly    bool
 	NonEmpty    bool
+	UseXattr    bool
 	Insecure    bool
 	Anonymous   bool
 	IAMRole     bool // iam_role=...: credentials come from the instance role (SDK chain)
@@ -158,8 +159,10 @@ func (mo *mountOptions) apply(item string) error {
 	case "nonempty":
 		mo.NonEmpty = true
 	case "use_xattr":
-		// s3fs's switch for extended attributes, which bucketfs always
-		// stores, in s3fs's format (fs/xattr.go): nothing to change.
+		// s3fs's switch for extended attributes, stored in s3fs's format
+		// (fs/xattr.go). They are on by default with --metadata full;
+		// this turns them on with --metadata listing too.
+		mo.UseXattr = !hasVal || val == "1"
 	case "public_bucket":
 		mo.Anonymous = !hasVal || val == "1"
 	case "no_check_certificate":

@@ -53,8 +53,7 @@ func FuzzParseMountOptions(f *testing.F) {
 	})
 }
 
-// use_xattr is honoured (xattrs are always on), so it draws no "ignored"
-// warning.
+// use_xattr is honoured, so it draws no "ignored" warning.
 func TestUseXattrAccepted(t *testing.T) {
 	mo, err := parseMountOptions([]string{"allow_other,use_xattr"})
 	if err != nil {
@@ -62,5 +61,36 @@ func TestUseXattrAccepted(t *testing.T) {
 	}
 	if len(mo.Ignored) != 0 {
 		t.Fatalf("use_xattr listed as ignored: %q", mo.Ignored)
+	}
+	if !mo.UseXattr {
+		t.Fatal("use_xattr not recorded")
+	}
+}
+
+// Extended attributes are on with --metadata full, off with listing
+// unless --xattr or -o use_xattr asks for them, and --no-xattr wins.
+func TestXattrDefaultsByMetadataMode(t *testing.T) {
+	for _, tt := range []struct {
+		args    string
+		noXattr bool
+	}{
+		{"b /mnt", false},
+		{"--metadata full b /mnt", false},
+		{"--no-xattr b /mnt", true},
+		{"--metadata listing b /mnt", true},
+		{"--metadata listing --xattr b /mnt", false},
+		{"--metadata listing -o use_xattr b /mnt", false},
+		{"--metadata listing -o use_xattr --no-xattr b /mnt", true},
+	} {
+		cfg, err := parseArgs(strings.Fields(tt.args), testEnv(nil))
+		if err != nil {
+			t.Fatalf("parseArgs(%q): %v", tt.args, err)
+		}
+		if cfg.NoXattr != tt.noXattr {
+			t.Errorf("parseArgs(%q): NoXattr %v, want %v", tt.args, cfg.NoXattr, tt.noXattr)
+		}
+	}
+	if _, err := parseArgs(strings.Fields("--xattr --no-xattr b /mnt"), testEnv(nil)); err == nil {
+		t.Error("--xattr --no-xattr accepted")
 	}
 }
