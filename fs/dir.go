@@ -227,7 +227,7 @@ func sameObject(cur, ent listEntry) bool {
 func (n *Node) fetchedEntry(name string, ent listEntry) (listEntry, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	cur, ok := n.listing[name]
+	cur, ok := n.dir().listing[name]
 	if !ok || !cur.hasMeta || cur.needStat || !sameObject(cur, ent) {
 		return listEntry{}, false
 	}
@@ -244,13 +244,13 @@ func (n *Node) entryMeta(ctx context.Context, name string, ent listEntry) (listE
 			return cur, nil
 		}
 		n.mu.Lock()
-		ch, busy := n.fetching[name]
+		ch, busy := n.dir().fetching[name]
 		if !busy {
-			if n.fetching == nil {
-				n.fetching = make(map[string]chan struct{})
+			if n.dir().fetching == nil {
+				n.dir().fetching = make(map[string]chan struct{})
 			}
 			ch = make(chan struct{})
-			n.fetching[name] = ch
+			n.dir().fetching[name] = ch
 		}
 		key := name
 		if n.key != "" {
@@ -263,11 +263,11 @@ func (n *Node) entryMeta(ctx context.Context, name string, ent listEntry) (listE
 		}
 		got, err := n.fsys.headEntry(ctx, key, ent)
 		n.mu.Lock()
-		delete(n.fetching, name)
+		delete(n.dir().fetching, name)
 		close(ch)
-		if cur, ok := n.listing[name]; ok && err == nil && !cur.needStat && sameObject(cur, ent) {
+		if cur, ok := n.dir().listing[name]; ok && err == nil && !cur.needStat && sameObject(cur, ent) {
 			got.idx = cur.idx
-			n.listing[name] = got
+			n.dir().listing[name] = got
 		}
 		n.mu.Unlock()
 		return got, err
@@ -319,34 +319,34 @@ func (f *FS) headEntry(ctx context.Context, key string, ent listEntry) (listEntr
 // ls -l and du wait for one round trip rather than one per entry.
 func (n *Node) notePrefetch(name string) {
 	n.mu.Lock()
-	cur, ok := n.listing[name]
-	if !ok || cur.idx < 0 || n.prefetching {
+	cur, ok := n.dir().listing[name]
+	if !ok || cur.idx < 0 || n.dir().prefetching {
 		n.mu.Unlock()
 		return
 	}
-	inOrder := cur.idx > n.lastLooked
-	for i := n.lastLooked + 1; inOrder && i < cur.idx; i++ {
-		inOrder = n.listing[n.listingOrder[i]].hasMeta
+	inOrder := cur.idx > n.dir().lastLooked
+	for i := n.dir().lastLooked + 1; inOrder && i < cur.idx; i++ {
+		inOrder = n.dir().listing[n.dir().listingOrder[i]].hasMeta
 	}
 	if inOrder {
-		n.streak++
+		n.dir().streak++
 	} else {
-		n.streak = 1
+		n.dir().streak = 1
 	}
-	n.lastLooked = cur.idx
+	n.dir().lastLooked = cur.idx
 	var names []string
 	var ents []listEntry
-	sem := n.prefetchSem
-	if n.streak >= prefetchAfter {
+	sem := n.dir().prefetchSem
+	if n.dir().streak >= prefetchAfter {
 		if cur.kind == kindFile {
 			n.fsys.noteStatWalk(n.key)
 		}
 		// Entries listed later join in as their pages arrive (publish).
-		n.prefetching = true
+		n.dir().prefetching = true
 		sem = make(chan struct{}, headConcurrency)
-		n.prefetchSem = sem
-		for _, nm := range n.listingOrder[cur.idx+1:] {
-			if e, ok := n.listing[nm]; ok && !e.hasMeta && !e.needStat {
+		n.dir().prefetchSem = sem
+		for _, nm := range n.dir().listingOrder[cur.idx+1:] {
+			if e, ok := n.dir().listing[nm]; ok && !e.hasMeta && !e.needStat {
 				names, ents = append(names, nm), append(ents, e)
 			}
 		}
@@ -453,11 +453,11 @@ type listPrefetch struct {
 // wantLocked adds entry name to the prefetch. n.mu held.
 func (lp *listPrefetch) wantLocked(n *Node, name string) {
 	lp.want[name] = struct{}{}
-	if n.fetching == nil {
-		n.fetching = make(map[string]chan struct{})
+	if n.dir().fetching == nil {
+		n.dir().fetching = make(map[string]chan struct{})
 	}
-	if n.fetching[name] == nil {
-		n.fetching[name] = lp.ch
+	if n.dir().fetching[name] == nil {
+		n.dir().fetching[name] = lp.ch
 	}
 }
 
@@ -482,7 +482,7 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 		}
 		byName[name] = ents[i]
 	}
-	n.listPrefetch = lp
+	n.dir().listPrefetch = lp
 	n.mu.Unlock()
 	prefix := n.childKey("")
 	token, pages := "", 0
@@ -503,9 +503,9 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 			if k := kindOf(obj); k != kindDir {
 				delete(lp.want, name)
 				e := objEntry(k, obj, true, false)
-				if cur, ok := n.listing[name]; ok && !cur.needStat && sameObject(cur, e) {
+				if cur, ok := n.dir().listing[name]; ok && !cur.needStat && sameObject(cur, e) {
 					e.idx = cur.idx
-					n.listing[name] = e
+					n.dir().listing[name] = e
 				}
 			}
 		}
@@ -526,15 +526,15 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 	}
 	n.mu.Lock()
 	n.moveWaitersLocked(lp, nil)
-	if n.listPrefetch == lp {
-		n.listPrefetch = nil
+	if n.dir().listPrefetch == lp {
+		n.dir().listPrefetch = nil
 	}
 	var restNames []string
 	var restEnts []listEntry
 	for name := range lp.want {
 		e, ok := byName[name]
 		if !ok {
-			e, ok = n.listing[name]
+			e, ok = n.dir().listing[name]
 		}
 		if ok && !e.hasMeta && !e.needStat {
 			restNames, restEnts = append(restNames, name), append(restEnts, e)
@@ -555,14 +555,14 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 // next (nil: to no page, they HEAD), except those whose entries came.
 // n.mu held.
 func (n *Node) moveWaitersLocked(lp *listPrefetch, next chan struct{}) {
-	for name, c := range n.fetching {
+	for name, c := range n.dir().fetching {
 		if c != lp.ch {
 			continue
 		}
 		if _, wanted := lp.want[name]; wanted && next != nil {
-			n.fetching[name] = next
+			n.dir().fetching[name] = next
 		} else {
-			delete(n.fetching, name)
+			delete(n.dir().fetching, name)
 		}
 	}
 }
@@ -589,6 +589,9 @@ func (n *Node) prefetch(sem chan struct{}, names []string, ents []listEntry) {
 
 func (f *FS) newNode(k kind, key string) *Node {
 	n := &Node{fsys: f, kind: k, key: key}
+	if k == kindDir {
+		n.dirSt = new(dirState)
+	}
 	f.inos.assign(n)
 	return n
 }
@@ -632,18 +635,18 @@ func (n *Node) entry(inode *gofs.Inode, out *fuse.EntryOut) *gofs.Inode {
 func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.listing == nil {
+	if n.dir().listing == nil {
 		return listEntry{}, false, false
 	}
-	if now := time.Now(); now.After(n.listingUntil) {
-		ent, found = n.listing[name]
-		if !found || n.dirReaders == 0 || now.After(n.listingUntil.Add(readerGrace)) {
+	if now := time.Now(); now.After(n.dir().listingUntil) {
+		ent, found = n.dir().listing[name]
+		if !found || n.dir().dirReaders == 0 || now.After(n.dir().listingUntil.Add(readerGrace)) {
 			return listEntry{}, false, false
 		}
 		return ent, true, true
 	}
-	ent, found = n.listing[name]
-	if !found && !n.listingDone {
+	ent, found = n.dir().listing[name]
+	if !found && !n.dir().listingDone {
 		return listEntry{}, false, false // not listed yet, maybe
 	}
 	n.fsys.listBound.touchLocked(n)
@@ -651,7 +654,7 @@ func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 	// since: absence is trusted only while the listing is younger than
 	// the negative TTL (it was made StatCacheTTL before listingUntil).
 	cfg := &n.fsys.cfg
-	if !found && !time.Now().Before(n.listingUntil.Add(cfg.NegativeTTL-cfg.StatCacheTTL)) {
+	if !found && !time.Now().Before(n.dir().listingUntil.Add(cfg.NegativeTTL-cfg.StatCacheTTL)) {
 		return listEntry{}, false, false
 	}
 	return ent, found, true
@@ -659,8 +662,8 @@ func (n *Node) cachedEntry(name string) (ent listEntry, found, fresh bool) {
 
 func (n *Node) invalidateListing() {
 	n.mu.Lock()
-	n.listing = nil
-	n.listGen++ // a listing streaming stops filling it
+	n.dir().listing = nil
+	n.dir().listGen++ // a listing streaming stops filling it
 	n.fsys.listBound.setLocked(n, 0)
 	n.mu.Unlock()
 }
@@ -670,8 +673,8 @@ func (n *Node) listingAdd(name string, k kind) {
 	n.fsys.noteNamespaceChange()
 	var victims []*Node
 	n.mu.Lock()
-	if n.listing != nil {
-		n.listing[name] = listEntry{kind: k, needStat: true, idx: -1}
+	if n.dir().listing != nil {
+		n.dir().listing[name] = listEntry{kind: k, needStat: true, idx: -1}
 		victims = n.noteListingLocked()
 	}
 	n.mu.Unlock()
@@ -683,8 +686,8 @@ func (n *Node) listingRemove(name string) {
 	n.fsys.noteNamespaceChange()
 	var victims []*Node
 	n.mu.Lock()
-	if n.listing != nil {
-		delete(n.listing, name)
+	if n.dir().listing != nil {
+		delete(n.dir().listing, name)
 		victims = n.noteListingLocked()
 	}
 	n.mu.Unlock()
@@ -838,9 +841,9 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	// A new directory is empty: with a negative TTL, creates in it need
 	// not ask the store.
-	child.listing = make(map[string]listEntry)
-	child.listingDone = true
-	child.listingUntil = child.validUntil
+	child.dir().listing = make(map[string]listEntry)
+	child.dir().listingDone = true
+	child.dir().listingUntil = child.validUntil
 	n.entryAdded(name, kindDir)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: child.ino})
 	return child.entry(inode, out), 0
@@ -981,7 +984,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	child.markDirtyLocked() // an empty file must exist as an empty object
 	child.openCount++
 	if h.writable {
-		child.push.holds++ // released with the handle; nothing to fence yet
+		child.pushes().holds++ // released with the handle; nothing to fence yet
 	}
 	child.mu.Unlock()
 	n.entryAdded(name, kindFile)

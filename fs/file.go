@@ -731,7 +731,7 @@ func (n *Node) giveUp(why string) error {
 		n.mu.Unlock()
 		return nil
 	}
-	key, id, size, staging, lastErr := n.key, n.stage, n.size, n.staging, n.up.lastFailure
+	key, id, size, staging, lastErr := n.key, n.stage, n.size, n.staging, n.up.lastFailure()
 	n.mu.Unlock()
 	// The data file must hold exactly size bytes (an extending truncate
 	// leaves it short, reading as zeros).

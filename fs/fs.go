@@ -177,7 +177,7 @@ func New(cfg Config) (*FS, error) {
 	f.shutdown = make(chan struct{})
 	f.retryStopped = make(chan struct{})
 	f.inos = newInodeNumbers()
-	f.root = &Node{fsys: f, kind: kindDir, ino: rootIno}
+	f.root = &Node{fsys: f, kind: kindDir, ino: rootIno, dirSt: new(dirState)}
 	rootPerm := cfg.DirMode
 	if cfg.RootMode != nil {
 		rootPerm = *cfg.RootMode

@@ -20,7 +20,7 @@ import (
 func BenchmarkChildKey(b *testing.B) {
 	for _, c := range []struct{ name, key string }{{"root", ""}, {"nested", "src/github.com/novitalabs/bucketfs/fs"}} {
 		b.Run(c.name, func(b *testing.B) {
-			n := &Node{kind: kindDir, key: c.key}
+			n := &Node{kind: kindDir, key: c.key, dirSt: new(dirState)}
 			b.ReportAllocs()
 			var sink string
 			for i := 0; i < b.N; i++ {
@@ -108,7 +108,7 @@ func BenchmarkReuseMetadata(b *testing.B) {
 // BenchmarkCachedEntry is a lookup answered from a fresh listing of a
 // 10,000-entry directory, from two goroutines per CPU.
 func BenchmarkCachedEntry(b *testing.B) {
-	n := &Node{kind: kindDir, key: "flat", listing: benchListing(10000, true), listingDone: true, listingUntil: time.Now().Add(time.Hour)}
+	n := &Node{kind: kindDir, key: "flat", dirSt: &dirState{listing: benchListing(10000, true), listingDone: true, listingUntil: time.Now().Add(time.Hour)}}
 	names := make([]string, 1024)
 	for i := range names {
 		names[i] = fmt.Sprintf("obj%05d.txt", (i*7919)%10000)

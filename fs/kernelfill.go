@@ -100,16 +100,28 @@ func (p *pushState) markPushed(i int64, now int64) {
 	p.recent[i] = now
 }
 
+// pushes returns n's page-cache fill state, made on first use (most nodes
+// are never read through the page cache). n.mu held.
+func (n *Node) pushes() *pushState {
+	if n.pushSt == nil {
+		n.pushSt = new(pushState)
+	}
+	return n.pushSt
+}
+
 // fencePushesLocked drops the pushes not yet started and waits for the
 // running ones. n.mu held; it is released while waiting.
 func (n *Node) fencePushesLocked() {
-	n.push.epoch++
-	n.push.recent = nil
-	for n.push.running > 0 {
-		if n.push.idle == nil {
-			n.push.idle = sync.NewCond(&n.mu)
+	if n.pushSt == nil {
+		return // no push ever started or was planned
+	}
+	n.pushes().epoch++
+	n.pushes().recent = nil
+	for n.pushes().running > 0 {
+		if n.pushes().idle == nil {
+			n.pushes().idle = sync.NewCond(&n.mu)
 		}
-		n.push.idle.Wait()
+		n.pushes().idle.Wait()
 	}
 }
 
@@ -117,14 +129,14 @@ func (n *Node) fencePushesLocked() {
 // holding dataMu: a running push may be waiting for a read that needs it.
 func (n *Node) holdPushes() {
 	n.mu.Lock()
-	n.push.holds++
+	n.pushes().holds++
 	n.fencePushesLocked()
 	n.mu.Unlock()
 }
 
 func (n *Node) releasePushes() {
 	n.mu.Lock()
-	n.push.holds--
+	n.pushes().holds--
 	n.mu.Unlock()
 }
 
@@ -142,10 +154,10 @@ func (n *Node) fillKernelCache(key, etag string, size, off, length int64) {
 	blocks := todo[:0]
 	now := time.Now().UnixNano()
 	n.mu.Lock()
-	epoch := n.push.epoch
-	if n.push.holds == 0 && n.staging == nil {
+	epoch := n.pushes().epoch
+	if n.pushes().holds == 0 && n.staging == nil {
 		for i := first; i <= last; i++ {
-			if !n.push.isRecent(i, now) {
+			if !n.pushes().isRecent(i, now) {
 				blocks = append(blocks, i)
 			}
 		}
@@ -189,21 +201,21 @@ func (n *Node) pushBlock(key, etag string, size, i int64, epoch uint64) {
 
 	now := time.Now().UnixNano()
 	n.mu.Lock()
-	if n.push.epoch != epoch || n.push.holds > 0 || n.staging != nil || n.unlinked ||
-		n.key != key || n.etag != etag || n.size != size || n.push.isRecent(i, now) {
+	if n.pushes().epoch != epoch || n.pushes().holds > 0 || n.staging != nil || n.unlinked ||
+		n.key != key || n.etag != etag || n.size != size || n.pushes().isRecent(i, now) {
 		n.mu.Unlock()
 		return
 	}
-	n.push.markPushed(i, now)
-	n.push.running++
+	n.pushes().markPushed(i, now)
+	n.pushes().running++
 	n.mu.Unlock()
 
 	errno := n.WriteCache(off, data)
 
 	n.mu.Lock()
-	n.push.running--
-	if n.push.running == 0 && n.push.idle != nil {
-		n.push.idle.Broadcast()
+	n.pushes().running--
+	if n.pushes().running == 0 && n.pushes().idle != nil {
+		n.pushes().idle.Broadcast()
 	}
 	n.mu.Unlock()
 	if errno != 0 {

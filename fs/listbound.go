@@ -101,7 +101,7 @@ func (b *listBound) entries() int {
 // noteListingLocked reports n's cached listing's size to the bound.
 // n.mu held; the caller drops the returned victims after releasing it.
 func (n *Node) noteListingLocked() []*Node {
-	return n.fsys.listBound.setLocked(n, len(n.listing))
+	return n.fsys.listBound.setLocked(n, len(n.dir().listing))
 }
 
 // dropListings drops the cached listings of the directories the bound
@@ -117,7 +117,7 @@ func dropListings(victims []*Node) {
 func (n *Node) dropListing() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.listing, n.listingOrder, n.listingDone = nil, nil, false
-	n.listGen++ // a listing streaming stops filling it
+	n.dir().listing, n.dir().listingOrder, n.dir().listingDone = nil, nil, false
+	n.dir().listGen++ // a listing streaming stops filling it
 	n.fsys.listBound.setLocked(n, 0)
 }

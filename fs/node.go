@@ -98,10 +98,23 @@ type Node struct {
 	// refresh found (a new ETag from the store, not from our upload): a
 	// handle that has served bytes of one version reads only that one.
 	replaced uint64
-	// push is the kernel page-cache fill's state (kernelfill.go).
-	push pushState
+	// pushSt is the kernel page-cache fill's state (kernelfill.go), nil
+	// until the first push or writable handle (pushes()).
+	pushSt *pushState
 
-	// Directory listing cache (directories only). listingOrder holds the
+	// dirSt: a directory's listing cache (dirState); allocated with
+	// every directory node and, by dir(), for a node of another kind
+	// only if something asks it for a listing.
+	dirSt *dirState
+}
+
+// dirState is what only a directory node needs: its listing cache and the
+// bookkeeping of the lookups answered from it. It lives apart from Node
+// because most nodes are files (a 100,000-entry directory makes 100,000
+// of them) and would carry these fields unused. Guarded by the Node's mu,
+// as the fields of Node are.
+type dirState struct {
+	// The listing cache. listingOrder holds the
 	// listed names in listing order (listEntry.idx indexes it); both grow
 	// as a listing streams (readdir.go), and listingDone is set when it
 	// has every entry: until then only the names it holds are trusted.
@@ -134,6 +147,16 @@ type Node struct {
 	streak       int
 	prefetching  bool
 	prefetchSem  chan struct{}
+}
+
+// dir returns n's listing state, making it if n has none (a node that is
+// not a directory, asked by a path that does not check). n.mu held, or n
+// a directory (whose state exists from newNode on).
+func (n *Node) dir() *dirState {
+	if n.dirSt == nil {
+		n.dirSt = new(dirState)
+	}
+	return n.dirSt
 }
 
 var (
@@ -217,11 +240,11 @@ func (n *Node) fillAttrLocked(out *fuse.Attr) {
 // when a listing says how many there are, else 1, which tools (find, fts)
 // read as "unknown" as on btrfs. n.mu held.
 func (n *Node) dirNlinkLocked() uint32 {
-	if n.listing == nil || !n.listingDone {
+	if n.dir().listing == nil || !n.dir().listingDone {
 		return 1
 	}
 	links := uint32(2)
-	for _, ent := range n.listing {
+	for _, ent := range n.dir().listing {
 		if ent.kind == kindDir {
 			links++
 		}

@@ -54,7 +54,7 @@ type dirHandle struct {
 	err   syscall.Errno // a failed page: returned until a rewind
 	pos   int           // index of the next entry in order, entries or tail
 	last  lastEntry     // the entry returned last, for READDIRPLUS
-	// reading: counted in n.dirReaders until Releasedir.
+	// reading: counted in n.dir().dirReaders until Releasedir.
 	reading bool
 }
 
@@ -119,10 +119,10 @@ func (d *dirHandle) start() {
 	n.mu.Lock()
 	if !d.reading {
 		d.reading = true
-		n.dirReaders++
+		n.dir().dirReaders++
 	}
-	if n.listing != nil && n.listingDone && time.Now().Before(n.listingUntil) {
-		d.order, d.from = n.listingOrder, n.listing
+	if n.dir().listing != nil && n.dir().listingDone && time.Now().Before(n.dir().listingUntil) {
+		d.order, d.from = n.dir().listingOrder, n.dir().listing
 		n.fsys.listBound.touchLocked(n)
 		n.mu.Unlock()
 		return
@@ -133,7 +133,7 @@ func (d *dirHandle) start() {
 	if tl := n.fsys.treeListingFor(key); tl != nil {
 		n.mu.Lock()
 		victims := n.installTreeLocked(tl)
-		d.order, d.from = n.listingOrder, n.listing
+		d.order, d.from = n.dir().listingOrder, n.dir().listing
 		n.mu.Unlock()
 		dropListings(victims)
 		return
@@ -147,7 +147,7 @@ func (d *dirHandle) start() {
 // installTreeLocked makes a walk's listing n's cached listing, complete.
 // n.mu held; the caller drops the returned victims after releasing it.
 func (n *Node) installTreeLocked(tl *treeListing) []*Node {
-	previous := n.listing
+	previous := n.dir().listing
 	listing := make(map[string]listEntry, len(tl.entries))
 	order := make([]string, 0, len(tl.entries))
 	for _, p := range tl.entries {
@@ -159,10 +159,10 @@ func (n *Node) installTreeLocked(tl *treeListing) []*Node {
 		listing[p.name] = ent
 		order = append(order, p.name)
 	}
-	n.listGen++
-	n.listing, n.listingOrder, n.listingDone, n.listingDirs = listing, order, true, tl.dirs
-	n.listingUntil = tl.listedAt.Add(n.fsys.cfg.StatCacheTTL)
-	n.lastLooked, n.streak, n.prefetching, n.prefetchSem = -1, 0, false, nil
+	n.dir().listGen++
+	n.dir().listing, n.dir().listingOrder, n.dir().listingDone, n.dir().listingDirs = listing, order, true, tl.dirs
+	n.dir().listingUntil = tl.listedAt.Add(n.fsys.cfg.StatCacheTTL)
+	n.dir().lastLooked, n.dir().streak, n.dir().prefetching, n.dir().prefetchSem = -1, 0, false, nil
 	return n.noteListingLocked()
 }
 
@@ -176,13 +176,13 @@ func (d *dirHandle) startStreamLocked() {
 	}
 	// The listing being replaced is never written again (see listGen):
 	// the stream reads its metadata without the lock.
-	previous := n.listing
-	n.listGen++
-	n.listing, n.listingOrder, n.listingDone, n.listingDirs = make(map[string]listEntry), nil, false, 0
+	previous := n.dir().listing
+	n.dir().listGen++
+	n.dir().listing, n.dir().listingOrder, n.dir().listingDone, n.dir().listingDirs = make(map[string]listEntry), nil, false, 0
 	n.fsys.listBound.setLocked(n, 0) // the replaced listing no longer counts
-	n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
-	n.lastLooked, n.streak, n.prefetching, n.prefetchSem = -1, 0, false, nil
-	d.st = n.startStream(prefix, n.listGen, n.listing, previous)
+	n.dir().listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	n.dir().lastLooked, n.dir().streak, n.dir().prefetching, n.dir().prefetchSem = -1, 0, false, nil
+	d.st = n.startStream(prefix, n.dir().listGen, n.dir().listing, previous)
 }
 
 // next returns the entry at d.pos, if there is one yet, and moves past it.
@@ -284,26 +284,26 @@ func (d *dirHandle) publish(batch []pendEntry, done bool) {
 	var sem chan struct{}
 	var victims []*Node
 	n.mu.Lock()
-	if n.listGen == st.gen && n.listing != nil {
+	if n.dir().listGen == st.gen && n.dir().listing != nil {
 		for _, p := range batch {
-			p.ent.idx = len(n.listingOrder)
-			n.listing[p.name] = p.ent
-			n.listingOrder = append(n.listingOrder, p.name)
+			p.ent.idx = len(n.dir().listingOrder)
+			n.dir().listing[p.name] = p.ent
+			n.dir().listingOrder = append(n.dir().listingOrder, p.name)
 			if p.ent.kind == kindDir {
-				n.listingDirs++
+				n.dir().listingDirs++
 			}
-			if n.prefetching && !p.ent.hasMeta && n.fsys.needsMeta(p.ent) {
-				if lp := n.listPrefetch; lp != nil && p.ent.kind == kindFile {
+			if n.dir().prefetching && !p.ent.hasMeta && n.fsys.needsMeta(p.ent) {
+				if lp := n.dir().listPrefetch; lp != nil && p.ent.kind == kindFile {
 					lp.wantLocked(n, p.name) // its listing brings it
 					continue
 				}
 				names, ents = append(names, p.name), append(ents, p.ent)
 			}
 		}
-		sem = n.prefetchSem
+		sem = n.dir().prefetchSem
 		if done {
-			n.listingDone = true
-			n.listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+			n.dir().listingDone = true
+			n.dir().listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 		}
 		victims = n.noteListingLocked()
 	}
@@ -428,7 +428,7 @@ func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
 	if d.reading {
 		d.reading = false
 		d.n.mu.Lock()
-		d.n.dirReaders--
+		d.n.dir().dirReaders--
 		d.n.mu.Unlock()
 	}
 }

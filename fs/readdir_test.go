@@ -138,7 +138,7 @@ func TestReaddirStreams(t *testing.T) {
 	}
 	n := r.fsys.root
 	n.mu.Lock()
-	done, order := n.listingDone, slices.Clone(n.listingOrder)
+	done, order := n.dir().listingDone, slices.Clone(n.dir().listingOrder)
 	n.mu.Unlock()
 	if !done || len(order) != len(want) {
 		t.Errorf("cached listing: done %v, %d names, want %d", done, len(order), len(want))
@@ -154,7 +154,7 @@ func TestReaddirStreams(t *testing.T) {
 	}
 	// Expired, the cached listing is listed again at a rewind.
 	n.mu.Lock()
-	n.listingUntil = time.Time{}
+	n.dir().listingUntil = time.Time{}
 	n.mu.Unlock()
 	if errno := d.Seekdir(context.Background(), 0); errno != 0 {
 		t.Fatal(errno)
@@ -215,7 +215,7 @@ func TestReaddirFailsMidway(t *testing.T) {
 	}
 	n := r.fsys.root
 	n.mu.Lock()
-	done := n.listingDone
+	done := n.dir().listingDone
 	n.mu.Unlock()
 	if done {
 		t.Error("a failed listing was cached as complete")

@@ -405,7 +405,7 @@ func (f *FS) rekeyTree(src *Node, srcKey, dstKey string, keys []s3backend.Object
 	src.attrs.ctime = now // as Linux: a rename changes the ctime, not the mtime
 	// Expired, not dropped: its names still count the subdirectories
 	// for nlink until the next listing.
-	src.listingUntil = time.Time{}
+	src.dir().listingUntil = time.Time{}
 	src.mu.Unlock()
 }
 

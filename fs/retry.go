@@ -70,13 +70,17 @@ func (f *FS) retryPass(now time.Time) time.Time {
 			// Closed with changes no flush carried (or picked up from a
 			// previous daemon): upload now.
 			due = append(due, n)
-		case n.up.state == stateFailed && now.Sub(n.up.firstFail) >= f.cfg.RetryFor && n.openCount == 0:
+		case n.up.state == stateFailed && n.up.fail == nil:
+			// endUploadLocked records every failure; a failed state
+			// without one has nothing to wait for.
+			due = append(due, n)
+		case n.up.state == stateFailed && now.Sub(n.up.fail.firstFail) >= f.cfg.RetryFor && n.openCount == 0:
 			expired = append(expired, n)
-		case n.up.state == stateFailed && !now.Before(n.up.nextRetry):
+		case n.up.state == stateFailed && !now.Before(n.up.fail.nextRetry):
 			due = append(due, n)
 		case n.up.state == stateFailed:
-			if next.IsZero() || n.up.nextRetry.Before(next) {
-				next = n.up.nextRetry
+			if next.IsZero() || n.up.fail.nextRetry.Before(next) {
+				next = n.up.fail.nextRetry
 			}
 		}
 		n.mu.Unlock()

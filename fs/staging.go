@@ -153,7 +153,7 @@ func (n *Node) sidecarLocked() sidecar {
 		AtimeNs:  unixNanoOrZero(n.attrs.atime),
 		CtimeNs:  unixNanoOrZero(n.attrs.ctime),
 		Foreign:  n.foreign,
-		Error:    errString(n.up.lastFailure),
+		Error:    errString(n.up.lastFailure()),
 	}
 	if n.stream != nil {
 		sc.UploadID = n.stream.s.UploadID()

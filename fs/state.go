@@ -67,9 +67,16 @@ func (s uploadState) pending() bool {
 // upload records what the state machine knows of a file's uploads. It is
 // part of Node and guarded by Node.mu.
 type uploadRecord struct {
-	state       uploadState
-	upGen       uint64    // stateUploading: the generation being uploaded
-	attempts    int       // failed uploads since the last success
+	state    uploadState
+	upGen    uint64 // stateUploading: the generation being uploaded
+	attempts int    // failed uploads since the last success
+	// fail: the current run of failures; nil since the last success (most
+	// files never fail, and every node carries an uploadRecord).
+	fail *uploadFailure
+}
+
+// uploadFailure is what an uploadRecord keeps while uploads fail.
+type uploadFailure struct {
 	firstFail   time.Time // when the current run of failures began
 	nextRetry   time.Time // stateFailed: not retried before then
 	lastFailure error     // the last upload's error, for logs
@@ -77,6 +84,15 @@ type uploadRecord struct {
 	// and when it failed (closeFailsFast).
 	failedGen uint64
 	failedAt  time.Time
+}
+
+// lastFailure is the last failed upload's error since the last success,
+// or nil.
+func (u *uploadRecord) lastFailure() error {
+	if u.fail == nil {
+		return nil
+	}
+	return u.fail.lastFailure
 }
 
 // closeFailsFast is how long after an upload failed a close of the same
@@ -93,11 +109,12 @@ const closeFailsFast = 2 * time.Second
 // current data that failed less than closeFailsFast ago, or nil. n.mu
 // held.
 func (n *Node) recentFailureLocked(now time.Time) error {
-	if n.up.state != stateFailed || n.up.failedGen != n.gen || n.up.lastFailure == nil ||
-		now.Sub(n.up.failedAt) >= closeFailsFast {
+	f := n.up.fail
+	if n.up.state != stateFailed || f == nil || f.failedGen != n.gen || f.lastFailure == nil ||
+		now.Sub(f.failedAt) >= closeFailsFast {
 		return nil
 	}
-	return n.up.lastFailure
+	return f.lastFailure
 }
 
 // Back-off of the retry loop: capped exponential with jitter, so that a
@@ -147,18 +164,19 @@ func (n *Node) endUploadLocked(gen uint64, etag string, err error, now time.Time
 		return
 	}
 	if err != nil {
-		if n.up.attempts == 0 {
-			n.up.firstFail = now
+		if n.up.fail == nil || n.up.attempts == 0 {
+			n.up.fail = &uploadFailure{firstFail: now}
 		}
 		n.up.attempts++
-		n.up.lastFailure = err
-		n.up.failedGen, n.up.failedAt = gen, now
-		n.up.nextRetry = now.Add(retryDelay(n.up.attempts))
+		f := n.up.fail
+		f.lastFailure = err
+		f.failedGen, f.failedAt = gen, now
+		f.nextRetry = now.Add(retryDelay(n.up.attempts))
 		n.up.state = stateFailed
 		return
 	}
 	n.etag = etag
-	n.up.attempts, n.up.lastFailure, n.up.firstFail = 0, nil, time.Time{}
+	n.up.attempts, n.up.fail = 0, nil
 	if n.gen == gen {
 		n.up.state = stateClean
 	} else {

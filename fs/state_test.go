@@ -45,12 +45,12 @@ func TestUploadStateTransitions(t *testing.T) {
 	}
 	gen = n.beginUploadLocked()
 	n.endUploadLocked(gen, "", errors.New("down"), now)
-	if n.up.state != stateFailed || n.up.attempts != 1 || !n.up.nextRetry.After(now) || !n.hasPendingLocked() {
+	if n.up.state != stateFailed || n.up.attempts != 1 || !n.up.fail.nextRetry.After(now) || !n.hasPendingLocked() {
 		t.Fatalf("after a failure: %+v", n.up)
 	}
 	gen = n.beginUploadLocked()
 	n.endUploadLocked(gen, "", errors.New("down"), now.Add(time.Second))
-	if n.up.attempts != 2 || !n.up.firstFail.Equal(now) {
+	if n.up.attempts != 2 || !n.up.fail.firstFail.Equal(now) {
 		t.Fatalf("second failure: %+v", n.up)
 	}
 	gen = n.beginUploadLocked()

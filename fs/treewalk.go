@@ -174,7 +174,7 @@ func (n *Node) maybeWalk() {
 		return
 	}
 	p.mu.Lock()
-	tree := p.listing != nil && p.listingDone && time.Now().Before(p.listingUntil) && p.listingDirs > 1
+	tree := p.dir().listing != nil && p.dir().listingDone && time.Now().Before(p.dir().listingUntil) && p.dir().listingDirs > 1
 	root := p.key
 	p.mu.Unlock()
 	if !tree {
@@ -395,17 +395,17 @@ func (n *Node) applyMarkerFacts(facts []markerFact, gen uint64) {
 	t.mu.Lock()
 	current := t.gen == gen
 	t.mu.Unlock()
-	if !current || n.listing == nil {
+	if !current || n.dir().listing == nil {
 		return
 	}
 	for _, fact := range facts {
-		ent, ok := n.listing[fact.name]
+		ent, ok := n.dir().listing[fact.name]
 		if !ok || ent.kind != kindDir || ent.hasMeta || ent.needStat {
 			continue
 		}
 		if upd, known := fact.entry(); known {
 			upd.idx = ent.idx
-			n.listing[fact.name] = upd
+			n.dir().listing[fact.name] = upd
 		}
 	}
 }

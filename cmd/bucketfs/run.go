@@ -496,6 +496,16 @@ func openReadCache(cfg *Config, log *slog.Logger) (*cache.BlockCache, func(), er
 		closeDisk()
 		return nil, nil, fmt.Errorf("read cache: %w", err)
 	}
+	// GOGC, if the user set it, is theirs to choose. The default lets the
+	// heap grow to twice what is live before a collection; the cache's
+	// blocks are recycled, not garbage, so what grows is metadata (nodes
+	// and listings: a 100,000-entry directory holds over 100 MiB live),
+	// and its peak would be twice that. Half as much growth costs a
+	// metadata-heavy walk about a sixth more of the daemon's CPU and
+	// reads and writes nothing measurable.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	// GOMEMLIMIT, if the user set it, is theirs to choose.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		soft := goSoftLimit(cfg.MemoryCacheSize, cfg.MemoryLimit)
@@ -653,6 +663,10 @@ func removeStaleCacheDirs(tmp string, log *slog.Logger) {
 		}
 	}
 }
+
+// defaultGCPercent is the Go collector's GOGC unless the environment sets
+// one (openReadCache says why it is below Go's 100).
+const defaultGCPercent = 50
 
 // memoryHeadroom is what the daemon may use beyond the read cache: FUSE
 // buffers, listings, the SDK. The Go runtime's soft limit is the sum.
