@@ -448,6 +448,52 @@ func headersListed(page s3backend.ListResult) bool {
 type listPrefetch struct {
 	want map[string]struct{}
 	ch   chan struct{}
+	// ahead holds the headers of objects a page brought before the
+	// directory's own listing (streaming, paced by its reader) published
+	// them; publish takes them from here rather than asking again.
+	ahead map[string]listEntry
+	// published is closed, and replaced, whenever the listing publishes
+	// entries: the prefetch waits on it not to run ahead of the listing.
+	published chan struct{}
+}
+
+// prefetchAheadWait bounds how long the prefetch waits for the listing to
+// catch up before it lists the next page anyway (a reader that stopped
+// reading the directory): entries published after it passed them are
+// HEADed, as without a prefetch.
+const prefetchAheadWait = 2 * time.Second
+
+// waitForListingLocked waits while n's listing, still streaming, has not
+// published past name, the last entry the prefetch's pages reached, at
+// most prefetchAheadWait. n.mu held; released while waiting.
+func (n *Node) waitForListingLocked(lp *listPrefetch, name string) {
+	deadline := time.NewTimer(prefetchAheadWait)
+	defer deadline.Stop()
+	for {
+		d := n.dir()
+		if name == "" || d.listingDone || d.listPrefetch != lp || len(d.listingOrder) > 0 && d.listingOrder[len(d.listingOrder)-1] >= name {
+			return
+		}
+		ch := lp.published
+		n.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline.C:
+			n.mu.Lock()
+			return
+		case <-n.fsys.ctx.Done():
+			n.mu.Lock()
+			return
+		}
+		n.mu.Lock()
+	}
+}
+
+// publishedLocked tells a running prefetch that the listing published
+// more entries. n.mu held.
+func (lp *listPrefetch) publishedLocked() {
+	close(lp.published)
+	lp.published = make(chan struct{})
 }
 
 // wantLocked adds entry name to the prefetch. n.mu held.
@@ -473,7 +519,7 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 	if n.fsys.noListHeaders.Load() {
 		return names, ents
 	}
-	lp := &listPrefetch{want: make(map[string]struct{}, len(names)), ch: make(chan struct{})}
+	lp := &listPrefetch{want: make(map[string]struct{}, len(names)), ch: make(chan struct{}), published: make(chan struct{})}
 	byName := make(map[string]listEntry, len(names))
 	n.mu.Lock()
 	for i, name := range names {
@@ -485,8 +531,14 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 	n.dir().listPrefetch = lp
 	n.mu.Unlock()
 	prefix := n.childKey("")
-	token, pages := "", 0
+	token, pages, reached := "", 0, ""
 	for n.fsys.ctx.Err() == nil {
+		// A listing still streaming publishes entries as its reader
+		// takes them; listing ahead of it would pass entries not yet
+		// wanted, which would then be HEADed one by one.
+		n.mu.Lock()
+		n.waitForListingLocked(lp, reached)
+		n.mu.Unlock()
 		page, err := n.listPage(s3backend.WithListHeaders(n.fsys.ctx), prefix, token)
 		if err != nil {
 			n.fsys.log.Debug("prefetch listing failed; the entries are HEADed", "prefix", prefix, "err", err)
@@ -497,16 +549,28 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 		n.mu.Lock()
 		for _, obj := range page.Objects {
 			name, ok := strings.CutPrefix(obj.Key, prefix)
-			if _, wanted := lp.want[name]; !ok || !wanted || !obj.HeadersListed {
+			if !ok || !obj.HeadersListed {
 				continue
 			}
-			if k := kindOf(obj); k != kindDir {
+			if name > reached {
+				reached = name
+			}
+			k := kindOf(obj)
+			if k == kindDir {
+				continue
+			}
+			e := objEntry(k, obj, true, false)
+			if _, wanted := lp.want[name]; wanted {
 				delete(lp.want, name)
-				e := objEntry(k, obj, true, false)
 				if cur, ok := n.dir().listing[name]; ok && !cur.needStat && sameObject(cur, e) {
 					e.idx = cur.idx
 					n.dir().listing[name] = e
 				}
+			} else if _, listed := n.dir().listing[name]; !listed && !n.dir().listingDone {
+				if lp.ahead == nil {
+					lp.ahead = make(map[string]listEntry)
+				}
+				lp.ahead[name] = e
 			}
 		}
 		n.moveWaitersLocked(lp, next)

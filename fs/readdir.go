@@ -294,11 +294,23 @@ func (d *dirHandle) publish(batch []pendEntry, done bool) {
 			}
 			if n.dir().prefetching && !p.ent.hasMeta && n.fsys.needsMeta(p.ent) {
 				if lp := n.dir().listPrefetch; lp != nil && p.ent.kind == kindFile {
+					if e, ok := lp.ahead[p.name]; ok {
+						// Its headers came before it did.
+						delete(lp.ahead, p.name)
+						if !p.ent.needStat && sameObject(p.ent, e) {
+							e.idx = p.ent.idx
+							n.dir().listing[p.name] = e
+							continue
+						}
+					}
 					lp.wantLocked(n, p.name) // its listing brings it
 					continue
 				}
 				names, ents = append(names, p.name), append(ents, p.ent)
 			}
+		}
+		if lp := n.dir().listPrefetch; lp != nil {
+			lp.publishedLocked()
 		}
 		sem = n.dir().prefetchSem
 		if done {

@@ -167,6 +167,40 @@ func TestListingFindSendsNoHead(t *testing.T) {
 	}
 }
 
+// TestListingHeadersKeepPaceWithStream: ls -l of a directory of several
+// pages on MinIO, read while its listing still streams (ls stats each
+// entry as getdents returns it), gets the headers from the listing that
+// carries them and sends no HEAD per entry. That listing waits for the
+// streaming one: run ahead, it passed entries not yet published, and each
+// was then HEADed (86,000 HEADs for 100,000 objects).
+func TestListingHeadersKeepPaceWithStream(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr))
+	// Over 6,000 entries: fewer fit the kernel's first READDIRPLUS,
+	// which takes the whole listing before ls stats any.
+	const n = 20000
+	m.putMany(n, 32, func(i int) string { return fmt.Sprintf("big/f%05d", i) },
+		func(i int) []byte { return []byte(strconv.Itoa(i)) })
+	unmountAll(t, m)
+	m2 := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr), onBucket(m.Bucket))
+	lstat(t, m2.Path("big")) // its own cold lookup, not counted below
+	var ents map[string]lsEntry
+	reqs := countRequests(t, addr, func() { ents = lsLong(t, m2.Path("big")) })
+	t.Logf("ls -l of %d objects: %v", n, reqs)
+	if len(ents) != n {
+		t.Fatalf("ls -l showed %d entries, want %d", len(ents), n)
+	}
+	for _, i := range []int{0, 1234, n - 1} {
+		if e := ents[fmt.Sprintf("f%05d", i)]; e.size != int64(len(strconv.Itoa(i))) {
+			t.Errorf("ls -l f%05d: %+v", i, e)
+		}
+	}
+	if reqs["head"] > 10 {
+		t.Errorf("ls -l of %d objects sent %.0f HEADs, want a few (before the prefetch by listing starts)", n, reqs["head"])
+	}
+}
+
 // checkMetaListing checks ls -l of TestListingFindSendsNoHead's meta/.
 func checkMetaListing(t *testing.T, ents map[string]lsEntry, metaFiles int) {
 	t.Helper()
