@@ -132,6 +132,9 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	n.openedETag = n.etag
 	n.mu.Unlock()
+	if !h.writable {
+		n.noteOpenForRead()
+	}
 	return h, fuseFlags, 0
 }
 

@@ -104,6 +104,9 @@ type FS struct {
 	// the store's most (1,000). Tests make pages small.
 	listPageKeys int
 
+	// smallAhead bounds the small-file read-ahead's fetches (smallahead.go).
+	smallAhead chan struct{}
+
 	// ctx lives as long as the filesystem (cancelled by Close): streaming
 	// uploads run under it, each request with its own deadline.
 	ctx    context.Context
@@ -173,6 +176,7 @@ func New(cfg Config) (*FS, error) {
 	f.stagingLimit = stagingLimit(f.cfg.StagingDir, f.cfg.StagingSize)
 	f.ctx, f.cancel = context.WithCancelCause(context.Background())
 	f.wake = make(chan struct{}, 1)
+	f.smallAhead = make(chan struct{}, smallAheadInFlight)
 	f.moves = newMoveGate()
 	f.shutdown = make(chan struct{})
 	f.retryStopped = make(chan struct{})

@@ -147,6 +147,8 @@ type dirState struct {
 	streak       int
 	prefetching  bool
 	prefetchSem  chan struct{}
+	// smallAhead follows opens of its files in order (smallahead.go).
+	smallAhead smallAheadState
 }
 
 // dir returns n's listing state, making it if n has none (a node that is

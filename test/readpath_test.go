@@ -1,7 +1,9 @@
 package test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -260,4 +262,48 @@ func TestReadRevalidatesBeforeFirstByte(t *testing.T) {
 	if _, err := g.ReadAt(buf, 12<<20); !errors.Is(err, syscall.ESTALE) {
 		t.Fatalf("read of unread bytes after the replacement, old bytes read before: %v, want ESTALE", err)
 	}
+}
+
+// TestSmallFilesReadAhead: a program reading a directory's small files one
+// after another in listing order (grep -r, tar c) gets the next ones
+// fetched ahead: each file is fetched once (one GET, never two), most
+// opens find their bytes in the cache, and every byte is right.
+func TestSmallFilesReadAhead(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr))
+	const n = 60
+	body := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i%26)}, 3000+i) }
+	m.putMany(n, 16, func(i int) string { return fmt.Sprintf("src/f%03d.c", i) }, body)
+	m.Put("src/big.bin", bytes.Repeat([]byte("b"), 300<<10), nil) // past the size fetched ahead
+	unmountAll(t, m)
+	m2 := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr), onBucket(m.Bucket))
+	run(t, m2.Dir, "ls", "-l", "src")
+	hits0 := mustMetric(t, addr, "bucketfs_cache_hits_total")
+	reqs := countRequests(t, addr, func() {
+		for i := 0; i < n; i++ {
+			sameBytes(t, fmt.Sprintf("f%03d.c", i), readFile(t, m2.Path(fmt.Sprintf("src/f%03d.c", i))), body(i))
+		}
+	})
+	hits := mustMetric(t, addr, "bucketfs_cache_hits_total") - hits0
+	t.Logf("reading %d small files in order: %v, %.0f cache hits", n, reqs, hits)
+	if reqs["get"] != n {
+		t.Errorf("reading %d files sent %.0f GETs, want one each", n, reqs["get"])
+	}
+	if hits < n/2 {
+		t.Errorf("%.0f of %d files' reads found their bytes in the cache: nothing fetched ahead", hits, n)
+	}
+	if reqs["head"] != 0 || reqs["list"] != 0 {
+		t.Errorf("reading sent %v, want GETs only", reqs)
+	}
+}
+
+// mustMetric is the value of the unlabelled sample name at addr.
+func mustMetric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	v, err := metricValue(addr, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -1,0 +1,143 @@
+package fs
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/novitalabs/bucketfs/cache"
+)
+
+// Read-ahead across the small files of a directory. A program that opens a
+// directory's files one after another in listing order (grep -r, tar c,
+// cp -r, a loader reading shards) waits for one GET per file, each a round
+// trip of which the daemon's work is a small part. Once two files of a
+// directory have been opened in that order, the next few small files are
+// fetched into the block cache in the background, keyed by the ETag their
+// listing showed, so that their opens find their bytes there. A file
+// changed since (another ETag) is read as always: the fetched block is
+// never used and ages out of the cache. The fetches share one bound per
+// mount, and one that cannot start at once is skipped rather than queued.
+
+const (
+	// smallAheadFiles is how many files past the one opened are fetched.
+	smallAheadFiles = 8
+	// smallAheadMax is the largest file fetched ahead: bigger ones are
+	// worth their own readahead once opened.
+	smallAheadMax = 256 << 10
+	// smallAheadInFlight bounds the fetches of a mount.
+	smallAheadInFlight = 4
+	// smallAheadGap is how far past the last file opened the next may be
+	// and still count as in order (directories and skipped names between).
+	smallAheadGap = 4
+	// smallAheadTimeout is the deadline of one fetch.
+	smallAheadTimeout = 30 * time.Second
+)
+
+// smallAheadState follows the opens of a directory's files; in dirState,
+// under the directory's Node.mu. lastOpened is the listing index of the
+// file opened last (-1: none), streak how many opens in a row kept to
+// listing order, and fetchedTo the highest index fetched ahead.
+type smallAheadState struct {
+	lastOpened, streak, fetchedTo int
+}
+
+// smallAheadJob is one file to fetch ahead.
+type smallAheadJob struct {
+	key, etag string
+	size      int64
+}
+
+// noteOpenForRead follows an open for reading of n (a file), and fetches the
+// next small files of its directory's listing ahead once opens keep to the
+// listing's order.
+func (n *Node) noteOpenForRead() {
+	if n.fsys.blocks == nil {
+		return
+	}
+	name, parent := n.Parent()
+	if parent == nil {
+		return
+	}
+	dir, ok := parent.Operations().(*Node)
+	if !ok || dir.kind != kindDir {
+		return
+	}
+	jobs := dir.smallAheadJobs(name)
+	for _, j := range jobs {
+		select {
+		case n.fsys.smallAhead <- struct{}{}:
+		default:
+			return // busy: the next open tries again
+		}
+		go func() {
+			defer func() { <-n.fsys.smallAhead }()
+			n.fsys.fetchAhead(j)
+		}()
+	}
+}
+
+// smallAheadJobs records the open of entry name of n's listing and returns
+// the files to fetch ahead, if any. Takes n.mu (so not childKey, which
+// takes it too).
+func (n *Node) smallAheadJobs(name string) []smallAheadJob {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	d := n.dir()
+	cur, ok := d.listing[name]
+	if !ok || cur.idx < 0 || !time.Now().Before(d.listingUntil) {
+		return nil
+	}
+	sa := &d.smallAhead
+	if sa.streak > 0 && cur.idx > sa.lastOpened && cur.idx-sa.lastOpened <= smallAheadGap {
+		sa.streak++
+	} else {
+		sa.streak, sa.fetchedTo = 1, cur.idx
+	}
+	sa.lastOpened = cur.idx
+	if sa.streak < 2 {
+		return nil
+	}
+	var jobs []smallAheadJob
+	from := max(cur.idx, sa.fetchedTo) + 1
+	to := min(cur.idx+smallAheadFiles, len(d.listingOrder)-1)
+	for i := from; i <= to; i++ {
+		nm := d.listingOrder[i]
+		e, ok := d.listing[nm]
+		if !ok || e.kind != kindFile || e.needStat || e.etag == "" || e.size <= 0 || e.size > smallAheadMax {
+			continue
+		}
+		key := nm
+		if n.key != "" {
+			key = n.key + "/" + nm
+		}
+		jobs = append(jobs, smallAheadJob{key: key, etag: e.etag, size: e.size})
+	}
+	sa.fetchedTo = max(sa.fetchedTo, to)
+	return jobs
+}
+
+// fetchAhead brings j's bytes into the block cache, unless they are there,
+// or the file has local data (its reads come from that).
+func (f *FS) fetchAhead(j smallAheadJob) {
+	if f.registered(j.key) != nil || int64(j.size) > f.blocks.BlockSize() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, smallAheadTimeout)
+	defer cancel()
+	// Read through a block reader of its own, as an open would: the
+	// blocks it leaves cached are the ones the open's reader asks for.
+	rd := f.blocks.NewReader(cache.Object{Key: j.key, ETag: j.etag, Size: j.size},
+		func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+			return f.store.GetRange(ctx, j.key, off, n, j.etag)
+		})
+	defer rd.Close()
+	_, err := rd.ReadAt(ctx, make([]byte, j.size), 0)
+	if err == io.EOF {
+		err = nil
+	}
+	if err != nil && f.ctx.Err() == nil {
+		// Its open reads it as usual and reports what fails then.
+		f.log.Debug("small-file read-ahead failed", "key", j.key, "err", err)
+	}
+}
