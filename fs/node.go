@@ -450,7 +450,7 @@ func (n *Node) refreshIfStale(ctx context.Context) syscall.Errno {
 		n.etag != "" && time.Now().After(n.validUntil)
 	key := n.key
 	n.mu.Unlock()
-	if !stale {
+	if !stale || n.validFromListing() {
 		return 0
 	}
 	mctx, cancel := n.fsys.metaContext(ctx)
@@ -477,6 +477,39 @@ func (n *Node) refreshIfStale(ctx context.Context) syscall.Errno {
 	n.applyInfoLocked(info, !listed)
 	n.mu.Unlock()
 	return 0
+}
+
+// validFromListing renews n's expired attributes from its directory's
+// listing when that is fresh and shows the same object (ETag and size), as
+// a lookup answered from the listing would. A walk's listings answer
+// readdir and renew the kernel's entries, so a program that then opens the
+// files (grep -r after du) comes without a lookup; this spares it a HEAD
+// per file. It takes the directory's mu, then n's, never both at once.
+func (n *Node) validFromListing() bool {
+	name, parent := n.Parent()
+	if parent == nil {
+		return false
+	}
+	dir, ok := parent.Operations().(*Node)
+	if !ok || dir.kind != kindDir {
+		return false
+	}
+	dir.mu.Lock()
+	d := dir.dir()
+	ent, found := d.listing[name]
+	until := d.listingUntil
+	dir.mu.Unlock()
+	if !found || ent.needStat || ent.kind == kindDir || ent.etag == "" || !time.Now().Before(until) {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ent.etag != n.etag || ent.size != n.size || n.staging != nil || n.up.state.pending() || n.unlinked {
+		return false
+	}
+	n.applyEntryLocked(ent)
+	n.validUntil = until // as old as the listing
+	return true
 }
 
 // Setattr handles chmod, chown, utimes and truncate. Changes persist before
