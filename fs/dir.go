@@ -340,6 +340,7 @@ func (n *Node) notePrefetch(name string) {
 	if n.dir().streak >= prefetchAfter {
 		if cur.kind == kindFile {
 			n.fsys.noteStatWalk(n.key)
+			n.fsys.nudgeWalks()
 		}
 		// Entries listed later join in as their pages arrive (publish).
 		n.dir().prefetching = true

@@ -42,6 +42,9 @@ const (
 	// walkAhead: a walk asks for its next page once fewer of the
 	// directories it listed are unread.
 	walkAhead = 16
+	// walkRelistPages: a walk whose first pages came without headers
+	// lists at most that many again with them once a program stats files.
+	walkRelistPages = 3
 )
 
 // treeWalks is the filesystem's state of walks.
@@ -69,6 +72,11 @@ type treeWalk struct {
 	endedAt  time.Time     // when it ended
 	progress chan struct{} // closed (and replaced) after each page
 	unread   int           // its listings kept and not read yet
+	// plainFirst: its pages so far (at most walkRelistPages) came
+	// without headers and nothing has asked for them yet; a program that
+	// starts to stat files below the root wakes it (nudgeWalks) to list
+	// those pages again with them.
+	plainFirst bool
 	// demand wakes the walk when a read waits for it (never blocks).
 	demand chan struct{}
 }
@@ -223,9 +231,13 @@ func (n *Node) maybeWalk() {
 func (f *FS) runWalk(w *treeWalk) {
 	b := newTreeBuilder(w, !f.cfg.ListingMetadata)
 	token, keys := "", 0
+	// plainPages: pages listed so far, all without headers. again: pages
+	// still to list a second time, with headers, whose listings replace
+	// the plain ones not read yet, nothing more.
+	plainPages, again := 0, 0
 	for {
 		if token != "" && !f.walkWanted(w) {
-			f.publishTrees(w, nil, nil, "", true)
+			f.publishTrees(w, nil, nil, "", true, false)
 			time.AfterFunc(f.cfg.StatCacheTTL+time.Second, f.sweepTrees)
 			return
 		}
@@ -233,9 +245,21 @@ func (f *FS) runWalk(w *treeWalk) {
 		// directories it reads (du, ls -lR), the pages bring their
 		// headers, which a plain walk (find) does without.
 		ctx := f.ctx
-		if f.statWalkBelow(w.root) {
+		headers := f.statWalkBelow(w.root)
+		if headers {
 			ctx = s3backend.WithListHeaders(ctx)
 		}
+		f.treeWalks.mu.Lock()
+		if headers && w.plainFirst {
+			// The first pages came before the program showed it stats
+			// files (du stats those of the first directory it reads):
+			// their directories would each be listed again for their
+			// headers. List those pages again instead.
+			b = newTreeBuilder(w, !f.cfg.ListingMetadata)
+			token, keys, again = "", 0, plainPages
+			w.plainFirst = false
+		}
+		f.treeWalks.mu.Unlock()
 		at := time.Now()
 		mctx, cancel := context.WithTimeout(ctx, metaTimeout)
 		page, err := f.store.List(mctx, w.prefix, "", token, f.listPageKeys)
@@ -244,7 +268,7 @@ func (f *FS) runWalk(w *treeWalk) {
 			// Not an error anyone sees: each directory is listed as
 			// usual instead.
 			f.log.Debug("walk: listing failed; directories are listed one by one", "prefix", w.prefix, "err", err)
-			f.publishTrees(w, nil, nil, "", true)
+			f.publishTrees(w, nil, nil, "", true, false)
 			time.AfterFunc(f.cfg.StatCacheTTL+time.Second, f.sweepTrees)
 			return
 		}
@@ -259,7 +283,21 @@ func (f *FS) runWalk(w *treeWalk) {
 			got = append(got, b.closeAll()...)
 		}
 		ended := done || keys >= walkMaxKeys
-		current := f.publishTrees(w, got, facts, last, ended)
+		f.treeWalks.mu.Lock()
+		switch {
+		case headers:
+			w.plainFirst = false
+		case plainPages < walkRelistPages && (plainPages > 0 || token == ""):
+			plainPages++
+			w.plainFirst = !ended
+		default:
+			w.plainFirst = false
+		}
+		f.treeWalks.mu.Unlock()
+		current := f.publishTrees(w, got, facts, last, ended, again > 0)
+		if again > 0 {
+			again--
+		}
 		f.log.Debug("walk: page", "root", w.root, "keys", len(page.Objects), "dirs_completed", len(got), "current", current, "ended", ended)
 		if !current || ended {
 			// What nobody reads goes with its TTL.
@@ -301,6 +339,23 @@ func (f *FS) walkWanted(w *treeWalk) bool {
 	}
 }
 
+// nudgeWalks wakes the walks whose first page came without headers: a
+// program has started to stat files, and they list that page again with
+// them (runWalk). treeWalks.mu is a leaf: callers may hold a Node.mu.
+func (f *FS) nudgeWalks() {
+	t := &f.treeWalks
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.walks {
+		if w.plainFirst && !w.ended {
+			select {
+			case w.demand <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // statWalkBelow reports whether a program is stat-ing the files of a
 // directory at or below key (FS.walked): a walk of key then lists headers.
 func (f *FS) statWalkBelow(key string) bool {
@@ -336,13 +391,22 @@ func (f *FS) sweepTrees() {
 
 // publishTrees keeps the listings a walk completed and tells its root's
 // listing which directories have markers. It returns false if the walk
-// is no longer of use (the namespace changed): it ends.
-func (f *FS) publishTrees(w *treeWalk, got []keyedListing, facts []markerFact, reached string, ended bool) bool {
+// is no longer of use (the namespace changed): it ends. With again, got
+// lists directories a page listed before: each replaces its kept listing
+// if that is still unread, and is dropped otherwise.
+func (f *FS) publishTrees(w *treeWalk, got []keyedListing, facts []markerFact, reached string, ended, again bool) bool {
 	t := &f.treeWalks
 	t.mu.Lock()
 	current := w.gen == t.gen
 	if current {
 		for _, kl := range got {
+			if again {
+				if cur, ok := t.trees[kl.key]; ok && cur.walk == w && kl.key != w.root {
+					kl.tl.walk = w
+					t.trees[kl.key] = kl.tl // still counted unread
+				}
+				continue
+			}
 			if kl.key != w.root {
 				t.dropTreeLocked(kl.key)
 				kl.tl.walk = w
