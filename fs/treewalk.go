@@ -236,7 +236,9 @@ func (f *FS) runWalk(w *treeWalk) {
 	// the plain ones not read yet, nothing more.
 	plainPages, again := 0, 0
 	for {
-		if token != "" && !f.walkWanted(w) {
+		// Pages listed again follow one another: their directories
+		// are already being read.
+		if token != "" && again == 0 && !f.walkWanted(w) {
 			f.publishTrees(w, nil, nil, "", true, false)
 			time.AfterFunc(f.cfg.StatCacheTTL+time.Second, f.sweepTrees)
 			return
