@@ -186,10 +186,30 @@ var (
 func (n *Node) childKey(name string) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.childKeyLocked(name)
+}
+
+// childKeyLocked is childKey with n.mu held.
+func (n *Node) childKeyLocked(name string) string {
 	if n.key == "" {
 		return name
 	}
 	return n.key + "/" + name
+}
+
+// parentDir returns n's name and the directory node that holds it in
+// go-fuse's tree, or nil if it has none (the root, or detached). Asks the
+// tree: call it with none of our locks held.
+func (n *Node) parentDir() (string, *Node) {
+	name, parent := n.Parent()
+	if parent == nil {
+		return "", nil
+	}
+	dir, ok := parent.Operations().(*Node)
+	if !ok || dir.kind != kindDir {
+		return "", nil
+	}
+	return name, dir
 }
 
 func (n *Node) currentKey() string {
@@ -486,12 +506,8 @@ func (n *Node) refreshIfStale(ctx context.Context) syscall.Errno {
 // files (grep -r after du) comes without a lookup; this spares it a HEAD
 // per file. It takes the directory's mu, then n's, never both at once.
 func (n *Node) validFromListing() bool {
-	name, parent := n.Parent()
-	if parent == nil {
-		return false
-	}
-	dir, ok := parent.Operations().(*Node)
-	if !ok || dir.kind != kindDir {
+	name, dir := n.parentDir()
+	if dir == nil {
 		return false
 	}
 	dir.mu.Lock()

@@ -36,8 +36,9 @@ const (
 
 // smallAheadState follows the opens of a directory's files; in dirState,
 // under the directory's Node.mu. lastOpened is the listing index of the
-// file opened last (-1: none), streak how many opens in a row kept to
-// listing order, and fetchedTo the highest index fetched ahead.
+// file opened last (meaningful once streak > 0), streak how many opens in
+// a row kept to listing order, and fetchedTo the highest index fetched
+// ahead.
 type smallAheadState struct {
 	lastOpened, streak, fetchedTo int
 }
@@ -55,12 +56,8 @@ func (n *Node) noteOpenForRead() {
 	if n.fsys.blocks == nil {
 		return
 	}
-	name, parent := n.Parent()
-	if parent == nil {
-		return
-	}
-	dir, ok := parent.Operations().(*Node)
-	if !ok || dir.kind != kindDir {
+	name, dir := n.parentDir()
+	if dir == nil {
 		return
 	}
 	jobs := dir.smallAheadJobs(name)
@@ -68,7 +65,7 @@ func (n *Node) noteOpenForRead() {
 		select {
 		case n.fsys.smallAhead <- struct{}{}:
 		default:
-			return // busy: the next open tries again
+			return // busy: the rest are read as usual when opened
 		}
 		go func() {
 			defer func() { <-n.fsys.smallAhead }()
@@ -78,8 +75,7 @@ func (n *Node) noteOpenForRead() {
 }
 
 // smallAheadJobs records the open of entry name of n's listing and returns
-// the files to fetch ahead, if any. Takes n.mu (so not childKey, which
-// takes it too).
+// the files to fetch ahead, if any. Takes n.mu.
 func (n *Node) smallAheadJobs(name string) []smallAheadJob {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -107,11 +103,7 @@ func (n *Node) smallAheadJobs(name string) []smallAheadJob {
 		if !ok || e.kind != kindFile || e.needStat || e.etag == "" || e.size <= 0 || e.size > smallAheadMax {
 			continue
 		}
-		key := nm
-		if n.key != "" {
-			key = n.key + "/" + nm
-		}
-		jobs = append(jobs, smallAheadJob{key: key, etag: e.etag, size: e.size})
+		jobs = append(jobs, smallAheadJob{key: n.childKeyLocked(nm), etag: e.etag, size: e.size})
 	}
 	sa.fetchedTo = max(sa.fetchedTo, to)
 	return jobs

@@ -173,12 +173,8 @@ func (n *Node) maybeWalk() {
 	if f.cfg.StatCacheTTL <= 0 || n.kind != kindDir {
 		return
 	}
-	_, parentInode := n.Parent()
-	if parentInode == nil {
-		return
-	}
-	p, ok := parentInode.Operations().(*Node)
-	if !ok {
+	_, p := n.parentDir()
+	if p == nil {
 		return
 	}
 	p.mu.Lock()
