@@ -90,6 +90,10 @@ type Config struct {
 	PartSize          int64
 	UploadConcurrency int
 	EnsureDiskFree    int64
+	// StreamMemory bounds the memory that streaming writers' newest
+	// bytes take instead of the staging file (streammem.go); 0 means
+	// 64 MiB, negative means none (every byte goes to the staging file).
+	StreamMemory int64
 
 	// Blocks is the read cache (blocks in memory, an optional disk tier,
 	// readahead). nil means a default in-memory cache, which Close frees.

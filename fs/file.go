@@ -144,6 +144,16 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n.dataMu.RLock()
 	n.mu.Lock()
+	if n.mem != nil {
+		// The newest bytes are in memory (streammem.go): staging first.
+		n.mu.Unlock()
+		n.dataMu.RUnlock()
+		if errno := n.lockDataWhole(); errno != 0 {
+			return nil, errno
+		}
+		n.dataMu.Unlock()
+		return n.Read(ctx, f, dest, off)
+	}
 	if n.punchedBelowLocked(off) {
 		// Released bytes (stream.go): store them first, then read.
 		n.mu.Unlock()
@@ -337,10 +347,35 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 		return 0, errno
 	}
 	n.mu.Lock()
-	staging := n.staging
 	if h, ok := f.(*handle); ok && h.append {
 		off = n.size // O_APPEND: always at the end we know, whatever the kernel thinks
 	}
+	m := n.mem
+	toMem := m != nil && off == n.size && m.st == n.stream && m.st.key == n.key
+	n.mu.Unlock()
+	took := 0
+	if toMem {
+		var errno syscall.Errno
+		took, errno = n.writeMem(data)
+		if errno != 0 || took == len(data) {
+			return uint32(took), errno
+		}
+		data, off = data[took:], off+int64(took) // it spilled: the rest goes to staging
+	} else if m != nil {
+		// Not an append to the stream's file: staging must hold every byte.
+		if errno := n.spillLocked(); errno != 0 {
+			return 0, errno
+		}
+	}
+	written, errno := n.writeStaged(data, off)
+	return uint32(took + written), errno
+}
+
+// writeStaged writes data at off to the staging file. dataMu held for
+// writing.
+func (n *Node) writeStaged(data []byte, off int64) (int, syscall.Errno) {
+	n.mu.Lock()
+	staging := n.staging
 	n.mu.Unlock()
 	if errno := n.reserveStaging(off, int64(len(data))); errno != 0 {
 		return 0, errno
@@ -365,12 +400,12 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.log.Warn("staging write failed", "key", key, "errno", errno.Error(), "err", err)
-		return uint32(written), errno
+		return written, errno
 	}
 	if errno := n.feedStream(off, written, appended); errno != 0 {
 		return 0, errno
 	}
-	return uint32(written), 0
+	return written, 0
 }
 
 // truncate sets the size of a file, staging it first. An extension adds
@@ -379,7 +414,9 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	// Before dataMu: a running push may wait for a read that needs it.
 	n.holdPushes()
 	defer n.releasePushes()
-	n.dataMu.Lock()
+	if errno := n.lockDataWhole(); errno != 0 {
+		return errno
+	}
 	defer n.dataMu.Unlock()
 	if errno := n.settleStreamLocked(ctx); errno != 0 {
 		return errno
@@ -427,7 +464,12 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 func (n *Node) preserveIfOpen(ctx context.Context) {
 	n.mu.Lock()
 	need := n.kind == kindFile && n.openCount > 0 && n.staging == nil
+	streamed := n.kind == kindFile && n.openCount > 0 && n.staging != nil && (n.mem != nil || n.punched > 0)
 	n.mu.Unlock()
+	if streamed {
+		n.preserveStreamed(ctx)
+		return
+	}
 	if !need {
 		return
 	}
@@ -464,6 +506,7 @@ func (n *Node) stageEmptyLocked() syscall.Errno {
 	n.releaseStagingLocked(0)
 	n.punched, n.resume = 0, nil
 	n.editBase, n.dirty = nil, nil
+	n.dropMemLocked()
 	st := n.dropStreamLocked()
 	n.seqOnly = true // an empty file: appends from here may stream
 	n.mu.Unlock()
@@ -594,7 +637,7 @@ func (n *Node) dropStagingIfIdle() {
 	n.dataMu.Lock()
 	defer n.dataMu.Unlock()
 	n.mu.Lock()
-	if n.openCount > 0 || n.hasPendingLocked() || n.staging == nil {
+	if n.openCount > 0 || n.hasPendingLocked() || n.staging == nil || n.mem != nil {
 		n.mu.Unlock()
 		return
 	}
@@ -639,6 +682,9 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
 	defer n.enterMoves()()
+	if errno := n.prepareUpload(); errno != 0 {
+		return errno, false
+	}
 
 	// dataMu (read) is held from the snapshot below until the outcome is
 	// recorded, so no write, truncate or stream start can fall between
@@ -700,6 +746,12 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	}
 	n.mu.Unlock()
 	n.dataMu.RUnlock()
+	if err != nil && n.inMem() {
+		// The EIO to come promises the bytes are kept: on disk, then.
+		n.dataMu.Lock()
+		n.spillLocked()
+		n.dataMu.Unlock()
+	}
 	if err == nil && (streamed || base != nil) {
 		// A sparse edit's stored bytes leave the staging disk too, not
 		// only a stream's: a writer flushed more often than a stream
@@ -727,7 +779,9 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 func (n *Node) giveUp(why string) error {
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
-	n.dataMu.Lock()
+	if errno := n.lockDataWhole(); errno != 0 {
+		return nil // still in memory: not given up while it cannot be kept on disk
+	}
 	defer n.dataMu.Unlock()
 	n.mu.Lock()
 	if n.up.state != stateFailed || n.openCount > 0 || n.unlinked || n.retired || n.staging == nil {

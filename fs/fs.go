@@ -100,6 +100,9 @@ type FS struct {
 	staged       atomic.Int64
 	stagingLimit int64
 
+	// streamBufs: the streaming writers' memory (streammem.go).
+	streamBufs streamBuffers
+
 	// listPageKeys is the number of keys a listing page asks for; 0:
 	// the store's most (1,000). Tests make pages small.
 	listPageKeys int
@@ -174,6 +177,12 @@ func New(cfg Config) (*FS, error) {
 		f.cfg.RetryFor = defaultRetryFor
 	}
 	f.stagingLimit = stagingLimit(f.cfg.StagingDir, f.cfg.StagingSize)
+	switch {
+	case f.cfg.StreamMemory == 0:
+		f.streamBufs.limit = defaultStreamMemory
+	case f.cfg.StreamMemory > 0:
+		f.streamBufs.limit = f.cfg.StreamMemory
+	}
 	f.ctx, f.cancel = context.WithCancelCause(context.Background())
 	f.wake = make(chan struct{}, 1)
 	f.smallAhead = make(chan struct{}, smallAheadInFlight)

@@ -85,7 +85,10 @@ type Node struct {
 	punched int64
 	// resume: a previous daemon's stream whose released bytes only the
 	// store holds; the upload finishes it (staging.go).
-	resume  *resumeUpload
+	resume *resumeUpload
+	// mem: a streaming file's newest bytes, held in memory instead of
+	// the staging file (streammem.go).
+	mem     *memTail
 	seqOnly bool
 	metaSet bool
 	// retired: the registry moved this node's state into a newer node

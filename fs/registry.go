@@ -121,6 +121,7 @@ func (f *FS) adopt(old *Node) *Node {
 	defer old.uploadMu.Unlock()
 	old.dataMu.Lock()
 	defer old.dataMu.Unlock()
+	old.spillLocked() // a forgotten node has no writer: never in memory, to be safe
 	old.mu.Lock()
 	defer old.mu.Unlock()
 	if old.unlinked || old.retired || old.staging == nil {

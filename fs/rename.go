@@ -131,9 +131,11 @@ func (n *Node) renameObject(dstDir *Node, newName string) syscall.Errno {
 		n.fsys.moves.leave(srcKey, dstKey)
 	}
 	defer n.fsys.moves.leave(srcKey, dstKey)
-	n.dataMu.Lock()
-	errno := n.settleStreamLocked(context.Background()) // released bytes: store them under the old name first
-	n.dataMu.Unlock()
+	errno := n.lockDataWhole()
+	if errno == 0 {
+		errno = n.settleStreamLocked(context.Background()) // released bytes: store them under the old name first
+		n.dataMu.Unlock()
+	}
 	if errno != 0 {
 		return errno
 	}

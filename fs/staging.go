@@ -155,6 +155,11 @@ func (n *Node) sidecarLocked() sidecar {
 		Foreign:  n.foreign,
 		Error:    errString(n.up.lastFailure()),
 	}
+	if n.mem != nil {
+		// The staging file holds the bytes below from; memory the rest,
+		// which a kill -9 loses (none was acknowledged).
+		sc.Size = n.mem.from
+	}
 	if n.stream != nil {
 		sc.UploadID = n.stream.s.UploadID()
 		if n.punched > 0 {

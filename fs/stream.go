@@ -48,6 +48,10 @@ const (
 // errStreamStale: the stream no longer matches the file; upload it whole.
 var errStreamStale = errors.New("streaming upload no longer matches the file")
 
+// errMemMismatch: a streaming file's memory tail does not end at its size
+// (an invariant broken); the upload fails and the memory is spilled.
+var errMemMismatch = errors.New("streaming file's memory does not end at its size")
+
 // uploadStream is a file's multipart upload in progress.
 type uploadStream struct {
 	s     *compose.Stream
@@ -98,6 +102,7 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 	if st == nil && !start {
 		return 0
 	}
+	started := st == nil
 	if st == nil {
 		inFlight := streamInFlight
 		if c := n.fsys.cfg.UploadConcurrency; c > 0 {
@@ -124,6 +129,9 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 	for {
 		ps := min(st.s.NextPartSize(), n.fsys.streamPartCap())
 		if size-st.next < ps {
+			if started {
+				n.startMem(st, staging) // from here on, appends go to memory (streammem.go)
+			}
 			return 0
 		}
 		err := st.s.WritePart(n.fsys.ctx, staging, st.next, ps)
@@ -253,10 +261,23 @@ func (f *FS) abortStream(st *uploadStream, why string) {
 // stream is aborted). uploadMu and dataMu (read) held.
 func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.ReaderAt, size int64) (string, error) {
 	n.mu.Lock()
-	keep := n.punched > 0 // the stream holds the only copy of released bytes
+	// The stream holds the only copy of released bytes, or of bytes that
+	// memory holds until a spill writes them to staging (streammem.go).
+	keep := n.punched > 0 || n.mem != nil
+	m := n.mem
 	n.mu.Unlock()
 	fail := func(err error) (string, error) {
 		if keep {
+			if off, ok := st.s.DropShortTail(); ok {
+				// Appends after a failed close would otherwise follow a
+				// part too short to be anything but the last: the tail
+				// goes back to memory (or staging, which holds it).
+				if m != nil && len(m.parts) > 0 && m.parts[len(m.parts)-1].off == off && m.fill == nil {
+					m.fill = m.parts[len(m.parts)-1].buf
+					m.parts = m.parts[:len(m.parts)-1]
+				}
+				st.next = off
+			}
 			n.mu.Lock()
 			n.stream = st // retried by the next upload
 			n.mu.Unlock()
@@ -274,7 +295,19 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 			return fail(err)
 		}
 	}
-	if size > st.next {
+	switch {
+	case m != nil && m.st == st && st.next+int64(len(m.fill)) == size:
+		// The tail is in memory: it goes as the last part from there.
+		if len(m.fill) > 0 {
+			if err := n.handOverMem(ctx, m); err != nil {
+				return fail(err)
+			}
+		}
+	case m != nil:
+		n.fsys.log.Error("internal invariant broken: a streaming file's memory does not end at its size; not completed",
+			"key", st.key, "next", st.next, "in_memory", len(m.fill), "size", size)
+		return fail(errMemMismatch)
+	case size > st.next:
 		if err := st.s.WritePart(ctx, staging, st.next, size-st.next); err != nil {
 			return fail(err)
 		}
@@ -285,6 +318,7 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 		return fail(err)
 	}
 	n.mu.Lock()
+	n.endMemLocked() // every byte is stored
 	// From now on the file is a sparse edit of the object just stored: a
 	// flush in mid-write (e.g. an exec closing a copy of the descriptor)
 	// must neither leave a whole-file upload of released holes to come

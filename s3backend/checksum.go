@@ -1,6 +1,7 @@
 package s3backend
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -64,11 +65,18 @@ func crc32cOf(r io.ReadSeeker) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bp := crcBuffers.Get().(*[]byte)
-	defer crcBuffers.Put(bp)
 	h := crc32.New(castagnoli)
-	if _, err := io.CopyBuffer(h, onlyReader{r}, *bp); err != nil {
-		return "", err
+	if br, ok := r.(*bytes.Reader); ok {
+		// Bytes in memory (a streamed part): summed in place, no copy.
+		if _, err := br.WriteTo(h); err != nil {
+			return "", err
+		}
+	} else {
+		bp := crcBuffers.Get().(*[]byte)
+		defer crcBuffers.Put(bp)
+		if _, err := io.CopyBuffer(h, onlyReader{r}, *bp); err != nil {
+			return "", err
+		}
 	}
 	if _, err := r.Seek(start, io.SeekStart); err != nil {
 		return "", err

@@ -43,6 +43,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if script := os.Getenv(writerHelperEnv); script != "" {
+		os.Exit(runWriterHelper(script))
+	}
 	os.Exit(testMain(m))
 }
 

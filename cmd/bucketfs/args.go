@@ -200,6 +200,7 @@ type flagValues struct {
 	logFormat, readyFile, metricsAddr, metadata, uploadChecksum       string
 	stagingDir, recoveryDir, cacheDir                                 string
 	blockSize, memoryCacheSize, cacheSize, sparseEditMin, stagingSize int64
+	streamMemory                                                      int64
 	statTTL, negativeTTL, uploadTimeout, shutdownTimeout, retryFor    time.Duration
 	uid, gid, fileMode, dirMode                                       uint32
 	maxRenameObjects                                                  int
@@ -239,10 +240,12 @@ func newFlagSet(env sysEnv, fv *flagValues) *pflag.FlagSet {
 	fs.DurationVar(&fv.retryFor, "upload-retry-time", defaultRetryFor, "how long failed uploads are retried in the background (capped exponential back-off with jitter) before their data goes to --recovery-dir")
 	fv.blockSize, fv.memoryCacheSize, fv.cacheSize = defaultBlockSize, defaultMemoryCacheSize, autoCacheSize
 	fv.sparseEditMin = defaultSparseEditMin
+	fv.streamMemory = defaultStreamMemory
 	fs.Var(byteSizeValue{&fv.stagingSize}, "staging-size", "bound on the bytes staged at once; a write over it waits for uploads to drain, then fails with ENOSPC (default 0: half the free space where --staging-dir lives)")
 	fs.IntVar(&fv.maxStatEntries, "max-stat-entries", defaultMaxStatEntries, "bound on the directory entries that cached listings hold together; past it the listings used least recently are dropped (a directory bigger than the bound is listed anew each time); 0: no bound")
 	fs.IntVar(&fv.maxRenameObjects, "max-rename-objects", defaultMaxRenameObjects, "a directory rename copying more objects than this fails with EXDEV (mv then moves the tree file by file); 0: no bound")
 	fs.Var(byteSizeValue{&fv.sparseEditMin}, "sparse-edit-min", "edits (append, pwrite, truncate) of objects bigger than this send only what changed (server-side copies of the rest) instead of downloading the object; 0: every edit")
+	fs.Var(byteSizeValue{&fv.streamMemory}, "stream-memory", "memory for the newest bytes of big files being written sequentially, which are uploaded from there as parts instead of from the staging file (written to staging only if an upload fails or the file is read back); 0: none (default 64MiB, at most a sixteenth of the cgroup's memory limit)")
 	fs.Var(byteSizeValue{&fv.memoryCacheSize}, "memory-cache-size", "read cache in memory, fetches in flight included (e.g. 256MiB, 1GiB; default 256MiB, at most an eighth of the cgroup's memory limit)")
 	fs.Var(byteSizeValue{&fv.blockSize}, "block-size", "read cache block size")
 	fs.StringVar(&fv.cacheDir, "cache-dir", "", "disk tier of the read cache in this directory, keeping everything read (default: a private directory in $TMPDIR, removed at exit, keeping what random readers read)")
@@ -325,6 +328,7 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 		BlockSize:        fv.blockSize,
 		MemoryCacheSize:  fv.memoryCacheSize,
 		SparseEditMin:    fv.sparseEditMin,
+		StreamMemory:     fv.streamMemory,
 		MaxRenameObjects: fv.maxRenameObjects,
 		MaxStatEntries:   fv.maxStatEntries,
 		StagingSize:      fv.stagingSize,
@@ -342,6 +346,9 @@ func parseArgs(args []string, env sysEnv) (*Config, error) {
 	cfg.MemoryLimit = env.MemLimit
 	if !fs.Changed("memory-cache-size") {
 		cfg.MemoryCacheSize = defaultMemoryCacheFor(env.MemLimit, cfg.BlockSize)
+	}
+	if !fs.Changed("stream-memory") && env.MemLimit > 0 {
+		cfg.StreamMemory = min(cfg.StreamMemory, env.MemLimit/16)
 	}
 	if cfg.BlockSize < 4096 || cfg.BlockSize > 64<<20 || cfg.BlockSize&(cfg.BlockSize-1) != 0 {
 		return nil, usageErrorf("--block-size must be a power of two from 4KiB to 64MiB")

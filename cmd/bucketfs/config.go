@@ -92,6 +92,9 @@ type Config struct {
 	MaxStatEntries int
 	// StagingSize bounds the staged bytes (0: half the free space there).
 	StagingSize int64
+	// StreamMemory bounds the memory streaming writers' newest bytes
+	// take (0: none; fs.Config.StreamMemory).
+	StreamMemory int64
 
 	// Read cache: blocks of BlockSize bytes in memory, at most
 	// MemoryCacheSize bytes (fetches in flight included), and a disk
@@ -145,6 +148,7 @@ const (
 	defaultShutdownTimeout = 2 * time.Minute
 	defaultRetryFor        = 30 * time.Minute
 	defaultSparseEditMin   = 16 << 20
+	defaultStreamMemory    = 64 << 20
 	// defaultMaxRenameObjects: minutes of server-side copies at most.
 	defaultMaxRenameObjects = 100000
 	// defaultMaxStatEntries: a 100,000-entry directory stays cached, at

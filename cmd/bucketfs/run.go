@@ -174,6 +174,7 @@ func run(ctx context.Context, cfg *Config) error {
 		RecoveryDir:      cfg.RecoveryDir,
 		RetryFor:         cfg.RetryFor,
 		SparseEditMin:    sparseEditMin(cfg.SparseEditMin),
+		StreamMemory:     streamMemory(cfg.StreamMemory),
 		MaxRenameObjects: cfg.MaxRenameObjects,
 		MaxStatEntries:   cfg.MaxStatEntries,
 		StagingSize:      stagingSize,
@@ -508,7 +509,7 @@ func openReadCache(cfg *Config, log *slog.Logger) (*cache.BlockCache, func(), er
 	}
 	// GOMEMLIMIT, if the user set it, is theirs to choose.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		soft := goSoftLimit(cfg.MemoryCacheSize, cfg.MemoryLimit)
+		soft := goSoftLimit(cfg.MemoryCacheSize+cfg.StreamMemory, cfg.MemoryLimit)
 		debug.SetMemoryLimit(soft)
 		if cfg.MemoryLimit > 0 {
 			log.Info("under a memory limit", "limit", formatByteSize(cfg.MemoryLimit),
@@ -662,6 +663,15 @@ func removeStaleCacheDirs(tmp string, log *slog.Logger) {
 			log.Info("removed a stale disk-tier directory", "dir", d)
 		}
 	}
+}
+
+// streamMemory is fs.Config's StreamMemory for --stream-memory: 0 (none)
+// is fs's negative.
+func streamMemory(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // defaultGCPercent is the Go collector's GOGC unless the environment sets

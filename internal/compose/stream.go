@@ -39,6 +39,9 @@ type Stream struct {
 	next  int64         // offset the next part must start at
 	err   error         // first part failure since the last Retry
 	state streamState
+	// done is closed (and replaced) whenever a part's upload ends, for
+	// WaitPart.
+	done chan struct{}
 }
 
 type streamState int
@@ -58,6 +61,20 @@ type streamPart struct {
 	// A copied part's bytes are [off, off+n) of the object srcKey at
 	// version srcETag (UploadPartCopy), not of r.
 	srcKey, srcETag string
+}
+
+// Sectioner is a reader that can give a part's bytes as a reader of their
+// own, without copying (a part held in memory: a bytes.Reader over them, which
+// checksumming and sending read in place).
+type Sectioner interface {
+	Section(off, n int64) io.ReadSeeker
+}
+
+func section(r io.ReaderAt, off, n int64) io.ReadSeeker {
+	if s, ok := r.(Sectioner); ok {
+		return s.Section(off, n)
+	}
+	return io.NewSectionReader(r, off, n)
 }
 
 // ErrStreamClosed is returned by calls on a completed or aborted Stream.
@@ -81,7 +98,7 @@ func NewStream(ctx context.Context, store objstore.ObjectStore, key string, opts
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	return &Stream{store: store, key: key, uploadID: id, policy: p, step: growthStep(p.PartSize),
-		ctx: sctx, cancel: cancel, sem: make(chan struct{}, maxInFlight)}, nil
+		ctx: sctx, cancel: cancel, sem: make(chan struct{}, maxInFlight), done: make(chan struct{})}, nil
 }
 
 // UploadID names the multipart upload, e.g. for a sidecar so that a
@@ -172,6 +189,7 @@ func (s *Stream) checkPart(off, n int64) error {
 // sem, which the upload releases.
 func (s *Stream) start(pt *streamPart) {
 	pt.running = true
+	r := pt.r // Rebase may replace pt.r meanwhile: this upload reads what it began with
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -181,13 +199,15 @@ func (s *Stream) start(pt *streamPart) {
 			if pt.srcKey != "" {
 				etag, err = s.store.UploadPartCopy(ctx, s.key, s.uploadID, pt.number, pt.srcKey, pt.off, pt.n, pt.srcETag)
 			} else {
-				etag, err = s.store.UploadPart(ctx, s.key, s.uploadID, pt.number, io.NewSectionReader(pt.r, pt.off, pt.n), pt.n)
+				etag, err = s.store.UploadPart(ctx, s.key, s.uploadID, pt.number, section(r, pt.off, pt.n), pt.n)
 			}
 			return err
 		})
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		pt.running = false
+		close(s.done)
+		s.done = make(chan struct{})
 		if err != nil {
 			if s.err == nil {
 				s.err = fmt.Errorf("compose: stream %q: part %d [%d, %d): %w", s.key, pt.number, pt.off, pt.off+pt.n, err)
@@ -196,6 +216,64 @@ func (s *Stream) start(pt *streamPart) {
 		}
 		pt.etag = etag
 	}()
+}
+
+// WaitPart waits until a part's upload ends (it succeeded or failed) or
+// ctx is done.
+func (s *Stream) WaitPart(ctx context.Context) error {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Rebase makes r the reader of every part not yet uploaded, for a caller
+// that has just copied those parts' bytes into r (at their offsets) and is
+// about to reuse the memory they were read from. A part uploading now
+// keeps its reader until it ends; if it fails, a Retry reads r.
+func (s *Stream) Rebase(r io.ReaderAt) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, pt := range s.parts {
+		if pt.etag == "" && pt.srcKey == "" {
+			pt.r = r
+		}
+	}
+}
+
+// DropShortTail takes back the last part if it is below the policy's
+// MinPartSize (the short last part a failed Complete leaves), so that the
+// writer can go on appending: its bytes are handed over again, in a part
+// of full size or as the last one. It returns the part's offset and true,
+// or false if the last part is long enough, uploading, or there is none.
+func (s *Stream) DropShortTail() (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != streamOpen || len(s.parts) == 0 {
+		return 0, false
+	}
+	pt := s.parts[len(s.parts)-1]
+	if pt.n >= s.policy.MinPartSize || pt.running {
+		return 0, false
+	}
+	s.parts = s.parts[:len(s.parts)-1]
+	s.next = pt.off
+	if s.err != nil && pt.etag == "" {
+		// Its failure goes with it, unless an earlier part failed too.
+		s.err = nil
+		for _, p := range s.parts {
+			if p.etag == "" {
+				s.err = fmt.Errorf("compose: stream %q: part %d not uploaded", s.key, p.number)
+				break
+			}
+		}
+	}
+	return pt.off, true
 }
 
 // Uploaded returns the offset below which every part is uploaded: the
