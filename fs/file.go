@@ -506,7 +506,7 @@ func (n *Node) stageEmptyLocked() syscall.Errno {
 	n.releaseStagingLocked(0)
 	n.punched, n.resume = 0, nil
 	n.editBase, n.dirty = nil, nil
-	n.dropMemLocked()
+	n.releaseMemLocked(false)
 	st := n.dropStreamLocked()
 	n.seqOnly = true // an empty file: appends from here may stream
 	n.mu.Unlock()

@@ -318,7 +318,7 @@ func (n *Node) completeStream(ctx context.Context, st *uploadStream, staging io.
 		return fail(err)
 	}
 	n.mu.Lock()
-	n.endMemLocked() // every byte is stored
+	n.releaseMemLocked(true) // every byte is stored
 	// From now on the file is a sparse edit of the object just stored: a
 	// flush in mid-write (e.g. an exec closing a copy of the descriptor)
 	// must neither leave a whole-file upload of released holes to come

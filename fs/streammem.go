@@ -175,14 +175,14 @@ func (n *Node) inMem() bool {
 func (n *Node) startMem(st *uploadStream, staging *os.File) {
 	n.mu.Lock()
 	ok := n.mem == nil && n.stream == st && st.key == n.key && n.punched == 0 && n.editBase == nil &&
-		n.resume == nil && n.seqOnly && !n.unlinked && !n.retired && n.staging == staging
+		n.resume == nil && n.seqOnly && !n.unlinked && !n.removing && !n.retired && n.staging == staging
 	size := n.size
 	n.mu.Unlock()
 	if !ok || n.fsys.streamBufs.limit <= 0 {
 		return
 	}
-	want := min(st.s.NextPartSize(), n.fsys.streamPartCap())
-	if size-st.next >= want || 3*want > n.fsys.streamBufs.limit {
+	want, fits := n.memPartSize(st)
+	if !fits || size-st.next >= want {
 		return
 	}
 	buf := n.fsys.streamBufs.get(want)
@@ -256,13 +256,21 @@ func (n *Node) handOverMem(ctx context.Context, m *memTail) error {
 	return nil
 }
 
+// memPartSize returns the size of st's next part and whether the budget
+// fits three of them: one filling while two upload, or memory mode would
+// wait on every part.
+func (n *Node) memPartSize(st *uploadStream) (int64, bool) {
+	want := min(st.s.NextPartSize(), n.fsys.streamPartCap())
+	return want, 3*want <= n.fsys.streamBufs.limit
+}
+
 // memBuffer returns an empty buffer for m's next part, waiting while the
 // budget is spent and m's own parts are uploading; nil means spill: the
 // budget is other files', a part failed, or the part size outgrew the
 // budget. dataMu held for writing.
 func (n *Node) memBuffer(m *memTail) []byte {
-	want := min(m.st.s.NextPartSize(), n.fsys.streamPartCap())
-	if 3*want > n.fsys.streamBufs.limit {
+	want, fits := n.memPartSize(m.st)
+	if !fits {
 		return nil
 	}
 	for {
@@ -346,16 +354,20 @@ func (n *Node) spillLocked() syscall.Errno {
 	return 0
 }
 
-// endMemLocked drops n's memory tail after the stream it fed completed:
-// every byte is stored. n.mu held, and dataMu as for changing n.mem.
-func (n *Node) endMemLocked() {
+// releaseMemLocked ends n's memory mode without writing anything: after
+// the stream it fed completed (every byte is stored, completed true) or
+// with the content it belongs to (the file was emptied). Parts of a
+// stream that did not complete may still be read by an upload in flight,
+// so their buffers are left to the collector rather than recycled. n.mu
+// held, and dataMu as for changing n.mem.
+func (n *Node) releaseMemLocked(completed bool) {
 	m := n.mem
 	if m == nil {
 		return
 	}
 	n.mem = nil
 	for _, p := range m.parts {
-		n.fsys.streamBufs.put(p.buf, true)
+		n.fsys.streamBufs.put(p.buf, completed)
 	}
 	if m.fill != nil {
 		n.fsys.streamBufs.put(m.fill, true)
@@ -363,25 +375,6 @@ func (n *Node) endMemLocked() {
 	n.fsys.streamBufs.leave()
 }
 
-// dropMemLocked discards n's memory tail with the content it belongs to
-// (the file was emptied). n.mu held, dataMu held for writing.
-func (n *Node) dropMemLocked() {
-	m := n.mem
-	if m == nil {
-		return
-	}
-	n.mem = nil
-	for _, p := range m.parts {
-		n.fsys.streamBufs.put(p.buf, false)
-	}
-	if m.fill != nil {
-		n.fsys.streamBufs.put(m.fill, true)
-	}
-	n.fsys.streamBufs.leave()
-}
-
-// lockDataWhole takes dataMu for writing with the staging file holding
-// every byte it should (no memory tail). On an errno dataMu is not held.
 func (n *Node) lockDataWhole() syscall.Errno {
 	n.dataMu.Lock()
 	if errno := n.spillLocked(); errno != 0 {

@@ -387,6 +387,32 @@ func (m *Mount) checkInvariants() {
 	}
 }
 
+// kill9 kills the daemon with SIGKILL, as an OOM kill or a crash would,
+// and waits for it to be gone. The mount it served is left dead
+// (ENOTCONN) and nothing is unmounted or waited for at cleanup.
+func (m *Mount) kill9() {
+	t := m.t
+	t.Helper()
+	if m.PID == 0 {
+		t.Fatal("cannot find the daemon to kill")
+	}
+	if err := unix.Kill(m.PID, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := waitPID(m.PID, 30*time.Second); !ok {
+		t.Fatal("daemon still alive 30s after SIGKILL")
+	}
+	m.done = true
+}
+
+// kill9AndDetach kills the daemon with SIGKILL and lazily unmounts its
+// dead mount, so the next daemon can mount the same bucket elsewhere.
+func (m *Mount) kill9AndDetach() {
+	m.t.Helper()
+	m.kill9()
+	_ = exec.Command("fusermount3", "-uz", m.Dir).Run()
+}
+
 // waitExit waits for the daemon to exit and returns its status (-1 when it
 // could not be collected). A daemon still running at the deadline is killed
 // and the test fails.

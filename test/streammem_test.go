@@ -170,21 +170,9 @@ func TestStreamFromMemoryFailedCloseSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	staging := t.TempDir()
 	m, p := mountBehindProxy(t, "--staging-dir", staging)
-	path, pause := m.Path("big"), filepath.Join(t.TempDir(), "pause")
 	const size = 80 << 20
-	w := writer(t, fmt.Sprintf("open %s; write %d 73; pause %s; close", path, size, pause))
-	waitFile(t, pause)
-	restore := storeDown(p)
-	os.Remove(pause)
-	if code := exitCode(t, w); code != 5 {
-		t.Fatalf("close with the store down: writer exited %d, want 5 (EIO)", code)
-	}
-	if err := unix.Kill(m.PID, unix.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitPID(m.PID, 10*time.Second)
-	m.done = true
-	_ = exec.Command("fusermount3", "-uz", m.Dir).Run()
+	restore := failedStreamClose(t, m.Path("big"), p, size, 73)
+	m.kill9AndDetach()
 	restore()
 	m2 := mount(t, onBucket(m.Bucket), withFlags("--endpoint", p.URL(), "--staging-dir", staging))
 	objectIs(t, m2, "big", randBytes(73, size), 90*time.Second)
@@ -196,20 +184,31 @@ func TestStreamFromMemoryFailedCloseSurvivesKill9(t *testing.T) {
 func TestStreamFromMemoryAppendAfterFailedClose(t *testing.T) {
 	t.Parallel()
 	m, p := mountBehindProxy(t)
-	path, pause := m.Path("big"), filepath.Join(t.TempDir(), "pause")
+	path := m.Path("big")
 	const size = 48<<20 + 12345
-	w := writer(t, fmt.Sprintf("open %s; write %d 74; pause %s; close", path, size, pause))
-	waitFile(t, pause)
-	restore := storeDown(p)
-	os.Remove(pause)
-	if code := exitCode(t, w); code != 5 {
-		t.Fatalf("close with the store down: writer exited %d, want 5 (EIO)", code)
-	}
+	restore := failedStreamClose(t, path, p, size, 74)
 	restore()
-	w = writer(t, fmt.Sprintf("append %s; write %d 75; close", path, 20<<20))
+	w := writer(t, fmt.Sprintf("append %s; write %d 75; close", path, 20<<20))
 	if code := exitCode(t, w); code != 0 {
 		t.Fatalf("append after the failed close: writer exited %d", code)
 	}
 	want := append(randBytes(74, size), randBytes(75, 20<<20)...)
 	objectIs(t, m, "big", want, 90*time.Second)
+}
+
+// failedStreamClose writes size bytes of randBytes(seed) to path in a
+// writer process, takes the store down before its close and checks that
+// the close failed with EIO. It returns what brings the store back.
+func failedStreamClose(t *testing.T, path string, p *faultProxy, size int, seed uint64) (restore func()) {
+	t.Helper()
+	pause := filepath.Join(t.TempDir(), "pause")
+	w := writer(t, fmt.Sprintf("open %s; write %d %d; pause %s; close", path, size, seed, pause))
+	waitFile(t, pause)
+	restore = storeDown(p)
+	os.Remove(pause)
+	if code := exitCode(t, w); code != 5 {
+		restore()
+		t.Fatalf("close with the store down: writer exited %d, want 5 (EIO)", code)
+	}
+	return restore
 }

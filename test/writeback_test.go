@@ -262,15 +262,7 @@ func TestWritebackSurvivesKill9(t *testing.T) {
 		want["pending-"+string(rune('a'+i))] = randBytes(uint64(110+i), 100<<10+i)
 	}
 	restore := failedCloses(t, m, p, want)
-	if m.PID == 0 {
-		t.Fatal("cannot find the daemon")
-	}
-	if err := unix.Kill(m.PID, unix.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitPID(m.PID, 10*time.Second)
-	m.done = true
-	_ = exec.Command("fusermount3", "-uz", m.Dir).Run()
+	m.kill9AndDetach()
 	restore()
 
 	// The same bucket mounted again with default flags.
