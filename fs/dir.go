@@ -1057,6 +1057,16 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return child.entry(inode, out), h, 0, 0
 }
 
+// setRemoving marks that n's object is about to be deleted or replaced
+// (or no longer is): no stream may start on n meanwhile, since
+// preserveIfOpen, which keeps an open file's content, only knows of the
+// streams that had started when it ran. uploadMu held.
+func (n *Node) setRemoving(on bool) {
+	n.mu.Lock()
+	n.removing = on
+	n.mu.Unlock()
+}
+
 // markUnlinked takes n out of the namespace: it is never uploaded again,
 // leaves the registry, and its staging files leave the staging directory
 // (its open descriptors keep the data through the open staging file).
@@ -1093,6 +1103,8 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 		// half-way through when the object is deleted.
 		child.uploadMu.Lock()
 		defer child.uploadMu.Unlock()
+		child.setRemoving(true)
+		defer child.setRemoving(false)
 		child.preserveIfOpen(ctx)
 	}
 	uctx, cancel := n.fsys.uploadContext()

@@ -559,3 +559,55 @@ func TestRawCloseFailsFastAfterFailedUpload(t *testing.T) {
 	r.release(node, fh)
 	r.release(node, fh2)
 }
+
+// TestRawUnlinkWhileStreamStarts: an unlink that runs while a writer's
+// streaming upload is being created (CreateMultipartUpload in flight) must
+// not leave a stream behind on the unlinked file: its parts would upload
+// for a name that is gone, and its released bytes would be lost to the
+// open descriptor. The descriptor keeps reading what it wrote, nothing is
+// stored, and no multipart upload is left.
+func TestRawUnlinkWhileStreamStarts(t *testing.T) {
+	r := newRawFS(t, rawOptions{})
+	slow := r.faults.Add(faultstore.Rule{Ops: []objstore.Op{objstore.OpCreateMultipart}, Latency: 300 * time.Millisecond})
+	defer slow.Remove()
+	node, fh := r.create("big")
+	const chunk, size = 1 << 20, streamMinSize + 8<<20
+	want := make([]byte, size)
+	for i := range want {
+		want[i] = byte(i/chunk*13 + i%241 + 1)
+	}
+	for off := 0; off < streamMinSize-chunk; off += chunk {
+		r.write(node, fh, int64(off), want[off:off+chunk])
+	}
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for off := streamMinSize - chunk; off < size; off += chunk {
+			r.write(node, fh, int64(off), want[off:off+chunk])
+		}
+	}()
+	waitFor(t, "the stream's CreateMultipartUpload", func() bool { return r.faults.Calls(objstore.OpCreateMultipart) > 0 })
+	if errno := r.unlink(rootIno, "big"); errno != 0 {
+		t.Fatalf("unlink: %v", errno)
+	}
+	<-wrote
+	got, errno := r.read(node, fh, 0, size)
+	if errno != 0 {
+		t.Fatalf("read of the unlinked open file: %v", errno)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the unlinked open file reads %d bytes that differ from the %d written", len(got), size)
+	}
+	if errno := r.close(node, fh); errno != 0 {
+		t.Fatalf("close of the unlinked file: %v", errno)
+	}
+	r.waitSettled()
+	r.mustNoObject("big")
+	ups, err := r.mem.ListMultipart(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups) != 0 {
+		t.Fatalf("%d multipart uploads left after the unlinked file was closed: %+v", len(ups), ups)
+	}
+}

@@ -60,6 +60,7 @@ type Node struct {
 	foreign    map[string]string // metadata keys of other tools, kept on rewrite
 	validUntil time.Time         // attributes trusted until then (stat cache)
 	unlinked   bool              // removed from the namespace: never upload again
+	removing   bool              // an unlink or rename over it is under way: start no stream (set and cleared under uploadMu)
 	linkTarget string            // symlinks: cached target, "" until read
 
 	// Write staging (files only).

@@ -85,9 +85,11 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		// Holding its upload lock waits out an upload in flight. (An
 		// empty target directory's marker is simply overwritten.)
 		dst.uploadMu.Lock()
+		dst.setRemoving(true)
 		dst.preserveIfOpen(ctx)
 		dst.mu.Lock()
-		dst.unlinked = true // no upload of it from now on; undone if the rename fails
+		dst.unlinked = true // no upload or stream of it from now on; undone if the rename fails
+		dst.removing = false
 		dst.mu.Unlock()
 		dst.uploadMu.Unlock()
 	}

@@ -90,7 +90,7 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 	size, key, staging := n.size, n.key, n.staging
 	prefix := n.appendedToLocked() // the stored first bytes a new stream copies
 	start := st == nil && n.seqOnly && prefix >= 0 && size-prefix >= streamMinSize &&
-		!n.unlinked && !n.retired && staging != nil
+		!n.unlinked && !n.removing && !n.retired && staging != nil
 	var opts s3backend.PutOptions
 	attrs := n.attrs
 	if start {
@@ -122,6 +122,14 @@ func (n *Node) feedStream(off int64, written int, appended bool) syscall.Errno {
 			return 0
 		}
 		n.mu.Lock()
+		if n.unlinked || n.removing {
+			// Removed while the upload was being created: the removal
+			// kept (or dropped) the file without knowing of this stream.
+			n.seqOnly = false
+			n.mu.Unlock()
+			n.fsys.abortStream(st, "unlinked")
+			return 0
+		}
 		n.stream = st
 		n.mu.Unlock()
 		n.saveSidecar() // names the upload, for a restart to abort
