@@ -122,6 +122,7 @@ type BlockCache struct {
 	mu       sync.Mutex
 	lru      *simplelru.LRU[BlockKey, *block] // blocks that have been read; evicted by bytes, never by count
 	ahead    map[BlockKey]*block              // prefetched blocks nobody has read yet; not in lru
+	byObject objectIndex                      // the keys of lru and ahead, by object
 	inflight map[BlockKey]*call               // blocks being fetched
 	free     [][]byte                         // recycled buffers, each of capacity bs
 	resident int64                            // bytes of the blocks in lru and ahead
@@ -223,12 +224,6 @@ func New(opts Options) (*BlockCache, error) {
 	if opts.Observer == nil {
 		opts.Observer = NopObserver{}
 	}
-	// Entries are evicted by bytes (reserveLocked), so the count limit is
-	// only there because simplelru requires one.
-	lru, err := simplelru.NewLRU[BlockKey, *block](math.MaxInt, nil)
-	if err != nil {
-		return nil, err
-	}
 	ra := opts.Readahead
 	ra.BlockSize = opts.BlockSize
 	if ra.TotalBytes == 0 {
@@ -243,10 +238,18 @@ func New(opts Options) (*BlockCache, error) {
 		diskSeq:  opts.DiskSequential,
 		obs:      opts.Observer,
 		ra:       NewReadahead(ra),
-		lru:      lru,
 		ahead:    make(map[BlockKey]*block),
+		byObject: make(objectIndex),
 		inflight: make(map[BlockKey]*call),
 	}
+	// Entries are evicted by bytes (reserveLocked), so the count limit is
+	// only there because simplelru requires one. Its callback runs under
+	// c.mu, as every call to lru does.
+	lru, err := simplelru.NewLRU[BlockKey, *block](math.MaxInt, func(k BlockKey, _ *block) { c.unindexLocked(k) })
+	if err != nil {
+		return nil, err
+	}
+	c.lru = lru
 	if opts.Disk != nil {
 		blocks := opts.MaxBytes / opts.BlockSize
 		if dm := opts.Disk.max / opts.BlockSize; dm > blocks {
@@ -380,17 +383,13 @@ func (c *BlockCache) GetOrFill(ctx context.Context, k BlockKey, fill FillFunc) (
 // memory its old blocks hold.
 func (c *BlockCache) Invalidate(key string) {
 	c.mu.Lock()
-	for _, k := range c.lru.Keys() {
-		if k.Key == key {
-			b, _ := c.lru.Peek(k)
+	for _, k := range c.byObject.blocks(key) {
+		if b, ok := c.lru.Peek(k); ok {
 			c.lru.Remove(k)
 			c.dropLocked(b)
 		}
-	}
-	for k, b := range c.ahead {
-		if k.Key == key {
-			delete(c.ahead, k)
-			c.aheadB -= b.size
+		if b, ok := c.ahead[k]; ok {
+			c.dropAheadLocked(k, b)
 			c.dropLocked(b)
 		}
 	}
@@ -452,6 +451,7 @@ func (c *BlockCache) Close() {
 	}
 	c.lru.Purge()
 	clear(c.ahead)
+	clear(c.byObject)
 	c.free = nil
 	c.resident, c.aheadB, c.freeB = 0, 0, 0
 	c.mu.Unlock()
@@ -597,8 +597,7 @@ func (c *BlockCache) evictOneLocked(foreground bool, ev *evictions) bool {
 		return false
 	}
 	for k, b := range c.ahead { // any one: they are all unread
-		delete(c.ahead, k)
-		c.aheadB -= b.size
+		c.dropAheadLocked(k, b)
 		ev.add(b, true)
 		c.dropLocked(b)
 		return true
@@ -810,7 +809,24 @@ func (c *BlockCache) insertLocked(cl *call, ev *evictions) bool {
 		c.ahead[cl.key] = b
 		c.aheadB += b.size
 	}
+	c.byObject.add(cl.key)
 	return true
+}
+
+// dropAheadLocked takes the prefetched block b out of ahead.
+func (c *BlockCache) dropAheadLocked(k BlockKey, b *block) {
+	delete(c.ahead, k)
+	c.aheadB -= b.size
+	c.unindexLocked(k)
+}
+
+// unindexLocked forgets k in byObject once neither lru nor ahead holds it.
+// It is lru's eviction callback too, so every way out of lru comes here.
+func (c *BlockCache) unindexLocked(k BlockKey) {
+	if _, ok := c.ahead[k]; ok || c.lru.Contains(k) {
+		return
+	}
+	c.byObject.remove(k)
 }
 
 // wait returns the call's result, or ctx's error if ctx is done first.

@@ -73,6 +73,7 @@ func TestETagChangeMisses(t *testing.T) {
 	if s := c.Stats(); s.ResidentBytes != 0 {
 		t.Fatalf("resident after Invalidate: %d", s.ResidentBytes)
 	}
+	checkInvariants(t, c, false)
 }
 
 func TestGetOrFillDedup(t *testing.T) {

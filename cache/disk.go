@@ -85,6 +85,7 @@ type DiskCache struct {
 	// accounting done before a create and after a remove.
 	mu       sync.Mutex
 	index    *simplelru.LRU[BlockKey, int64] // complete files: block → accounted bytes
+	byObject objectIndex                     // the keys of index, by object
 	pending  map[BlockKey]bool               // files being written
 	used     int64                           // accounted bytes of index
 	reserved int64                           // accounted bytes of files being written
@@ -175,19 +176,21 @@ func OpenDisk(opts DiskOptions) (*DiskCache, error) {
 	if opts.Observer == nil {
 		opts.Observer = NopObserver{}
 	}
-	index, err := simplelru.NewLRU[BlockKey, int64](math.MaxInt, nil)
+	d := &DiskCache{
+		dir:      opts.Dir,
+		max:      opts.MaxBytes,
+		log:      opts.Logger,
+		obs:      opts.Observer,
+		queue:    make(chan diskWrite, opts.QueueBlocks),
+		quit:     make(chan struct{}),
+		byObject: make(objectIndex),
+		pending:  make(map[BlockKey]bool),
+	}
+	// Its callback runs under d.mu, as every call to index does.
+	var err error
+	d.index, err = simplelru.NewLRU[BlockKey, int64](math.MaxInt, func(k BlockKey, _ int64) { d.byObject.remove(k) })
 	if err != nil {
 		return nil, err
-	}
-	d := &DiskCache{
-		dir:     opts.Dir,
-		max:     opts.MaxBytes,
-		log:     opts.Logger,
-		obs:     opts.Observer,
-		queue:   make(chan diskWrite, opts.QueueBlocks),
-		quit:    make(chan struct{}),
-		index:   index,
-		pending: make(map[BlockKey]bool),
 	}
 	d.fds, err = simplelru.NewLRU[BlockKey, *diskFD](maxOpenFDs(), d.fdEvictedLocked)
 	if err != nil {
@@ -715,6 +718,7 @@ func (d *DiskCache) write(k BlockKey, data []byte) {
 	if keep {
 		d.reserved -= need
 		d.index.Add(k, need)
+		d.byObject.add(k)
 		d.used += need
 	}
 	d.mu.Unlock()
@@ -783,9 +787,8 @@ func (d *DiskCache) removeAll() {
 func (d *DiskCache) Invalidate(key string) {
 	var vs []victim
 	d.mu.Lock()
-	for _, k := range d.index.Keys() {
-		if k.Key == key {
-			acc, _ := d.index.Peek(k)
+	for _, k := range d.byObject.blocks(key) {
+		if acc, ok := d.index.Peek(k); ok {
 			d.index.Remove(k)
 			vs = d.dropLocked(vs, k, acc)
 		}

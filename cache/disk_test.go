@@ -415,3 +415,31 @@ func TestDiskQueueFullDrops(t *testing.T) {
 	wg.Wait()
 	d.Put(BlockKey{Key: "y"}, []byte("y"))
 }
+
+// Invalidate drops every block of one object, whatever its ETag, and no
+// block of another (objects whose keys share a prefix included); evicted
+// and dropped blocks leave the per-object index too.
+func TestDiskInvalidateOneObject(t *testing.T) {
+	d, _ := openDisk(t, DiskOptions{Dir: t.TempDir(), MaxBytes: 1 << 20})
+	d.syncWrite = true
+	keys := []BlockKey{
+		{Key: "a", ETag: `"1"`, Index: 0}, {Key: "a", ETag: `"1"`, Index: 3}, {Key: "a", ETag: `"2"`, Index: 0},
+		{Key: "ab", ETag: `"1"`, Index: 0}, {Key: "b", ETag: `"1"`, Index: 0},
+	}
+	for _, k := range keys {
+		d.Put(k, []byte("block"))
+	}
+	d.Invalidate("a")
+	for _, k := range keys {
+		_, ok := d.Get(k, 5)
+		if want := k.Key != "a"; ok != want {
+			t.Errorf("%v cached %v after Invalidate(a), want %v", k, ok, want)
+		}
+	}
+	d.Get(BlockKey{Key: "b", ETag: `"1"`, Index: 0}, 4) // a wrong length drops the file
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.byObject) != 1 || len(d.byObject["ab"]) != 1 {
+		t.Errorf("per-object index %v, want ab's one block", d.byObject)
+	}
+}

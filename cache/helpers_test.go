@@ -208,6 +208,19 @@ func checkInvariants(t testing.TB, c *BlockCache, allowOver bool) {
 			pf += cl.reserved
 		}
 	}
+	indexed := 0
+	for key, blocks := range c.byObject {
+		for k := range blocks {
+			indexed++
+			_, inAhead := c.ahead[k]
+			if k.Key != key || !inAhead && !c.lru.Contains(k) {
+				t.Errorf("byObject[%q] lists %v, which the cache does not hold", key, k)
+			}
+		}
+	}
+	if want := c.lru.Len() + len(c.ahead); indexed != want {
+		t.Errorf("byObject lists %d blocks, the cache holds %d", indexed, want)
+	}
 	if lruB+aheadB != c.resident {
 		t.Errorf("resident %d, blocks hold %d", c.resident, lruB+aheadB)
 	}
