@@ -107,8 +107,12 @@ type FS struct {
 	// the store's most (1,000). Tests make pages small.
 	listPageKeys int
 
-	// smallAhead bounds the small-file read-ahead's fetches (smallahead.go).
-	smallAhead chan struct{}
+	// The small-file read-ahead (smallahead.go): its queue of fetches, the
+	// workers serving it (started with the first fetch), and when an open
+	// last kept to a directory's order (unix nanoseconds).
+	smallAheadQ     chan smallAheadJob
+	smallAheadStart sync.Once
+	smallAheadLast  atomic.Int64
 
 	// ctx lives as long as the filesystem (cancelled by Close): streaming
 	// uploads run under it, each request with its own deadline.
@@ -185,7 +189,7 @@ func New(cfg Config) (*FS, error) {
 	}
 	f.ctx, f.cancel = context.WithCancelCause(context.Background())
 	f.wake = make(chan struct{}, 1)
-	f.smallAhead = make(chan struct{}, smallAheadInFlight)
+	f.smallAheadQ = make(chan smallAheadJob, smallAheadQueue)
 	f.moves = newMoveGate()
 	f.shutdown = make(chan struct{})
 	f.retryStopped = make(chan struct{})

@@ -16,9 +16,18 @@ import (
 // fetched into the block cache in the background, keyed by the ETag their
 // listing showed, so that their opens find their bytes there. A file
 // changed since (another ETag) is read as always: the fetched block is
-// never used and ages out of the cache. The fetches share one bound per
-// mount, and one that cannot start at once is skipped rather than queued.
-
+// never used and ages out of the cache.
+//
+// A program going down a tree (grep -r) reads a few files per directory:
+// waiting for two opens in each would leave the first files of every
+// directory unfetched. So while the mount has a reader in order (an open
+// kept to a directory's order less than smallAheadWalk ago), the first
+// file opened of another directory starts its read-ahead at once.
+//
+// Fetches wait in one bounded queue per mount, served by
+// smallAheadInFlight workers; a fetch that finds the queue full is
+// dropped, and one whose file was opened meanwhile is skipped (its open
+// reads it, as an open always does).
 const (
 	// smallAheadFiles is how many files past the one opened are fetched.
 	smallAheadFiles = 8
@@ -32,6 +41,12 @@ const (
 	smallAheadGap = 4
 	// smallAheadTimeout is the deadline of one fetch.
 	smallAheadTimeout = 30 * time.Second
+	// smallAheadQueue bounds the fetches waiting for a worker: a few
+	// directories' worth.
+	smallAheadQueue = 4 * smallAheadFiles
+	// smallAheadWalk is how long after an open in order the first file
+	// opened of another directory starts that directory's read-ahead.
+	smallAheadWalk = 2 * time.Second
 )
 
 // smallAheadState follows the opens of a directory's files; in dirState,
@@ -43,10 +58,12 @@ type smallAheadState struct {
 	lastOpened, streak, fetchedTo int
 }
 
-// smallAheadJob is one file to fetch ahead.
+// smallAheadJob is one file to fetch ahead: entry idx of dir's listing.
 type smallAheadJob struct {
 	key, etag string
 	size      int64
+	dir       *Node
+	idx       int
 }
 
 // noteOpenForRead follows an open for reading of n (a file), and fetches the
@@ -61,17 +78,45 @@ func (n *Node) noteOpenForRead() {
 		return
 	}
 	jobs := dir.smallAheadJobs(name)
+	if len(jobs) == 0 {
+		return
+	}
+	f := n.fsys
+	f.smallAheadStart.Do(func() {
+		for range smallAheadInFlight {
+			go f.smallAheadWorker()
+		}
+	})
 	for _, j := range jobs {
 		select {
-		case n.fsys.smallAhead <- struct{}{}:
+		case f.smallAheadQ <- j:
 		default:
-			return // busy: the rest are read as usual when opened
+			return // full: the rest are read as usual when opened
 		}
-		go func() {
-			defer func() { <-n.fsys.smallAhead }()
-			n.fsys.fetchAhead(j)
-		}()
 	}
+}
+
+// smallAheadWorker fetches queued files until the filesystem closes.
+func (f *FS) smallAheadWorker() {
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case j := <-f.smallAheadQ:
+			if !j.dir.smallAheadOpened(j.idx) {
+				f.fetchAhead(j)
+			}
+		}
+	}
+}
+
+// smallAheadOpened reports whether the reader in order has reached entry
+// idx of n's listing: its open reads it, no need to fetch it ahead.
+func (n *Node) smallAheadOpened(idx int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	sa := &n.dir().smallAhead
+	return sa.streak > 0 && sa.lastOpened >= idx
 }
 
 // smallAheadJobs records the open of entry name of n's listing and returns
@@ -85,15 +130,22 @@ func (n *Node) smallAheadJobs(name string) []smallAheadJob {
 		return nil
 	}
 	sa := &d.smallAhead
-	if sa.streak > 0 && cur.idx > sa.lastOpened && cur.idx-sa.lastOpened <= smallAheadGap {
+	now := time.Now()
+	switch {
+	case sa.streak > 0 && cur.idx > sa.lastOpened && cur.idx-sa.lastOpened <= smallAheadGap:
 		sa.streak++
-	} else {
+	case cur.idx < smallAheadGap && now.UnixNano()-n.fsys.smallAheadLast.Load() < int64(smallAheadWalk):
+		// The first files of a directory, while the mount has a reader
+		// in order elsewhere: a program going down a tree.
+		sa.streak, sa.fetchedTo = 2, cur.idx
+	default:
 		sa.streak, sa.fetchedTo = 1, cur.idx
 	}
 	sa.lastOpened = cur.idx
 	if sa.streak < 2 {
 		return nil
 	}
+	n.fsys.smallAheadLast.Store(now.UnixNano())
 	var jobs []smallAheadJob
 	from := max(cur.idx, sa.fetchedTo) + 1
 	to := min(cur.idx+smallAheadFiles, len(d.listingOrder)-1)
@@ -103,7 +155,7 @@ func (n *Node) smallAheadJobs(name string) []smallAheadJob {
 		if !ok || e.kind != kindFile || e.needStat || e.etag == "" || e.size <= 0 || e.size > smallAheadMax {
 			continue
 		}
-		jobs = append(jobs, smallAheadJob{key: n.childKeyLocked(nm), etag: e.etag, size: e.size})
+		jobs = append(jobs, smallAheadJob{key: n.childKeyLocked(nm), etag: e.etag, size: e.size, dir: n, idx: i})
 	}
 	sa.fetchedTo = max(sa.fetchedTo, to)
 	return jobs
