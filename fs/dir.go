@@ -170,7 +170,11 @@ func (n *Node) lookupVia(ctx context.Context, name string, out *fuse.EntryOut, e
 		return nil, errNotFetched
 	default:
 		var errno syscall.Errno
-		ent, found, errno = n.fsys.statRemote(ctx, key)
+		if n.listedWithout(name) {
+			ent, found, errno = n.fsys.statUnlisted(ctx, key)
+		} else {
+			ent, found, errno = n.fsys.statRemote(ctx, key)
+		}
 		if errno != 0 {
 			return nil, errno
 		}
@@ -822,6 +826,66 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 		return objEntry(kindOf(obj), obj, true, false), true, 0
 	}
 	return listEntry{}, false, f.lookupErrno(key, objErr, listErr)
+}
+
+// listedWithout reports whether n's listing is complete, within its TTL,
+// and lacks name: the name is most likely absent (a file tar or git is
+// about to create), though without a negative TTL that is not trusted.
+func (n *Node) listedWithout(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	d := n.dirSt
+	if d == nil || d.listing == nil || !d.listingDone || !time.Now().Before(d.listingUntil) {
+		return false
+	}
+	_, listed := d.listing[name]
+	return !listed
+}
+
+// unlistedProbeKeys is how many entries statUnlisted's listing asks for.
+const unlistedProbeKeys = 64
+
+// statUnlisted looks up key, a name its directory's fresh listing lacks,
+// with one request where statRemote sends two at once (a name most likely
+// absent is what a program about to create it looks up: tar, git, npm).
+// One listing from key on, with the delimiter, shows the object key first
+// if there is one, and the prefix key/ if anything is below it (a marker,
+// or an implicit directory's objects); only names that sort between the
+// two ("key.c", "key-old/") can push key/ off the page, and a page that
+// ends before key/ without showing it is no answer. Whatever it finds is
+// looked up as any name is, so only an absent name is answered here.
+func (f *FS) statUnlisted(ctx context.Context, key string) (listEntry, bool, syscall.Errno) {
+	mctx, cancel := f.metaContext(ctx)
+	page, err := f.store.List(mctx, key, "/", "", unlistedProbeKeys)
+	cancel()
+	if err != nil {
+		return listEntry{}, false, f.lookupErrno(key, err)
+	}
+	if absentFrom(page, key) {
+		return listEntry{}, false, 0
+	}
+	return f.statRemote(ctx, key)
+}
+
+// absentFrom reports whether page, a listing of prefix key with the
+// delimiter "/", shows that neither the object key nor anything below
+// key/ exists.
+func absentFrom(page s3backend.ListResult, key string) bool {
+	dir := key + "/"
+	past := page.NextToken == "" // the page shows every name from key on
+	for _, o := range page.Objects {
+		if o.Key == key || strings.HasPrefix(o.Key, dir) {
+			return false
+		}
+		past = past || o.Key > dir
+	}
+	for _, p := range page.CommonPrefixes {
+		if p == dir {
+			return false
+		}
+		past = past || p > dir
+	}
+	return past
 }
 
 // inParallel runs fns at once and returns when all have.

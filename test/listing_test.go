@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5" //nolint:gosec // the digest S3 asks for with SSE-C
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -632,5 +633,63 @@ func TestListingWalkGetsHeadersForDu(t *testing.T) {
 	// still are.
 	if reqs["list"] > 20 || reqs["head"] > 45 {
 		t.Errorf("du sent %.0f LISTs and %.0f HEADs for %d directories: the first page's directories are listed one by one", reqs["list"], reqs["head"], dirs)
+	}
+}
+
+// TestCreatesInNewDirectoryListOnce: names looked up in a directory whose
+// fresh listing lacks them (here one this mount just made, as tar, git and
+// npm make theirs) cost one listing each, not a HEAD and a listing at
+// once; and what other tools made there since is still found at once (the
+// default negative TTL is 0), however many names sort before it.
+func TestCreatesInNewDirectoryListOnce(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr))
+	dir := m.Path("new")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	reqs := countRequests(t, addr, func() {
+		for i := range n {
+			name := filepath.Join(dir, fmt.Sprintf("f%02d.c", i))
+			f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString("int x;\n"); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	t.Logf("creating %d files in a new directory: %v", n, reqs)
+	if reqs["head"] != 0 || reqs["list"] > n {
+		t.Errorf("creating %d files sent %v, want at most one listing each and no HEAD", n, reqs)
+	}
+
+	m.Put("new/other.txt", []byte("x"), nil)
+	m.Put("new/sub/x", []byte("x"), nil)
+	for i := range 70 { // more than one probe's page, all before "deep/"
+		m.Put(fmt.Sprintf("new/deep.%02d", i), []byte("x"), nil)
+	}
+	m.Put("new/deep/x", []byte("x"), nil)
+	for name, dir := range map[string]bool{"other.txt": false, "sub": true, "deep": true} {
+		st, err := os.Stat(filepath.Join(m.Dir, "new", name))
+		if err != nil {
+			t.Errorf("%s, made by another tool after the listing: %v", name, err)
+			continue
+		}
+		if st.IsDir() != dir {
+			t.Errorf("%s: directory %v, want %v", name, st.IsDir(), dir)
+		}
+	}
+	if _, err := os.OpenFile(filepath.Join(dir, "other.txt"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); !errors.Is(err, os.ErrExist) {
+		t.Errorf("O_EXCL create of another tool's object: %v, want EEXIST", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of a name nobody made: %v, want ENOENT", err)
 	}
 }
