@@ -428,25 +428,33 @@ func (n *Node) truncate(ctx context.Context, size int64) syscall.Errno {
 	if same && staged {
 		return 0
 	}
-	if size == 0 && !staged {
+	if size == 0 {
+		// Emptied (open with O_TRUNC, truncate to 0): a new staging file
+		// replaces whatever n held, a sparse edit's base included, and
+		// appends from here may stream as a new file's do. Truncated in
+		// place, a file once written kept seqOnly unset and an overwrite
+		// of a big file was staged whole.
 		if errno := n.stageEmptyLocked(); errno != 0 {
 			return errno
 		}
-	} else if errno := n.ensureStagedLocked(ctx); errno != 0 {
-		return errno
+		n.mu.Lock()
+	} else {
+		if errno := n.ensureStagedLocked(ctx); errno != 0 {
+			return errno
+		}
+		n.mu.Lock()
+		n.fsys.abortStream(n.dropStreamLocked(), "truncate")
+		if err := n.staging.Truncate(size); err != nil {
+			n.mu.Unlock()
+			return toErrno(err)
+		}
+		n.releaseStagingLocked(size)
+		if n.editBase != nil {
+			n.dirty = n.dirty.clip(size)
+			n.growLocked(n.size, size)
+		}
+		n.size = size
 	}
-	n.mu.Lock()
-	n.fsys.abortStream(n.dropStreamLocked(), "truncate")
-	if err := n.staging.Truncate(size); err != nil {
-		n.mu.Unlock()
-		return toErrno(err)
-	}
-	n.releaseStagingLocked(size)
-	if n.editBase != nil {
-		n.dirty = n.dirty.clip(size)
-		n.growLocked(n.size, size)
-	}
-	n.size = size
 	n.markDirtyLocked()
 	n.attrs.mtime = time.Now()
 	n.attrs.ctime = n.attrs.mtime

@@ -454,6 +454,34 @@ func TestWritebackStagingBound(t *testing.T) {
 	}
 }
 
+// An overwrite streams as a new file does: dd over an existing object
+// (open with O_TRUNC) larger than --staging-size stores it byte-exact
+// through a streaming multipart upload. Emptied by truncating in place, a
+// file once written never streamed again: the overwrite was staged whole
+// and failed with ENOSPC at the bound.
+func TestWritebackOverwriteStreams(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	staging := filepath.Join(t.TempDir(), "staging")
+	m := mount(t, withFlags("--staging-dir", staging, "--staging-size", "48MiB", "--metrics-addr", addr))
+	m.Put("big", randBytes(160, 70<<20), nil)
+	data := randBytes(161, 80<<20+5)
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reqs := countRequests(t, addr, func() {
+		// dd: a process that does not fork, so nothing flushes the
+		// file mid-write (a fork of this test would close a copy).
+		run(t, m.Dir, "dd", "if="+src, "of="+m.Path("big"), "bs=1M", "status=none")
+	})
+	t.Logf("overwriting 80 MiB: %v", reqs)
+	if reqs["create_multipart"] != 1 || reqs["upload_part"] < 2 {
+		t.Errorf("the overwrite sent %v, want one streaming multipart upload", reqs)
+	}
+	objectIs(t, m, "big", data, 30*time.Second)
+}
+
 // A file many times larger than the staging disk can be written: a 1 GiB
 // sequential write with --staging-dir on a 192 MiB tmpfs streams its parts
 // and releases them from staging once uploaded. Then, on the same small
