@@ -3,7 +3,9 @@ package fs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -609,5 +611,43 @@ func TestRawUnlinkWhileStreamStarts(t *testing.T) {
 	}
 	if len(ups) != 0 {
 		t.Fatalf("%d multipart uploads left after the unlinked file was closed: %+v", len(ups), ups)
+	}
+}
+
+// Two staged versions of one key (a crash in the instant a file emptied by
+// O_TRUNC had its new staging file and not yet dropped the old one): the
+// next filesystem uploads the one saved last, and moves the other to the
+// recovery directory, where nothing uploads it over the newer.
+func TestRawRestartKeepsNewerStagedVersion(t *testing.T) {
+	staging := t.TempDir()
+	saved := time.Now().Add(-time.Minute)
+	stage := func(id, data string, at time.Time) {
+		b, err := json.Marshal(sidecar{Format: sidecarFormat, Key: "k", Size: int64(len(data)),
+			State: stateFailed.String(), Mode: 0o644, MtimeNs: at.UnixNano(), Saved: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(staging, id+sidecarSuffix), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(staging, id+dataSuffix), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Named so that the older sorts last and the newer first, and the
+	// other way round: the choice must not follow directory order.
+	for _, ids := range [][2]string{{"b-older", "a-newer"}, {"a-older", "b-newer"}} {
+		stage(ids[0], "old bytes", saved)
+		stage(ids[1], "new", saved.Add(time.Second))
+		r := newRawFS(t, rawOptions{stagingDir: staging, noChecks: true})
+		r.waitObject("k", []byte("new"))
+		r.waitSettled()
+		if b, err := os.ReadFile(filepath.Join(r.fsys.cfg.RecoveryDir, ids[0]+".k"+dataSuffix)); err != nil || string(b) != "old bytes" {
+			t.Errorf("%s: the older version in the recovery directory: %q, %v", ids[0], b, err)
+		}
+		r.fsys.Close()
+		if left, _ := filepath.Glob(filepath.Join(staging, "*")); len(left) != 0 {
+			t.Errorf("left in staging: %v", left)
+		}
 	}
 }

@@ -298,13 +298,19 @@ func (f *FS) loadStaged() error {
 			sidecars[id] = true
 		}
 	}
+	older := f.olderStaged(sidecars)
 	for _, e := range entries {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, sidecarSuffix+".tmp"):
 			os.Remove(filepath.Join(f.cfg.StagingDir, name))
 		case strings.HasSuffix(name, sidecarSuffix):
-			f.loadOne(strings.TrimSuffix(name, sidecarSuffix))
+			id := strings.TrimSuffix(name, sidecarSuffix)
+			if key, ok := older[id]; ok {
+				f.recoverOlder(id, key)
+				continue
+			}
+			f.loadOne(id)
 		case strings.HasSuffix(name, dataSuffix) && !sidecars[strings.TrimSuffix(name, dataSuffix)]:
 			id := strings.TrimSuffix(name, dataSuffix)
 			if info, err := e.Info(); err == nil && info.Size() == 0 {
@@ -320,6 +326,56 @@ func (f *FS) loadStaged() error {
 		}
 	}
 	return nil
+}
+
+// olderStaged finds, among the staged files with sidecars (by id), those
+// that a newer staged file of the same key supersedes, and returns them
+// with their keys. A key has two only after a crash in the instant a file
+// emptied (truncated to 0) had its new staging file and not yet dropped
+// the old one; the newer (last saved, then higher generation) is the
+// file's state, and uploading the other after it would put stale bytes
+// over it. Unreadable sidecars are left to loadOne's warnings.
+func (f *FS) olderStaged(ids map[string]bool) map[string]string {
+	type found struct {
+		id string
+		sc sidecar
+	}
+	newest := make(map[string]found)
+	older := make(map[string]string)
+	for id := range ids {
+		b, err := os.ReadFile(f.stagePath(id, sidecarSuffix))
+		if err != nil {
+			continue
+		}
+		var sc sidecar
+		if json.Unmarshal(b, &sc) != nil || sc.Format != sidecarFormat || sc.Bucket != f.cfg.Bucket || sc.Prefix != f.cfg.Prefix {
+			continue
+		}
+		cur, ok := newest[sc.Key]
+		switch {
+		case !ok:
+			newest[sc.Key] = found{id, sc}
+		case sc.Saved.After(cur.sc.Saved) || sc.Saved.Equal(cur.sc.Saved) && sc.Gen > cur.sc.Gen:
+			older[cur.id] = sc.Key
+			newest[sc.Key] = found{id, sc}
+		default:
+			older[id] = sc.Key
+		}
+	}
+	return older
+}
+
+// recoverOlder moves a superseded staged file (olderStaged) to the
+// recovery directory, where nothing uploads it, with a log line.
+func (f *FS) recoverOlder(id, key string) {
+	dst, err := f.moveToRecovery(id, key)
+	if err != nil {
+		f.log.Error("an older staged version of a key could not be moved to the recovery directory; left in staging, not uploaded",
+			"key", key, "id", id, "err", err)
+		return
+	}
+	f.log.Warn("an older staged version of a key, superseded by a newer one, moved to the recovery directory",
+		"key", key, "recovery_file", dst)
 }
 
 // loadOne registers one staged file from its sidecar.
@@ -350,7 +406,8 @@ func (f *FS) loadOne(id string) {
 		return
 	}
 	if prev := f.registered(sc.Key); prev != nil {
-		// Two leftovers for one key: keep the newer generation.
+		// olderStaged leaves one sidecar per key; a second can only be
+		// one written since it ran. Left in staging, not uploaded.
 		file.Close()
 		f.log.Warn("two staged versions of one key; keeping the first found", "key", sc.Key, "id", id)
 		return
