@@ -136,6 +136,7 @@ func TestListingFindSendsNoHead(t *testing.T) {
 	// store: one HEAD per entry at most.
 	m2 := mount(t, append(opts, onBucket(m.Bucket), withFlags("--list-metadata=false"))...)
 	lstat(t, m2.Path("meta")) // its own cold lookup, not counted below
+	release := holdDirs(t, m2.Path("meta"))
 	var ents map[string]lsEntry
 	reqs = countRequests(t, addr, func() { ents = lsLong(t, m2.Path("meta")) })
 	t.Logf("ls -l meta: %v", reqs)
@@ -146,6 +147,7 @@ func TestListingFindSendsNoHead(t *testing.T) {
 	if st := lstat(t, m2.Path("meta")); st.Mode != 0o40700 || st.Uid != 5 || st.Mtim.Sec != 1500000000 {
 		t.Errorf("meta: mode %#o uid %d mtime %d, want the marker's 040700 5 1500000000", st.Mode, st.Uid, st.Mtim.Sec)
 	}
+	release()
 	unmountAll(t, m2)
 
 	// On MinIO, once ls -l has stat-ed a few entries in order, the rest
@@ -153,6 +155,7 @@ func TestListingFindSendsNoHead(t *testing.T) {
 	// attributes, with a HEAD for only those first few.
 	m4 := mount(t, append(opts, onBucket(m.Bucket))...)
 	lstat(t, m4.Path("meta"))
+	holdDirs(t, m4.Path("meta"))
 	reqs = countRequests(t, addr, func() { ents = lsLong(t, m4.Path("meta")) })
 	t.Logf("ls -l meta, headers listed: %v", reqs)
 	if reqs["head"] > 3 || reqs["list"] < 2 {
@@ -435,6 +438,8 @@ func TestListingMaxStatEntries(t *testing.T) {
 	const per = 100
 	m.putMany(2*per, 32, func(i int) string { return fmt.Sprintf("%c/f%03d", 'a'+i/per, i%per) },
 		func(i int) []byte { return []byte(strconv.Itoa(i)) })
+	// The nodes stay (the bound drops listings, not nodes).
+	release := holdDirs(t, m.Path("a"), m.Path("b"))
 	lists := func(dir string) float64 {
 		t.Helper()
 		var out string
@@ -464,6 +469,7 @@ func TestListingMaxStatEntries(t *testing.T) {
 			t.Errorf("step %d, ls %s: %.0f LIST requests, want a listing: %v", i, s.dir, n, s.list)
 		}
 	}
+	release()
 	unmountAll(t, m)
 
 	// A directory over the bound alone: listed anew each time, whole.
@@ -479,6 +485,7 @@ func TestListingMaxStatEntries(t *testing.T) {
 	// Without a bound both stay cached.
 	m3 := mount(t, onBucket(m.Bucket), withTTL(time.Minute), withFlags("--metrics-addr", addr, "--max-stat-entries", "0"))
 	m = m3
+	holdDirs(t, m3.Path("a"), m3.Path("b"))
 	for i, s := range []struct {
 		dir  string
 		list bool
@@ -581,6 +588,11 @@ func TestOpenRevalidatesFromFreshListing(t *testing.T) {
 	}
 	run(t, src, "tar", "cf", "tree.tar", "tree")
 	run(t, m.Dir, "tar", "xf", filepath.Join(src, "tree.tar"))
+	held := []string{m.Path("tree")}
+	for d := range dirs {
+		held = append(held, m.Path(fmt.Sprintf("tree/s%d", d)))
+	}
+	holdDirs(t, held...)
 	time.Sleep(ttl)
 	run(t, m.Dir, "du", "-s", "tree")
 	var out string
@@ -649,6 +661,7 @@ func TestCreatesInNewDirectoryListOnce(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	holdDirs(t, dir) // its listing, made empty by mkdir, is what is tested
 	const n = 20
 	reqs := countRequests(t, addr, func() {
 		for i := range n {

@@ -278,6 +278,7 @@ func TestSmallFilesReadAhead(t *testing.T) {
 	m.Put("src/big.bin", bytes.Repeat([]byte("b"), 300<<10), nil) // past the size fetched ahead
 	unmountAll(t, m)
 	m2 := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr), onBucket(m.Bucket))
+	holdDirs(t, m2.Path("src"))
 	run(t, m2.Dir, "ls", "-l", "src")
 	hits0 := mustMetric(t, addr, "bucketfs_cache_hits_total")
 	reqs := countRequests(t, addr, func() {
@@ -313,6 +314,11 @@ func TestSmallFilesReadAheadDownATree(t *testing.T) {
 	m.putMany(dirs*per, 16, name, body)
 	unmountAll(t, m)
 	m2 := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr), onBucket(m.Bucket))
+	held := []string{m2.Path("tree")}
+	for d := range dirs {
+		held = append(held, m2.Path(fmt.Sprintf("tree/d%d", d)))
+	}
+	holdDirs(t, held...)
 	run(t, m2.Dir, "ls", "-R", "tree")
 	hits0 := mustMetric(t, addr, "bucketfs_cache_hits_total")
 	reqs := countRequests(t, addr, func() {
@@ -334,6 +340,32 @@ func TestSmallFilesReadAheadDownATree(t *testing.T) {
 	if want := float64(dirs*per - dirs - 1 - 8); hits < want {
 		t.Errorf("%.0f of %d files' reads found their bytes fetched ahead, want at least %.0f", hits, dirs*per, want)
 	}
+}
+
+// holdDirs opens the directories until the returned function (or the end
+// of the test) closes them. A directory's listing lives in its node, and
+// other tests' drop_caches make the kernel forget a node no one holds: a
+// test counting what a listing spares would otherwise see the lookups of a
+// node made anew. Close them before unmounting: a held directory makes
+// the mount busy.
+func holdDirs(t *testing.T, paths ...string) (release func()) {
+	t.Helper()
+	var held []*os.File
+	release = func() {
+		for _, d := range held {
+			d.Close()
+		}
+		held = nil
+	}
+	t.Cleanup(release)
+	for _, p := range paths {
+		d, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, d)
+	}
+	return release
 }
 
 // mustMetric is the value of the unlabelled sample name at addr.
