@@ -162,6 +162,11 @@ func TestRenameDirHoldsOnlyItsTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, m.Path("elsewhere/a"), []byte("a"))
+	// The rename holds the root's lock in the kernel for as long as it
+	// copies: a lookup of elsewhere in the root would wait for it there,
+	// never reaching the daemon, once another test's drop_caches made the
+	// kernel forget the entry. Held open, it stays known.
+	holdDirs(t, m.Path("elsewhere"))
 
 	started, release := g.holdCopies(m.Key("tree/"))
 	defer release()
