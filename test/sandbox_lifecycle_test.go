@@ -25,9 +25,19 @@ const mountHelperPath = "/sbin/mount.fuse.bucketfs"
 
 // installMountHelper points mountHelperPath at the binary under test for
 // the duration of t, restoring whatever was there (an installed bucketfs)
-// afterwards.
+// afterwards. The path is the machine's: a lock keeps two runs of the
+// suite on one machine from replacing each other's helper mid-test.
 func installMountHelper(t *testing.T) {
 	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "bucketfs-it-mount-helper.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("mount helper lock: %v", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatalf("mount helper lock: %v", err)
+	}
+	t.Cleanup(func() { lock.Close() }) // runs last: after the restore below
 	// A link into a test binary's temporary directory is left over from
 	// an interrupted run of this suite: ours to remove, not to restore.
 	if target, err := os.Readlink(mountHelperPath); err == nil && strings.Contains(target, "/bucketfs-bin-") {
