@@ -298,7 +298,7 @@ func (f *FS) loadStaged() error {
 			sidecars[id] = true
 		}
 	}
-	older := f.olderStaged(sidecars)
+	parsed, older := f.olderStaged(sidecars)
 	for _, e := range entries {
 		name := e.Name()
 		switch {
@@ -310,7 +310,7 @@ func (f *FS) loadStaged() error {
 				f.recoverOlder(id, key)
 				continue
 			}
-			f.loadOne(id)
+			f.loadOne(id, parsed[id])
 		case strings.HasSuffix(name, dataSuffix) && !sidecars[strings.TrimSuffix(name, dataSuffix)]:
 			id := strings.TrimSuffix(name, dataSuffix)
 			if info, err := e.Info(); err == nil && info.Size() == 0 {
@@ -328,29 +328,28 @@ func (f *FS) loadStaged() error {
 	return nil
 }
 
-// olderStaged finds, among the staged files with sidecars (by id), those
-// that a newer staged file of the same key supersedes, and returns them
-// with their keys. A key has two only after a crash in the instant a file
-// emptied (truncated to 0) had its new staging file and not yet dropped
-// the old one; the newer (last saved, then higher generation) is the
-// file's state, and uploading the other after it would put stale bytes
-// over it. Unreadable sidecars are left to loadOne's warnings.
-func (f *FS) olderStaged(ids map[string]bool) map[string]string {
+// olderStaged reads the sidecars of ids once (loadOne takes each from
+// parsed) and finds those that a newer staged file of the same key
+// supersedes, returned in older with their keys. A key has two only after
+// a crash in the instant a file emptied (truncated to 0) had its new
+// staging file and not yet dropped the old one; the newer (last saved,
+// then higher generation) is the file's state, and uploading the other
+// after it would put stale bytes over it.
+func (f *FS) olderStaged(ids map[string]bool) (parsed map[string]sidecarRead, older map[string]string) {
 	type found struct {
 		id string
 		sc sidecar
 	}
 	newest := make(map[string]found)
-	older := make(map[string]string)
+	parsed = make(map[string]sidecarRead, len(ids))
+	older = make(map[string]string)
 	for id := range ids {
-		b, err := os.ReadFile(f.stagePath(id, sidecarSuffix))
-		if err != nil {
-			continue
+		r := f.readSidecar(id)
+		parsed[id] = r
+		if r.why != "" {
+			continue // loadOne says why
 		}
-		var sc sidecar
-		if json.Unmarshal(b, &sc) != nil || sc.Format != sidecarFormat || sc.Bucket != f.cfg.Bucket || sc.Prefix != f.cfg.Prefix {
-			continue
-		}
+		sc := r.sc
 		cur, ok := newest[sc.Key]
 		switch {
 		case !ok:
@@ -362,7 +361,31 @@ func (f *FS) olderStaged(ids map[string]bool) map[string]string {
 			older[id] = sc.Key
 		}
 	}
-	return older
+	return parsed, older
+}
+
+// sidecarRead is a sidecar as read at start, or why it is left alone.
+type sidecarRead struct {
+	sc        sidecar
+	why       string // "": sc is this mount's
+	err       error
+	otherBase bool // of another bucket or prefix
+}
+
+// readSidecar reads id's sidecar and checks that it is this mount's.
+func (f *FS) readSidecar(id string) sidecarRead {
+	b, err := os.ReadFile(f.stagePath(id, sidecarSuffix))
+	if err != nil {
+		return sidecarRead{why: "unreadable staging sidecar left alone", err: err}
+	}
+	var sc sidecar
+	if err := json.Unmarshal(b, &sc); err != nil || sc.Format != sidecarFormat {
+		return sidecarRead{why: "staging sidecar of an unknown format left alone", err: err}
+	}
+	if sc.Bucket != f.cfg.Bucket || sc.Prefix != f.cfg.Prefix {
+		return sidecarRead{sc: sc, why: "staging sidecar of another bucket or prefix left alone", otherBase: true}
+	}
+	return sidecarRead{sc: sc}
 }
 
 // recoverOlder moves a superseded staged file (olderStaged) to the
@@ -379,20 +402,14 @@ func (f *FS) recoverOlder(id, key string) {
 }
 
 // loadOne registers one staged file from its sidecar.
-func (f *FS) loadOne(id string) {
-	b, err := os.ReadFile(f.stagePath(id, sidecarSuffix))
-	if err != nil {
-		f.log.Warn("unreadable staging sidecar left alone", "id", id, "err", err)
+func (f *FS) loadOne(id string, r sidecarRead) {
+	sc := r.sc
+	switch {
+	case r.otherBase:
+		f.log.Warn(r.why, "id", id, "bucket", sc.Bucket, "prefix", sc.Prefix)
 		return
-	}
-	var sc sidecar
-	if err := json.Unmarshal(b, &sc); err != nil || sc.Format != sidecarFormat {
-		f.log.Warn("staging sidecar of an unknown format left alone", "id", id, "err", err)
-		return
-	}
-	if sc.Bucket != f.cfg.Bucket || sc.Prefix != f.cfg.Prefix {
-		f.log.Warn("staging sidecar of another bucket or prefix left alone", "id", id,
-			"bucket", sc.Bucket, "prefix", sc.Prefix)
+	case r.why != "":
+		f.log.Warn(r.why, "id", id, "err", r.err)
 		return
 	}
 	if sc.State == stateClean.String() {
