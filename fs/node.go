@@ -39,28 +39,11 @@ type Node struct {
 	// trailing slash; "" for the root. Renames update it.
 	key string
 
-	attrs     posixAttrs
-	size      int64
-	etag      string // of the object as last seen or written; "" if none yet
-	hasMarker bool   // directories: a "key/" marker object exists
-	// emptiedHere: directories: this mount removed an entry of it (unlink,
-	// rmdir, rename away). An implicit directory (no marker) whose last
-	// entry goes vanishes from the store, yet POSIX wants it there until
-	// rmdir: a lookup that finds nothing keeps the node the kernel holds.
-	emptiedHere bool
-	// oldStyle: directories whose object is an old-style "key" (no
-	// slash, application/x-directory, as old s3fs versions made them);
-	// the next metadata update replaces it with "key/", as s3fs does,
-	// and rmdir and rename remove it.
-	oldStyle bool
-	// metaLoaded: attrs and foreign came from the object's headers (a
-	// HEAD), not from a listing, which carries none (xattr.go loads
-	// them before a rewrite could drop them).
-	metaLoaded bool
+	attrs      posixAttrs
+	size       int64
+	etag       string            // of the object as last seen or written; "" if none yet
 	foreign    map[string]string // metadata keys of other tools, kept on rewrite
 	validUntil time.Time         // attributes trusted until then (stat cache)
-	unlinked   bool              // removed from the namespace: never upload again
-	removing   bool              // an unlink or rename over it is under way: start no stream (set and cleared under uploadMu)
 	linkTarget string            // symlinks: cached target, "" until read
 
 	// Write staging (files only).
@@ -89,12 +72,7 @@ type Node struct {
 	resume *resumeUpload
 	// mem: a streaming file's newest bytes, held in memory instead of
 	// the staging file (streammem.go).
-	mem     *memTail
-	seqOnly bool
-	metaSet bool
-	// retired: the registry moved this node's state into a newer node
-	// (adopt); nothing may act on it any more.
-	retired bool
+	mem *memTail
 	// openedETag is the ETag the last open saw: an open of the same
 	// version keeps the kernel's page cache.
 	openedETag string
@@ -110,6 +88,32 @@ type Node struct {
 	// every directory node and, by dir(), for a node of another kind
 	// only if something asks it for a listing.
 	dirSt *dirState
+
+	// The flags, together at the end: scattered among the 8-byte fields
+	// above they cost 16 bytes of padding, which took Node past a size
+	// class of Go's allocator (a 100,000-entry directory is 100,000 nodes).
+	hasMarker bool // directories: a "key/" marker object exists
+	// emptiedHere: directories: this mount removed an entry of it (unlink,
+	// rmdir, rename away). An implicit directory (no marker) whose last
+	// entry goes vanishes from the store, yet POSIX wants it there until
+	// rmdir: a lookup that finds nothing keeps the node the kernel holds.
+	emptiedHere bool
+	// oldStyle: directories whose object is an old-style "key" (no
+	// slash, application/x-directory, as old s3fs versions made them);
+	// the next metadata update replaces it with "key/", as s3fs does,
+	// and rmdir and rename remove it.
+	oldStyle bool
+	// metaLoaded: attrs and foreign came from the object's headers (a
+	// HEAD), not from a listing, which carries none (xattr.go loads
+	// them before a rewrite could drop them).
+	metaLoaded bool
+	unlinked   bool // removed from the namespace: never upload again
+	removing   bool // an unlink or rename over it is under way: start no stream (set and cleared under uploadMu)
+	seqOnly    bool
+	metaSet    bool
+	// retired: the registry moved this node's state into a newer node
+	// (adopt); nothing may act on it any more.
+	retired bool
 }
 
 // dirState is what only a directory node needs: its listing cache and the
