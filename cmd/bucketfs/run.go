@@ -150,6 +150,7 @@ func run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	raiseProcs()
 	blocks, closeBlocks, err := openReadCache(cfg, log)
 	if err != nil {
 		return err
