@@ -41,6 +41,38 @@ func residentPages(t *testing.T, path string, size int) []bool {
 	return out
 }
 
+// dropFilePages empties the kernel's page cache of one file
+// (POSIX_FADV_DONTNEED) and checks that no page of it stays. Not
+// drop_caches: that empties every file's page cache, and a test running
+// beside this one that checks what bucketfs pushed into the page cache
+// (TestReadPathRandomReaderFillsPageCache) failed in CI when another
+// test's drop_caches came during its check.
+func dropFilePages(t *testing.T, path string, size int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Again while pages come back: bucketfs's pushes into the page cache
+	// of blocks it fetched for the reads before may land after the drop.
+	eventually(t, 5*time.Second, func() string {
+		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+			t.Fatalf("fadvise DONTNEED %s: %v", path, err)
+		}
+		n := 0
+		for _, r := range residentPages(t, path, size) {
+			if r {
+				n++
+			}
+		}
+		if n != 0 {
+			return strconv.Itoa(n) + " pages still in the page cache after POSIX_FADV_DONTNEED"
+		}
+		return ""
+	})
+}
+
 // randomReader opens path for random reads (POSIX_FADV_RANDOM, so the
 // kernel reads exactly the pages asked for).
 func randomReader(t *testing.T, path string) *os.File {
