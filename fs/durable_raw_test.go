@@ -356,6 +356,47 @@ func TestRawOpenTruncSendsNothingUntilFlush(t *testing.T) {
 	r.waitSettled()
 }
 
+// TestRawRetryNeverSendsAnOpenTruncatedFile: the retry loop uploads dirty
+// files nobody has open. An O_TRUNC open empties the file before its handle
+// exists; a retry pass in between (the hook runs one there) must not send
+// the empty file over the old object, which changes only at the handle's
+// flush. CI at 71c4e2a caught the window: TestWritebackOTruncIsAtomic found
+// an empty object after a failed overwrite. A pass that picked the file
+// before the open and uploads after it must not send it either.
+func TestRawRetryNeverSendsAnOpenTruncatedFile(t *testing.T) {
+	r := newRawFS(t, rawOptions{})
+	r.mem.Put("k", []byte("the old content"), objstore.PutOptions{})
+	ent := r.walk("k")
+	testHookOpenTruncated = func(*Node) { r.forceRetries() }
+	fh, errno := r.open(ent.NodeId, syscall.O_WRONLY|syscall.O_TRUNC)
+	testHookOpenTruncated = nil
+	if errno != 0 {
+		t.Fatalf("open O_TRUNC: %v", errno)
+	}
+	if b, _ := r.object("k"); string(b) != "the old content" {
+		t.Fatalf("object after open(O_TRUNC) and a retry pass = %q, want the old content until flush", b)
+	}
+	// Picked while closed and dirty, uploaded once open again: the
+	// retry's upload leaves it to the open handle.
+	n := r.fsys.registered("k")
+	if n == nil {
+		t.Fatal("the truncated file is not in the registry")
+	}
+	if errno := n.upload(context.Background(), "retry"); errno != 0 {
+		t.Fatalf("retry upload: %v", errno)
+	}
+	if b, _ := r.object("k"); string(b) != "the old content" {
+		t.Fatalf("object after a retry upload of the open file = %q, want the old content until flush", b)
+	}
+	r.write(ent.NodeId, fh, 0, []byte("new"))
+	if errno := r.close(ent.NodeId, fh); errno != 0 {
+		t.Fatalf("close: %v", errno)
+	}
+	if b, _ := r.object("k"); string(b) != "new" {
+		t.Fatalf("object after close = %q, want %q", b, "new")
+	}
+}
+
 func TestRawFlushAllCutOffKeepsStaged(t *testing.T) {
 	staging := t.TempDir()
 	r := newRawFS(t, rawOptions{stagingDir: staging, noChecks: true})

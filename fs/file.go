@@ -107,15 +107,32 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		// Page-cache pushes must not land on what this handle writes.
 		n.holdPushes()
 	}
+	counted := false
 	if h.writable && flags&syscall.O_TRUNC != 0 {
-		if errno := n.truncate(ctx, 0); errno != 0 {
+		// The open is counted before the truncate makes the file dirty:
+		// the retry loop uploads dirty files nobody has open, and in
+		// between it would send the emptied file over the old object,
+		// which must change only at this handle's close (CI caught it:
+		// TestWritebackOTruncIsAtomic found an empty object).
+		n.mu.Lock()
+		n.openCount++
+		n.mu.Unlock()
+		counted = true
+		errno := n.truncate(ctx, 0)
+		if testHookOpenTruncated != nil {
+			testHookOpenTruncated(n)
+		}
+		if errno != 0 {
 			n.releasePushes()
+			n.uncountOpen()
 			return nil, 0, errno
 		}
 	}
 	var fuseFlags uint32
 	n.mu.Lock()
-	n.openCount++
+	if !counted {
+		n.openCount++
+	}
 	// Our own writes go through the page cache, so it stays right while
 	// the object changes only through us; another writer's version has a
 	// new ETag, and then the kernel must drop what it has.
@@ -136,6 +153,22 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		n.noteOpenForRead()
 	}
 	return h, fuseFlags, 0
+}
+
+// testHookOpenTruncated, when set by a test, runs in Open right after an
+// O_TRUNC open emptied the file, before the handle exists.
+var testHookOpenTruncated func(*Node)
+
+// uncountOpen takes back the count of an open that failed after it was
+// counted, as Release would for its last handle.
+func (n *Node) uncountOpen() {
+	n.mu.Lock()
+	n.openCount--
+	wake := n.openCount == 0 && n.hasPendingLocked()
+	n.mu.Unlock()
+	if wake {
+		n.fsys.wakeRetries()
+	}
 }
 
 // Read serves from the staging file when the node has one, else from the
@@ -702,6 +735,13 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	n.dataMu.RLock()
 	n.mu.Lock()
 	if !n.hasPendingLocked() || n.retired || n.staging == nil {
+		n.mu.Unlock()
+		n.dataMu.RUnlock()
+		return 0, false
+	}
+	if why == "retry" && n.up.state == stateDirty && n.openCount > 0 {
+		// Opened since the retry loop picked it (an O_TRUNC open may
+		// have emptied it): its own close uploads it.
 		n.mu.Unlock()
 		n.dataMu.RUnlock()
 		return 0, false

@@ -104,7 +104,7 @@ func (f *FS) retryPass(now time.Time) time.Time {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if n.upload(context.Background(), "retry") == 0 {
+			if n.upload(context.Background(), "retry") == 0 && !n.hasPending() {
 				f.log.Info("pending file uploaded", "key", n.currentKey())
 				n.dropStagingIfIdle()
 			}
