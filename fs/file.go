@@ -107,17 +107,15 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		// Page-cache pushes must not land on what this handle writes.
 		n.holdPushes()
 	}
-	counted := false
+	// The open is counted before an O_TRUNC makes the file dirty: the
+	// retry loop uploads dirty files nobody has open, and in between it
+	// would send the emptied file over the old object, which must change
+	// only at this handle's close (CI caught it: TestWritebackOTruncIsAtomic
+	// found an empty object).
+	n.mu.Lock()
+	n.openCount++
+	n.mu.Unlock()
 	if h.writable && flags&syscall.O_TRUNC != 0 {
-		// The open is counted before the truncate makes the file dirty:
-		// the retry loop uploads dirty files nobody has open, and in
-		// between it would send the emptied file over the old object,
-		// which must change only at this handle's close (CI caught it:
-		// TestWritebackOTruncIsAtomic found an empty object).
-		n.mu.Lock()
-		n.openCount++
-		n.mu.Unlock()
-		counted = true
 		errno := n.truncate(ctx, 0)
 		if testHookOpenTruncated != nil {
 			testHookOpenTruncated(n)
@@ -130,9 +128,6 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	var fuseFlags uint32
 	n.mu.Lock()
-	if !counted {
-		n.openCount++
-	}
 	// Our own writes go through the page cache, so it stays right while
 	// the object changes only through us; another writer's version has a
 	// new ETag, and then the kernel must drop what it has.
@@ -739,7 +734,7 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 		n.dataMu.RUnlock()
 		return 0, false
 	}
-	if why == "retry" && n.up.state == stateDirty && n.openCount > 0 {
+	if why == "retry" && n.openDirtyLocked() {
 		// Opened since the retry loop picked it (an O_TRUNC open may
 		// have emptied it): its own close uploads it.
 		n.mu.Unlock()

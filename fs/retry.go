@@ -33,6 +33,13 @@ func (f *FS) wakeRetries() {
 	}
 }
 
+// openDirtyLocked reports a dirty file someone has open: its writer's
+// close uploads it, and the retry loop must not (an O_TRUNC open may have
+// emptied it, and the object changes only at that close). n.mu held.
+func (n *Node) openDirtyLocked() bool {
+	return n.up.state == stateDirty && n.openCount > 0
+}
+
 // retryLoop runs until shutdown is closed.
 func (f *FS) retryLoop() {
 	defer close(f.retryStopped)
@@ -66,7 +73,7 @@ func (f *FS) retryPass(now time.Time) time.Time {
 		n.mu.Lock()
 		switch {
 		case !n.hasPendingLocked() || n.retired:
-		case n.up.state == stateDirty && n.openCount == 0:
+		case n.up.state == stateDirty && !n.openDirtyLocked():
 			// Closed with changes no flush carried (or picked up from a
 			// previous daemon): upload now.
 			due = append(due, n)
