@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -259,10 +260,7 @@ func TestSpecialKeys(t *testing.T) {
 			t.Errorf("copy of %q reads %q", k, got)
 		}
 	}
-	res, err := st.List(ctx, "", "", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := listBothWays(t, st, ctx, "", "")
 	var got []string
 	for _, o := range res.Objects {
 		got = append(got, o.Key)
@@ -281,6 +279,26 @@ func TestSpecialKeys(t *testing.T) {
 	if want := "copy/ ctl\x1fdir/ ctl/ percent%2F/ plus+sign/ punct/ unicode/ with space/"; strings.Join(prefixes, " ") != want {
 		t.Errorf("List with delimiter: prefixes %q, want %q", prefixes, want)
 	}
+}
+
+// listBothWays lists one page of prefix with decodeListPage and with the
+// SDK's decoder, and fails unless they agree.
+func listBothWays(t *testing.T, st *Store, ctx context.Context, prefix, delim string) ListResult {
+	t.Helper()
+	res, err := st.List(ctx, prefix, delim, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.sdkListDecoder = true
+	defer func() { st.sdkListDecoder = false }()
+	sdk, err := st.List(ctx, prefix, delim, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res, sdk) {
+		t.Errorf("List(%q, %q): the decoder read\n%+v\nthe SDK\n%+v", prefix, delim, res, sdk)
+	}
+	return res
 }
 
 // listAll pages through a listing with maxKeys, checking page sizes.
@@ -912,10 +930,7 @@ func TestListCarriesHeadersOnMinIO(t *testing.T) {
 			t.Errorf("%q: headers listed without WithListHeaders", o.Key)
 		}
 	}
-	res, err := st.List(WithListHeaders(ctx), "d/", "/", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := listBothWays(t, st, WithListHeaders(ctx), "d/", "/")
 	if len(res.Objects) != 2 {
 		t.Fatalf("listed %d objects, want 2", len(res.Objects))
 	}

@@ -1,13 +1,10 @@
 package s3backend
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
-	"io"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -17,8 +14,8 @@ import (
 // -mtime) of listed objects costs one HEAD per entry. MinIO has an
 // extension for this: a ListObjectsV2 with metadata=true answers with each
 // object's user metadata and content type in a <UserMetadata> element
-// (which the SDK's decoder skips, so the page's body is read here a second
-// time), the headers a HEAD would have returned.
+// (which decodeListPage reads; the SDK's decoder skips it), the headers a
+// HEAD would have returned.
 //
 // The parameter is sent only to a store that said "Server: MinIO" in an
 // earlier response: another store might refuse a parameter it does not
@@ -43,39 +40,17 @@ func (s *Store) noteServer(stack *middleware.Stack) error {
 }
 
 // withListMetadata is an API option for one ListObjectsV2: it asks for
-// metadata=true and keeps a copy of the answer's body in body.
-func withListMetadata(body *bytes.Buffer) func(*middleware.Stack) error {
-	return func(stack *middleware.Stack) error {
-		err := stack.Build.Add(middleware.BuildMiddlewareFunc("bucketfsListMetadata",
-			func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-				if req, ok := in.Request.(*smithyhttp.Request); ok {
-					q := req.URL.Query()
-					q.Set("metadata", "true")
-					req.URL.RawQuery = q.Encode()
-				}
-				return next.HandleBuild(ctx, in)
-			}), middleware.After)
-		if err != nil {
-			return err
-		}
-		// Added last in the deserialize step, it sees the raw response
-		// before the operation's decoder reads it.
-		return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("bucketfsKeepListBody",
-			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
-				out, md, err := next.HandleDeserialize(ctx, in)
-				if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && err == nil && resp != nil && resp.Response != nil &&
-					resp.StatusCode == 200 && resp.Body != nil {
-					body.Reset()
-					resp.Body = teeCloser{io.TeeReader(resp.Body, body), resp.Body}
-				}
-				return out, md, err
-			}), middleware.After)
-	}
-}
-
-type teeCloser struct {
-	io.Reader
-	io.Closer
+// metadata=true. The answer's body is kept by withListDecoder.
+func withListMetadata(stack *middleware.Stack) error {
+	return stack.Build.Add(middleware.BuildMiddlewareFunc("bucketfsListMetadata",
+		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+			if req, ok := in.Request.(*smithyhttp.Request); ok {
+				q := req.URL.Query()
+				q.Set("metadata", "true")
+				req.URL.RawQuery = q.Encode()
+			}
+			return next.HandleBuild(ctx, in)
+		}), middleware.After)
 }
 
 // listedHeaders are the headers of the objects of one listing page that
@@ -88,8 +63,8 @@ type objectHeaders struct {
 }
 
 // parseListedHeaders reads the <UserMetadata> of each <Contents> of a
-// ListObjectsV2 answer. A page it cannot read gives none (its entries are
-// HEADed).
+// ListObjectsV2 answer, for a page decodeListPage refused and the SDK
+// decoded. A page it cannot read gives none (its entries are HEADed).
 func parseListedHeaders(body []byte) listedHeaders {
 	var page struct {
 		Contents []struct {
@@ -126,14 +101,6 @@ func parseListedHeaders(body []byte) listedHeaders {
 		out[c.Key] = h
 	}
 	return out
-}
-
-// listOptions are the per-call options of a List: with listing metadata,
-// the body kept for parseListedHeaders.
-func (s *Store) listOptions(body *bytes.Buffer) []func(*s3.Options) {
-	return []func(*s3.Options){func(o *s3.Options) {
-		o.APIOptions = append(o.APIOptions, withListMetadata(body))
-	}}
 }
 
 // listsMetadata reports whether List asks for the objects' headers.

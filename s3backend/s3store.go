@@ -1,7 +1,6 @@
 package s3backend
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -102,6 +101,9 @@ type Store struct {
 	// default), listings then carry each object's headers (listmeta.go).
 	minio    atomic.Bool
 	listMeta bool
+	// sdkListDecoder: listings are decoded by the SDK alone, not by
+	// decodeListPage (listxml.go); tests compare the two.
+	sdkListDecoder bool
 
 	// listUploadsPage is the MaxUploads of each ListMultipartUploads page
 	// (0: the store's default, 1000); a field so tests can page with few
@@ -364,26 +366,32 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 	if maxKeys > 0 {
 		in.MaxKeys = aws.Int32(int32(min(maxKeys, 1000)))
 	}
-	var body bytes.Buffer
-	var opts []func(*s3.Options)
 	withMeta := s.listsMetadata() && wantsListHeaders(ctx)
-	if withMeta {
-		opts = s.listOptions(&body)
-	}
-	out, err := s.client.ListObjectsV2(ctx, in, opts...)
+	call := listCall{sdkOnly: s.sdkListDecoder}
+	defer call.release()
+	out, err := s.client.ListObjectsV2(ctx, in, func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, withListDecoder(&call))
+		if withMeta {
+			o.APIOptions = append(o.APIOptions, withListMetadata)
+		}
+	})
 	if err != nil {
 		return ListResult{}, wrapErr("ListObjectsV2", prefix, err)
 	}
-	var headers listedHeaders
-	if withMeta {
-		headers = parseListedHeaders(body.Bytes())
+	page := call.page
+	if page == nil {
+		var headers listedHeaders
+		if withMeta && call.body != nil {
+			headers = parseListedHeaders(call.body.Bytes())
+		}
+		page = pageFromSDK(out, headers)
 	}
 	res := ListResult{
-		Objects:        make([]ObjectInfo, 0, len(out.Contents)),
-		CommonPrefixes: make([]string, 0, len(out.CommonPrefixes)),
+		Objects:        make([]ObjectInfo, 0, len(page.objects)),
+		CommonPrefixes: make([]string, 0, len(page.prefixes)),
 	}
-	for _, o := range out.Contents {
-		k, err := listDecode(out.EncodingType, aws.ToString(o.Key))
+	for _, o := range page.objects {
+		k, err := listDecode(page.encodingURL, o.key)
 		if err != nil {
 			return ListResult{}, wrapErr("ListObjectsV2", prefix, err)
 		}
@@ -392,26 +400,54 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 		}
 		info := ObjectInfo{
 			Key:          s.rel(k),
-			Size:         aws.ToInt64(o.Size),
-			ETag:         aws.ToString(o.ETag),
-			LastModified: aws.ToTime(o.LastModified),
+			Size:         o.size,
+			ETag:         o.etag,
+			LastModified: o.lastModified,
 		}
-		if h, ok := headers[aws.ToString(o.Key)]; ok {
+		if h := o.headers; h != nil {
 			info.ContentType, info.Metadata, info.HeadersListed = h.contentType, h.metadata, true
 		}
 		res.Objects = append(res.Objects, info)
 	}
-	for _, p := range out.CommonPrefixes {
-		cp, err := listDecode(out.EncodingType, aws.ToString(p.Prefix))
+	for _, p := range page.prefixes {
+		cp, err := listDecode(page.encodingURL, p)
 		if err != nil {
 			return ListResult{}, wrapErr("ListObjectsV2", prefix, err)
 		}
 		res.CommonPrefixes = append(res.CommonPrefixes, s.rel(cp))
 	}
-	if aws.ToBool(out.IsTruncated) {
-		res.NextToken = aws.ToString(out.NextContinuationToken)
+	if page.truncated {
+		res.NextToken = page.nextToken
 	}
 	return res, nil
+}
+
+// pageFromSDK is the page the SDK's decoder read, with the headers read
+// from the body beside it.
+func pageFromSDK(out *s3.ListObjectsV2Output, headers listedHeaders) *listPage {
+	page := &listPage{
+		encodingURL: out.EncodingType == types.EncodingTypeUrl,
+		truncated:   aws.ToBool(out.IsTruncated),
+		nextToken:   aws.ToString(out.NextContinuationToken),
+		objects:     make([]listedObject, 0, len(out.Contents)),
+		prefixes:    make([]string, 0, len(out.CommonPrefixes)),
+	}
+	for _, o := range out.Contents {
+		lo := listedObject{
+			key:          aws.ToString(o.Key),
+			size:         aws.ToInt64(o.Size),
+			etag:         aws.ToString(o.ETag),
+			lastModified: aws.ToTime(o.LastModified),
+		}
+		if h, ok := headers[lo.key]; ok {
+			lo.headers = &h
+		}
+		page.objects = append(page.objects, lo)
+	}
+	for _, p := range out.CommonPrefixes {
+		page.prefixes = append(page.prefixes, aws.ToString(p.Prefix))
+	}
+	return page
 }
 
 // listDecode decodes a key or prefix of a listing asked with
@@ -419,8 +455,8 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 // is "%2B"). A store that ignores the parameter says so by leaving
 // EncodingType out of its answer, and its keys are taken as they are. The
 // continuation token is opaque and never encoded.
-func listDecode(enc types.EncodingType, s string) (string, error) {
-	if enc != types.EncodingTypeUrl {
+func listDecode(encodingURL bool, s string) (string, error) {
+	if !encodingURL {
 		return s, nil
 	}
 	d, err := url.QueryUnescape(s)

@@ -412,7 +412,7 @@ func (s *Store) ListMultipart(ctx context.Context, prefix string) ([]MultipartUp
 			return nil, wrapErr("ListMultipartUploads", prefix, err)
 		}
 		for _, u := range page.Uploads {
-			k, err := listDecode(page.EncodingType, aws.ToString(u.Key))
+			k, err := listDecode(page.EncodingType == types.EncodingTypeUrl, aws.ToString(u.Key))
 			if err != nil {
 				return nil, wrapErr("ListMultipartUploads", prefix, err)
 			}
@@ -425,7 +425,7 @@ func (s *Store) ListMultipart(ctx context.Context, prefix string) ([]MultipartUp
 		if !aws.ToBool(page.IsTruncated) {
 			return out, nil
 		}
-		nextKey, err := listDecode(page.EncodingType, aws.ToString(page.NextKeyMarker))
+		nextKey, err := listDecode(page.EncodingType == types.EncodingTypeUrl, aws.ToString(page.NextKeyMarker))
 		if err != nil {
 			return nil, wrapErr("ListMultipartUploads", prefix, err)
 		}
