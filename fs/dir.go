@@ -40,7 +40,12 @@ type listEntry struct {
 	size  int64
 	mtime int64 // LastModified in Unix nanoseconds as listed; 0: none
 	etag  string
-	meta  *s3backend.ObjectInfo // with hasMeta, from a HEAD; else nil
+	// With hasMeta, the object's headers (from a HEAD, or a listing that
+	// carried them), held here rather than as a copy of the ObjectInfo:
+	// a big directory's listing holds an entry per object.
+	contentType string
+	metadata    map[string]string
+	oldStyle    bool // a directory whose marker is "key", not "key/" (s3fs's old style)
 }
 
 // objEntry is the entry of kind k for the object info describes; with
@@ -51,19 +56,20 @@ func objEntry(k kind, info s3backend.ObjectInfo, hasMeta, marker bool) listEntry
 		e.mtime = info.LastModified.UnixNano()
 	}
 	if hasMeta {
-		e.meta = &info
+		e.contentType, e.metadata = info.ContentType, info.Metadata
+		e.oldStyle = k == kindDir && info.Key != "" && !strings.HasSuffix(info.Key, "/")
 	}
 	return e
 }
 
-// info is the object as e describes it.
+// info is the object as e describes it (without its key).
 func (e listEntry) info() s3backend.ObjectInfo {
-	if e.meta != nil {
-		return *e.meta
-	}
 	info := s3backend.ObjectInfo{Size: e.size, ETag: e.etag}
 	if e.mtime != 0 {
 		info.LastModified = time.Unix(0, e.mtime).UTC()
+	}
+	if e.hasMeta {
+		info.ContentType, info.Metadata = e.contentType, e.metadata
 	}
 	return info
 }
@@ -681,6 +687,9 @@ func (n *Node) applyEntryLocked(ent listEntry) {
 		n.linkTarget = ""
 	}
 	n.applyInfoLocked(ent.info(), ent.hasMeta)
+	if n.kind == kindDir && ent.hasMeta {
+		n.oldStyle = ent.oldStyle // info() has no key to tell it by
+	}
 }
 
 // entry fills out for inode (n's inode) and returns it.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -81,6 +80,25 @@ type listDecoder struct {
 	// left to the SDK).
 	segments int
 	parent   bool
+	// interned holds the strings that repeat from object to object of a
+	// page (content types, metadata names, short values such as modes
+	// and owners): a big directory's listing is held as long as it is
+	// cached, one copy of each is enough.
+	interned map[string]string
+	lower    []byte // scratch for a lower-cased name
+}
+
+// intern returns b as a string, one copy per page.
+func (d *listDecoder) intern(b []byte) string {
+	if s, ok := d.interned[string(b)]; ok {
+		return s
+	}
+	if d.interned == nil {
+		d.interned = make(map[string]string)
+	}
+	s := string(b)
+	d.interned[s] = s
+	return s
 }
 
 const maxPath = 5
@@ -231,15 +249,25 @@ func (d *listDecoder) value(name []byte) error {
 			h := d.page.objects[len(d.page.objects)-1].headers
 			// Header names are case-insensitive; MinIO sends
 			// "X-Amz-Meta-Mode" and "content-type".
-			n := strings.ToLower(string(name))
+			d.lower = append(d.lower[:0], name...)
+			n := d.lower
+			for i, c := range n {
+				if 'A' <= c && c <= 'Z' {
+					n[i] = c + 'a' - 'A'
+				}
+			}
 			switch {
-			case n == "content-type":
-				h.contentType = string(v)
-			case strings.HasPrefix(n, "x-amz-meta-"):
+			case string(n) == "content-type":
+				h.contentType = d.intern(v)
+			case bytes.HasPrefix(n, []byte("x-amz-meta-")):
 				if h.metadata == nil {
 					h.metadata = make(map[string]string, 4)
 				}
-				h.metadata[strings.TrimPrefix(n, "x-amz-meta-")] = string(v)
+				val := string(v)
+				if len(v) <= 8 {
+					val = d.intern(v)
+				}
+				h.metadata[d.intern(n[len("x-amz-meta-"):])] = val
 			}
 		}
 	}
