@@ -764,7 +764,7 @@ func (c *BlockCache) finish(cl *call, data []byte, err error, toDisk bool) {
 			kept = c.insertLocked(cl, &ev)
 		}
 	}
-	toDisk = toDisk && kept && c.disk != nil
+	toDisk = toDisk && kept && c.disk != nil && (c.diskSeq || !onlyBlock(cl.key, int64(len(data)), c.bs))
 	if toDisk {
 		b.pins++ // until the disk tier has written it
 	}
@@ -783,6 +783,15 @@ func (c *BlockCache) finish(cl *call, data []byte, err error, toDisk bool) {
 		c.disk.putWait(cl.key, data, func() { c.unpin(b) }, !cl.prefetch)
 	}
 }
+
+// onlyBlock reports whether a block of n bytes at k is all of its object
+// (the object is smaller than a block). The automatic disk tier keeps what
+// random readers read of objects memory cannot hold; a small file is read
+// whole, and fetching it again costs one GET where writing it costs a file
+// create (slow on a VM's disk) and a slot in the disk queue its read would
+// wait for: grep -r over a source tree spent more CPU writing the tier than
+// fetching.
+func onlyBlock(k BlockKey, n, bs int64) bool { return k.Index == 0 && n < bs }
 
 // insertLocked keeps a fetched block. The call's reservation covered it
 // unless its size was unknown (a FillFunc's); if it does not fit even after

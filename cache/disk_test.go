@@ -308,6 +308,54 @@ func TestDiskAdmission(t *testing.T) {
 	}
 }
 
+// TestDiskAdmissionSmallObjects: an object smaller than a block is read
+// whole and stays out of the disk tier (one GET fetches it again), unless
+// the tier keeps everything (DiskSequential); the last, short block of a
+// bigger object a random reader reads goes in.
+func TestDiskAdmissionSmallObjects(t *testing.T) {
+	const bs = 64 << 10
+	for _, seq := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DiskSequential=%v", seq), func(t *testing.T) {
+			d, _ := openDisk(t, DiskOptions{Dir: t.TempDir(), MaxBytes: 8 << 20})
+			st := newFakeStore()
+			c := newCache(t, Options{BlockSize: bs, MaxBytes: 4 << 20, Disk: d, DiskSequential: seq})
+			for i := range 10 {
+				key := fmt.Sprint("small", i)
+				data, etag := st.put(key, 5000+i, uint64(i))
+				r := c.NewReader(Object{Key: key, ETag: etag, Size: int64(len(data))}, st.rangeFunc(key, etag))
+				if got := readAll(t, r, 32<<10); !bytes.Equal(got, data) {
+					t.Fatal("wrong bytes")
+				}
+				r.Close()
+			}
+			// The tail block of a bigger object, read at random.
+			data, etag := st.put("big", 3*bs+100, 7)
+			r := c.NewReader(Object{Key: "big", ETag: etag, Size: int64(len(data))}, st.rangeFunc("big", etag))
+			buf := make([]byte, 50)
+			if _, err := r.ReadAt(context.Background(), buf, 3*bs+10); err != nil || !bytes.Equal(buf, data[3*bs+10:3*bs+60]) {
+				t.Fatalf("tail read: %v", err)
+			}
+			r.Close()
+			want := 1 // the tail block
+			if seq {
+				want = 11
+			}
+			var got int
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				d.Drain()
+				if got = int(d.Stats().Files); got >= want || time.Now().After(deadline) {
+					break
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			d.Drain()
+			if got = int(d.Stats().Files); got != want {
+				t.Errorf("%d blocks on disk, want %d", got, want)
+			}
+		})
+	}
+}
+
 func mountOrSkip(t *testing.T, args ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {

@@ -140,6 +140,9 @@
 // starting empty keeps the accounting exact. Close deletes them too. Blocks
 // are written asynchronously by one goroutine behind a short queue; when the
 // queue is full a block is not written, so the disk never slows a read.
+// Unless the tier keeps everything (Options.DiskSequential), a block that
+// is all of its object (a file smaller than a block) is not written: it is
+// read whole and one GET fetches it again.
 //
 // A random read (one within a block, with no readahead) of a block that
 // only the disk tier holds is served by a pread of just the bytes it asks
