@@ -125,6 +125,15 @@ func TestListDecoderMatchesSDK(t *testing.T) {
 	if strings.Join(fast.CommonPrefixes, " ") != "dir+/ z z/" || fast.NextToken != "dG9rZW4=" {
 		t.Errorf("prefixes %q, token %q", fast.CommonPrefixes, fast.NextToken)
 	}
+	// Headers a listing carries unasked count for nothing, as on the
+	// SDK's path.
+	plain, err := c.fast.List(context.Background(), "", "/", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := plain.Objects[0]; o.HeadersListed || o.Metadata != nil || o.ContentType != "" {
+		t.Errorf("headers listed unasked: %+v", o)
+	}
 }
 
 // FuzzListDecoder: whatever the body, a page both decoders read is the

@@ -404,7 +404,10 @@ func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKe
 			ETag:         o.etag,
 			LastModified: o.lastModified,
 		}
-		if h := o.headers; h != nil {
+		// Headers count only where they were asked for, as on the
+		// SDK's path: a store that sends them unasked is not trusted
+		// to send them whole.
+		if h := o.headers; h != nil && withMeta {
 			info.ContentType, info.Metadata, info.HeadersListed = h.contentType, h.metadata, true
 		}
 		res.Objects = append(res.Objects, info)
