@@ -199,18 +199,51 @@ func (d *listDecoder) leaf(name []byte) ([]byte, error) {
 	return d.text, nil
 }
 
+// The elements whose text the page keeps, by path.
+type listField int
+
+const (
+	fieldNone   listField = iota
+	fieldPage             // ListBucketResult/{IsTruncated,NextContinuationToken,EncodingType}
+	fieldObject           // ListBucketResult/Contents/{Key,ETag,Size,LastModified}
+	fieldPrefix           // ListBucketResult/CommonPrefixes/Prefix
+	fieldHeader           // ListBucketResult/Contents/UserMetadata/*
+)
+
+// field is what the element name that just ended is to the page.
+func (d *listDecoder) field(name []byte) listField {
+	switch {
+	case d.depth == 2:
+		switch string(name) {
+		case "IsTruncated", "NextContinuationToken", "EncodingType":
+			return fieldPage
+		}
+	case d.depth == 3 && string(d.path[1]) == "Contents":
+		switch string(name) {
+		case "Key", "ETag", "Size", "LastModified":
+			return fieldObject
+		}
+	case d.depth == 3 && string(d.path[1]) == "CommonPrefixes" && string(name) == "Prefix":
+		return fieldPrefix
+	case d.depth == 4 && string(d.path[1]) == "Contents" && string(d.path[2]) == "UserMetadata":
+		return fieldHeader
+	}
+	return fieldNone
+}
+
 // value takes the text of the element name that just ended, if its path
 // is one the page needs.
 func (d *listDecoder) value(name []byte) error {
+	f := d.field(name)
+	if f == fieldNone {
+		return nil
+	}
 	v, err := d.leaf(name)
-	switch d.depth {
-	case 2:
-		switch string(name) {
-		case "IsTruncated", "NextContinuationToken", "EncodingType":
-			if err != nil {
-				return err
-			}
-		}
+	if err != nil {
+		return err
+	}
+	switch f {
+	case fieldPage:
 		switch string(name) {
 		case "IsTruncated":
 			b, err := strconv.ParseBool(string(v))
@@ -223,55 +256,39 @@ func (d *listDecoder) value(name []byte) error {
 		case "EncodingType":
 			d.page.encodingURL = string(v) == "url"
 		}
-	case 3:
-		switch string(d.path[1]) {
-		case "Contents":
-			switch string(name) {
-			case "Key", "ETag", "Size", "LastModified":
-				if err != nil {
-					return err
-				}
-				return d.objectField(&d.page.objects[len(d.page.objects)-1], name, v)
-			}
-		case "CommonPrefixes":
-			if string(name) == "Prefix" {
-				if err != nil {
-					return err
-				}
-				d.page.prefixes[len(d.page.prefixes)-1] = string(v)
-			}
-		}
-	case 4:
-		if string(d.path[1]) == "Contents" && string(d.path[2]) == "UserMetadata" {
-			if err != nil {
-				return err
-			}
-			h := d.page.objects[len(d.page.objects)-1].headers
-			// Header names are case-insensitive; MinIO sends
-			// "X-Amz-Meta-Mode" and "content-type".
-			d.lower = append(d.lower[:0], name...)
-			n := d.lower
-			for i, c := range n {
-				if 'A' <= c && c <= 'Z' {
-					n[i] = c + 'a' - 'A'
-				}
-			}
-			switch {
-			case string(n) == "content-type":
-				h.contentType = d.intern(v)
-			case bytes.HasPrefix(n, []byte("x-amz-meta-")):
-				if h.metadata == nil {
-					h.metadata = make(map[string]string, 4)
-				}
-				val := string(v)
-				if len(v) <= 8 {
-					val = d.intern(v)
-				}
-				h.metadata[d.intern(n[len("x-amz-meta-"):])] = val
-			}
-		}
+	case fieldObject:
+		return d.objectField(&d.page.objects[len(d.page.objects)-1], name, v)
+	case fieldPrefix:
+		d.page.prefixes[len(d.page.prefixes)-1] = string(v)
+	case fieldHeader:
+		d.header(d.page.objects[len(d.page.objects)-1].headers, name, v)
 	}
 	return nil
+}
+
+// header takes one element of an object's <UserMetadata>. Header names
+// are case-insensitive; MinIO sends "X-Amz-Meta-Mode" and "content-type".
+func (d *listDecoder) header(h *objectHeaders, name, v []byte) {
+	d.lower = append(d.lower[:0], name...)
+	n := d.lower
+	for i, c := range n {
+		if 'A' <= c && c <= 'Z' {
+			n[i] = c + 'a' - 'A'
+		}
+	}
+	switch {
+	case string(n) == "content-type":
+		h.contentType = d.intern(v)
+	case bytes.HasPrefix(n, []byte("x-amz-meta-")):
+		if h.metadata == nil {
+			h.metadata = make(map[string]string, 4)
+		}
+		val := string(v)
+		if len(v) <= 8 {
+			val = d.intern(v)
+		}
+		h.metadata[d.intern(n[len("x-amz-meta-"):])] = val
+	}
 }
 
 func (d *listDecoder) objectField(o *listedObject, name, v []byte) error {
