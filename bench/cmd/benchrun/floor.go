@@ -38,6 +38,8 @@ func (r *runner) sdkSteps(ctx context.Context, c *cellRun, timeout time.Duration
 			}
 		case r.unitOf(id) == "files/s":
 			c.ok(id, float64(n)/sec, nil)
+		case r.unitOf(id) == "ms":
+			c.ok(id, sec*1000, nil)
 		default:
 			c.ok(id, sec, nil)
 		}
@@ -243,4 +245,32 @@ func wSDKDev(ctx context.Context, j *job, res *jobResult) error {
 			}
 			return nil
 		}))
+}
+
+// wSDKTTFB is 9b's floor: a HEAD, then a GET, of each file one after
+// another, in a process that has sent one request before (a warm
+// connection, as a mounted daemon has); Steps["ttfb"] is the median.
+func wSDKTTFB(ctx context.Context, j *job, res *jobResult) error {
+	c, b := j.S3.client(), j.S3.Bucket
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: aws.String(launchKey)}); err != nil {
+		return err
+	}
+	var ds []float64
+	for i := range j.N {
+		key := ttfbKey(i)
+		t0 := time.Now()
+		if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: &key}); err != nil {
+			return err
+		}
+		body, err := getBody(ctx, c, b, key)
+		if err != nil {
+			return err
+		}
+		ds = append(ds, time.Since(t0).Seconds())
+		if !bytes.Equal(body, ttfbBody(i)) {
+			return fmt.Errorf("%w: %s: got %d bytes", errWrong, key, len(body))
+		}
+	}
+	res.Steps = map[string]float64{"ttfb": median(ds)}
+	return nil
 }

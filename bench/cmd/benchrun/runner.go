@@ -108,6 +108,7 @@ func (r *runner) defineMetrics() []metric {
 		{"cpu_read", "8d. CPU of the daemon during 1, per GiB read (utime+stime from /proc/PID/stat)", "CPU-s/GiB", false, "seqread"},
 		{"cpu_write", "8e. CPU of the daemon during 3, per GiB written (until the object is in the bucket)", "CPU-s/GiB", false, "write"},
 		{"launch", "9. Launch to first read: mount command started → a small file in the mount read (polled every 1 ms)", "ms", false, "launch"},
+		{"ttfb", fmt.Sprintf("9b. Time to first byte: stat, open and read of a %s file in a directory not listed, median of %d (SDK: HEAD, then GET)", humanSize(ttfbSize), ttfbFiles), "ms", false, "launch"},
 	}
 }
 
@@ -202,7 +203,7 @@ func (r *runner) run(ctx context.Context) error {
 func toolRuns(tool, w string) bool {
 	if tool == "sdk" {
 		switch w {
-		case "seqread", "write", "small", "list", "devday":
+		case "seqread", "write", "small", "list", "devday", "launch":
 			return true
 		}
 		return false
@@ -230,6 +231,9 @@ func (r *runner) runCell(ctx context.Context, w, tool string, run int) {
 	if tool == "sdk" && (w == "seqread" || w == "write") {
 		// The SDK has no cache and no daemon apart from itself.
 		ids = map[string][]string{"seqread": {"read_cold", "rss_read", "cpu_read"}, "write": {"write", "rss_write", "cpu_write"}}[w]
+	}
+	if tool == "sdk" && w == "launch" {
+		ids = []string{"ttfb"} // nothing to launch
 	}
 	c := &cellRun{r: r, tool: tool, run: run, done: map[string]bool{}, reqs: map[string]map[string]float64{}}
 	finish := func(status, detail string) {

@@ -88,6 +88,8 @@ var workerOps = map[string]func(context.Context, *job, *jobResult) error{
 	"spotcheck":   noCtx(wSpotCheck),
 	"treeverify":  noCtx(wTreeVerify),
 	"launch":      wLaunchRead,
+	"ttfb":        wTTFB,
+	"sdkttfb":     wSDKTTFB,
 	"sdksmall":    wSDKSmall,
 	"sdklist":     wSDKList,
 	"sdkdev":      wSDKDev,
@@ -449,5 +451,36 @@ func wLaunchRead(ctx context.Context, j *job, res *jobResult) error {
 			return errors.New("mount command still running after the read")
 		}
 	}
+	return nil
+}
+
+// wTTFB times, for each of N files of directory Path (ttfbKey's names), a
+// stat, an open, a read of the whole file and a close, one file after
+// another; Seconds is the median. The directory itself is looked up first,
+// untimed: the figure is a file's, not its directory's.
+func wTTFB(ctx context.Context, j *job, res *jobResult) error {
+	if _, err := os.Stat(j.Path); err != nil {
+		return err
+	}
+	buf := make([]byte, ttfbSize+1)
+	var ds []float64
+	for i := range j.N {
+		p := filepath.Join(j.Path, filepath.Base(ttfbKey(i)))
+		t0 := time.Now()
+		if _, err := os.Stat(p); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		n, err := io.ReadFull(f, buf)
+		f.Close()
+		ds = append(ds, time.Since(t0).Seconds())
+		if err != io.ErrUnexpectedEOF || !bytes.Equal(buf[:n], ttfbBody(i)) {
+			return fmt.Errorf("%w: %s: read %d bytes (%v), want its %d", errWrong, p, n, err, ttfbSize)
+		}
+	}
+	res.Seconds = median(ds)
 	return nil
 }

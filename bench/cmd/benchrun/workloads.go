@@ -108,6 +108,11 @@ func (r *runner) prepare(ctx context.Context) error {
 			_, err := r.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(launchKey), Body: bytes.NewReader(launchBody)})
 			return err
 		})
+		do("time-to-first-byte files", func() error {
+			return putMany(ctx, r.client, bucket, ttfbFiles, 8, func(i int) (string, []byte) {
+				return ttfbKey(i), ttfbBody(i)
+			})
+		})
 	}
 	if r.wants("devday") {
 		do("source tarball", func() error {
@@ -692,6 +697,9 @@ var launchBody = []byte("hello from the bench bucket\n")
 // does), so the figure is not the runner's own start-up. The mount is
 // then unmounted as any other.
 func (r *runner) wLaunch(ctx context.Context, c *cellRun) error {
+	if c.tool == "sdk" {
+		return r.sdkSteps(ctx, c, time.Minute, job{Op: "sdkttfb", N: ttfbFiles}, 0, "ttfb")
+	}
 	dir, priv, logPath := r.mountPaths(c.tool)
 	argv, env, err := prepareMount(r.tools[c.tool], dir, priv)
 	if err != nil {
@@ -709,10 +717,37 @@ func (r *runner) wLaunch(ctx context.Context, c *cellRun) error {
 		// Everything the daemon sent from its start until the read.
 		r.requestsSince(ctx, c, "launch", m, map[string]float64{})
 	}
-	r.unmount(m)
 	if werr != nil {
+		r.unmount(m)
 		return werr
 	}
 	c.ok("launch", res.Seconds*1000, nil)
+	// 9b on the fresh mount: its files' directory was never listed.
+	req0 := r.reqSnapshot(ctx, m)
+	tres, terr := r.worker(ctx, time.Minute, job{Op: "ttfb", Path: filepath.Join(dir, ttfbDir), N: ttfbFiles})
+	r.requestsSince(ctx, c, "ttfb", m, req0)
+	r.unmount(m)
+	if terr != nil {
+		c.bad("ttfb", terr)
+		return terr
+	}
+	c.ok("ttfb", tres.Seconds*1000, nil)
 	return nil
+}
+
+// Workload 9b's files: ttfbFiles of ttfbSize bytes in ttfbDir.
+const (
+	ttfbDir   = "ttfb"
+	ttfbFiles = 20
+	ttfbSize  = 4096
+)
+
+func ttfbKey(i int) string { return fmt.Sprintf("%s/f%02d", ttfbDir, i) }
+
+func ttfbBody(i int) []byte {
+	b := make([]byte, ttfbSize)
+	for j := range b {
+		b[j] = byte('a' + (i+j)%26)
+	}
+	return b
 }
