@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/novitalabs/bucketfs/cache"
 	"github.com/novitalabs/bucketfs/s3backend"
 )
 
@@ -804,11 +806,12 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 	defer cancel()
 	var (
 		obj             s3backend.ObjectInfo
+		body            []byte
 		objErr, listErr error
 		list            s3backend.ListResult
 	)
 	inParallel(
-		func() { obj, objErr = f.store.Head(mctx, key) },
+		func() { obj, body, objErr = f.peek(mctx, key) },
 		func() { list, listErr = f.store.List(mctx, key+"/", "", "", 1) })
 
 	// Some stores (S3, and MinIO too) allow both "key" and "key/…". The
@@ -832,9 +835,56 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 	case listErr == nil && len(list.Objects)+len(list.CommonPrefixes) > 0:
 		return listEntry{kind: kindDir}, true, 0
 	case objErr == nil:
-		return objEntry(kindOf(obj), obj, true, false), true, 0
+		k := kindOf(obj)
+		if k == kindFile && len(body) > 0 {
+			f.keepPeeked(obj, body)
+		}
+		return objEntry(k, obj, true, false), true, 0
 	}
 	return listEntry{}, false, f.lookupErrno(key, objErr, listErr)
+}
+
+// peekMax is the largest file a cold lookup brings whole (see peek): the
+// kernel's first read of a file asks for this much, and it is the most a
+// lookup of a bigger file reads and drops.
+const peekMax = 128 << 10
+
+// peek asks for what a HEAD of key tells and, for a file of at most
+// peekMax bytes, its content, in one request (Store.Peek): a program that
+// opens a file by its path (cat, an import, a config loader) waits for the
+// lookup, then the read; the read of a small file is then answered from
+// the block cache. Without a block cache, or when the store refuses the
+// request (an error other than not found), it is a HEAD.
+func (f *FS) peek(ctx context.Context, key string) (s3backend.ObjectInfo, []byte, error) {
+	if f.blocks == nil {
+		info, err := f.store.Head(ctx, key)
+		return info, nil, err
+	}
+	info, body, err := f.store.Peek(ctx, key, min(peekMax, f.blocks.BlockSize()))
+	if err == nil || errors.Is(err, s3backend.ErrNotFound) || ctx.Err() != nil {
+		return info, body, err
+	}
+	f.log.Debug("lookup: the store refused a ranged GET; asking with a HEAD", "key", key, "err", err)
+	info, err = f.store.Head(ctx, key)
+	return info, nil, err
+}
+
+// keepPeeked puts the content a lookup's peek brought into the block
+// cache, keyed by its ETag as an open's reader will ask for it, unless the
+// file has local data (its reads come from that).
+func (f *FS) keepPeeked(info s3backend.ObjectInfo, body []byte) {
+	if f.registered(info.Key) != nil || info.ETag == "" {
+		return
+	}
+	rd := f.blocks.NewReader(cache.Object{Key: info.Key, ETag: info.ETag, Size: int64(len(body))},
+		func(_ context.Context, off, n int64) (io.ReadCloser, error) {
+			end := min(off+n, int64(len(body)))
+			return io.NopCloser(bytes.NewReader(body[min(off, end):end])), nil
+		})
+	defer rd.Close()
+	if _, err := rd.ReadAt(f.ctx, make([]byte, len(body)), 0); err != nil && err != io.EOF && f.ctx.Err() == nil {
+		f.log.Debug("lookup: keeping a small file's bytes failed", "key", info.Key, "err", err)
+	}
 }
 
 // listedWithout reports whether n's listing is complete, within its TTL,

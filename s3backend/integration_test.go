@@ -966,3 +966,58 @@ func TestListCarriesHeadersOnMinIO(t *testing.T) {
 		}
 	}
 }
+
+// TestPeekOnMinIO: a peek tells what a HEAD does, with the whole content of
+// an object no longer than max, and nothing of a bigger one's; an empty
+// object peeks as empty content, a missing key is ErrNotFound.
+func TestPeekOnMinIO(t *testing.T) {
+	t.Parallel()
+	st, _ := newStore(t, nil)
+	ctx := testCtx(t)
+	small, exact, big := randBytes(t, 4096), randBytes(t, 8192), randBytes(t, 3<<20)
+	opts := PutOptions{ContentType: "text/plain", Metadata: map[string]string{"mode": "33188", "uid": "7"}}
+	upload(t, st, "small", small, opts)
+	upload(t, st, "exact", exact, opts)
+	upload(t, st, "big", big, opts)
+	upload(t, st, "empty", nil, opts)
+	for _, tc := range []struct {
+		key  string
+		want []byte // nil: no body
+	}{
+		{"small", small},
+		{"exact", exact},
+		{"big", nil},
+		{"empty", []byte{}},
+	} {
+		info, body, err := st.Peek(ctx, tc.key, 8192)
+		if err != nil {
+			t.Fatalf("Peek %s: %v", tc.key, err)
+		}
+		head, err := st.Head(ctx, tc.key)
+		if err != nil {
+			t.Fatalf("Head %s: %v", tc.key, err)
+		}
+		if info.Key != head.Key || info.Size != head.Size || info.ETag != head.ETag || !info.LastModified.Equal(head.LastModified) ||
+			info.ContentType != head.ContentType || !maps.Equal(info.Metadata, head.Metadata) {
+			t.Errorf("Peek %s = %+v, Head = %+v", tc.key, info, head)
+		}
+		if (body == nil) != (tc.want == nil) || !bytes.Equal(body, tc.want) {
+			t.Errorf("Peek %s body: %d bytes (nil %v), want %d (nil %v)", tc.key, len(body), body == nil, len(tc.want), tc.want == nil)
+		}
+	}
+	if _, _, err := st.Peek(ctx, "missing", 8192); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Peek of a missing key: %v, want ErrNotFound", err)
+	}
+}
+
+func TestRangeTotal(t *testing.T) {
+	for in, want := range map[string]int64{"bytes 0-4095/4096": 4096, "bytes 0--1/0": 0, "bytes 100-199/5000": 5000, "": -1, "bytes */12": 12, "bytes 0-1/x": -1, "items 0-1/2": -1} {
+		got, ok := rangeTotal(in)
+		if !ok {
+			got = -1
+		}
+		if got != want {
+			t.Errorf("rangeTotal(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

@@ -342,6 +342,81 @@ func (s *Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
 	}, nil
 }
 
+// Peek implements ObjectStore with one GET of the last max bytes (a suffix
+// range): a store sends the whole object when it is no longer than that,
+// and in every case the headers a HEAD would, the size in Content-Range.
+// A suffix range, unlike "bytes=0-N", is satisfiable for an empty object on
+// MinIO; a store that refuses it fails the peek, and the caller asks with
+// a HEAD. A bigger object's tail is read and dropped (at most max bytes),
+// which keeps the connection for the next request.
+func (s *Store) Peek(ctx context.Context, key string, max int64) (ObjectInfo, []byte, error) {
+	if max <= 0 {
+		info, err := s.Head(ctx, key)
+		return info, nil, err
+	}
+	in := &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.full(key)),
+		Range:  aws.String("bytes=-" + strconv.FormatInt(max, 10)),
+	}
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
+	out, err := s.client.GetObject(ctx, in)
+	err = wrapErr("GetObject", key, err)
+	if s.obj.ssec() && plainObjectError(err) {
+		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = nil, nil, nil
+		out, err = s.client.GetObject(ctx, in)
+		err = wrapErr("GetObject", key, err)
+	}
+	if err != nil {
+		return ObjectInfo{}, nil, err
+	}
+	defer out.Body.Close()
+	n := aws.ToInt64(out.ContentLength)
+	size, ok := rangeTotal(aws.ToString(out.ContentRange))
+	if !ok {
+		// No range in the answer: the store sent the whole object.
+		size = n
+	}
+	info := ObjectInfo{
+		Key:          key,
+		Size:         size,
+		ETag:         aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+		ContentType:  aws.ToString(out.ContentType),
+		Metadata:     lowerKeys(out.Metadata),
+	}
+	if n < 0 || n > max {
+		// A store that ignored the range on a big object: closing the
+		// body drops the connection rather than reading it all.
+		return info, nil, nil
+	}
+	// The headers are the answer; a body cut short only loses the bytes.
+	if n != size {
+		// The tail of a bigger object: read to keep the connection.
+		_, _ = io.Copy(io.Discard, io.LimitReader(out.Body, n))
+		return info, nil, nil
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(out.Body, body); err != nil {
+		return info, nil, nil
+	}
+	return info, body, nil
+}
+
+// rangeTotal returns the complete length of a Content-Range header
+// ("bytes 0-4095/4096"; MinIO says "bytes 0--1/0" for an empty object).
+func rangeTotal(cr string) (int64, bool) {
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 || !strings.HasPrefix(cr, "bytes ") {
+		return 0, false
+	}
+	total, err := strconv.ParseInt(cr[i+1:], 10, 64)
+	if err != nil || total < 0 {
+		return 0, false
+	}
+	return total, true
+}
+
 // List implements ObjectStore. Keys and common prefixes are returned
 // relative to the mount prefix. The one key skipped is the mount prefix's
 // own directory marker (bucket key == mount prefix, i.e. relative key ""):

@@ -378,15 +378,20 @@ func TestListingChmodKeepsHeaders(t *testing.T) {
 	}
 }
 
-// A cold lookup (a name in a directory not listed yet) costs a HEAD of the
-// key and a one-key listing of "key/", in parallel; only a directory with a
-// marker costs one more request, the HEAD of its marker, for the mode and
-// owner the kernel checks. The answers are what the objects say.
+// A cold lookup (a name in a directory not listed yet) costs a peek of the
+// key (a GET of its last 128 KiB: the headers a HEAD tells, and a small
+// file's whole content) and a one-key listing of "key/", in parallel; only
+// a directory with a marker costs one more request, the HEAD of its marker,
+// for the mode and owner the kernel checks. The answers are what the
+// objects say, and reading a small file just looked up sends nothing more.
 func TestColdLookupRequests(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t)
 	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr))
 	m.Put("file", []byte("12345"), map[string]string{"mode": strconv.Itoa(0o100640), "uid": "1234"})
+	big := randBytes(77, 300<<10)
+	m.Put("big", big, nil)
+	m.Put("empty", nil, map[string]string{"mode": strconv.Itoa(0o100600)})
 	m.Put("implicit/below", []byte("x"), nil)
 	m.Put("marked/", nil, map[string]string{"mode": strconv.Itoa(0o40710), "uid": "4321"})
 	unmountAll(t, m)
@@ -397,15 +402,18 @@ func TestColdLookupRequests(t *testing.T) {
 		heads float64
 		mode  uint32
 		uid   uint32
+		size  int64
 	}{
-		{"file", 1, 0o100640, 1234},
-		{"implicit", 1, syscall.S_IFDIR, 0},
-		{"marked", 2, 0o40710, 4321},
+		{"file", 0, 0o100640, 1234, 5},
+		{"big", 0, 0o100644, 0, int64(len(big))},
+		{"empty", 0, 0o100600, 0, 0},
+		{"implicit", 0, syscall.S_IFDIR, 0, 0},
+		{"marked", 1, 0o40710, 4321, 0},
 	} {
 		var st syscall.Stat_t
 		reqs := countRequests(t, addr, func() { st = lstat(t, m2.Path(tc.name)) })
-		if reqs["head"] != tc.heads || reqs["list"] != 1 || reqs["get"] != 0 {
-			t.Errorf("cold lookup of %s sent %v, want %.0f HEAD and 1 LIST", tc.name, reqs, tc.heads)
+		if reqs["head"] != tc.heads || reqs["list"] != 1 || reqs["get"] != 1 {
+			t.Errorf("cold lookup of %s sent %v, want 1 GET, 1 LIST and %.0f HEAD", tc.name, reqs, tc.heads)
 		}
 		if tc.name == "implicit" {
 			if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
@@ -413,16 +421,25 @@ func TestColdLookupRequests(t *testing.T) {
 			}
 			continue
 		}
-		if st.Mode != tc.mode || st.Uid != tc.uid {
-			t.Errorf("%s: mode %o uid %d, want %o %d", tc.name, st.Mode, st.Uid, tc.mode, tc.uid)
+		if st.Mode != tc.mode || st.Uid != tc.uid || (st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Size != tc.size) {
+			t.Errorf("%s: mode %o uid %d size %d, want %o %d %d", tc.name, st.Mode, st.Uid, st.Size, tc.mode, tc.uid, tc.size)
 		}
 	}
+	// The small file's bytes came with its lookup; the big one's did not.
+	reqs := countRequests(t, addr, func() { sameBytes(t, "file", readFile(t, m2.Path("file")), []byte("12345")) })
+	if reqs["get"]+reqs["head"]+reqs["list"] != 0 {
+		t.Errorf("reading a small file just looked up sent %v, want nothing", reqs)
+	}
+	reqs = countRequests(t, addr, func() { sameBytes(t, "big", readFile(t, m2.Path("big")), big) })
+	if reqs["get"] != 1 || reqs["head"]+reqs["list"] != 0 {
+		t.Errorf("reading a 300 KiB file just looked up sent %v, want one GET", reqs)
+	}
 	// A name that is nothing: the same two requests, ENOENT.
-	reqs := countRequests(t, addr, func() {
+	reqs = countRequests(t, addr, func() {
 		wantErrno(t, "lstat of a missing name", syscall.Lstat(m2.Path("missing"), new(syscall.Stat_t)), syscall.ENOENT)
 	})
-	if reqs["head"] != 1 || reqs["list"] != 1 {
-		t.Errorf("cold lookup of a missing name sent %v, want 1 HEAD and 1 LIST", reqs)
+	if reqs["get"] != 1 || reqs["list"] != 1 || reqs["head"] != 0 {
+		t.Errorf("cold lookup of a missing name sent %v, want 1 GET and 1 LIST", reqs)
 	}
 }
 

@@ -213,6 +213,19 @@ func (s *Store) Head(ctx context.Context, key string) (objstore.ObjectInfo, erro
 	return call(s, ctx, objstore.OpHead, key, func() (objstore.ObjectInfo, error) { return s.next.Head(ctx, key) })
 }
 
+// Peek implements objstore.ObjectStore.
+func (s *Store) Peek(ctx context.Context, key string, max int64) (objstore.ObjectInfo, []byte, error) {
+	type peeked struct {
+		info objstore.ObjectInfo
+		body []byte
+	}
+	p, err := call(s, ctx, objstore.OpPeek, key, func() (peeked, error) {
+		info, body, err := s.next.Peek(ctx, key, max)
+		return peeked{info, body}, err
+	})
+	return p.info, p.body, err
+}
+
 // List implements objstore.ObjectStore.
 func (s *Store) List(ctx context.Context, prefix, delimiter, token string, maxKeys int) (objstore.ListResult, error) {
 	return call(s, ctx, objstore.OpList, prefix, func() (objstore.ListResult, error) {

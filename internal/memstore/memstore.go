@@ -258,6 +258,25 @@ func (s *Store) Head(ctx context.Context, key string) (objstore.ObjectInfo, erro
 	return o.info(key, true), nil
 }
 
+// Peek implements objstore.ObjectStore.
+func (s *Store) Peek(ctx context.Context, key string, max int64) (objstore.ObjectInfo, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return objstore.ObjectInfo{}, nil, s.failCtx(objstore.OpPeek, key, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.objs[key]
+	if !ok {
+		return objstore.ObjectInfo{}, nil, s.fail(objstore.OpPeek, key, objstore.ErrNotFound)
+	}
+	var body []byte
+	if int64(len(o.data)) <= max {
+		body = append([]byte{}, o.data...)
+	}
+	s.count(objstore.OpPeek, nil, 0, int64(len(body)), 0)
+	return o.info(key, true), body, nil
+}
+
 // List implements objstore.ObjectStore. The token is the last key or common
 // prefix of the previous page. As in s3backend, the key "" (the mount
 // root's own marker) is never listed.

@@ -313,3 +313,26 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestPeek: a peek is a Head with the content of an object of at most max
+// bytes (empty, not nil, for an empty object).
+func TestPeek(t *testing.T) {
+	s := New(Options{})
+	s.Put("small", []byte("hello"), objstore.PutOptions{Metadata: map[string]string{"mode": "33188"}})
+	s.Put("empty", nil, objstore.PutOptions{})
+	for key, want := range map[string][]byte{"small": []byte("hello"), "empty": {}} {
+		info, body, err := s.Peek(ctx, key, 5)
+		if err != nil || body == nil || !bytes.Equal(body, want) || info.Size != int64(len(want)) {
+			t.Errorf("Peek(%s, 5) = %+v, %q (nil %v), %v", key, info, body, body == nil, err)
+		}
+	}
+	if info, body, err := s.Peek(ctx, "small", 4); err != nil || body != nil || info.Size != 5 || info.Metadata["mode"] != "33188" {
+		t.Errorf("Peek of a bigger object = %+v, %q, %v; want its Head, no body", info, body, err)
+	}
+	if _, _, err := s.Peek(ctx, "missing", 4); !errors.Is(err, objstore.ErrNotFound) {
+		t.Errorf("Peek of a missing key: %v", err)
+	}
+	if n := s.Stats()[objstore.OpPeek].Calls; n != 4 {
+		t.Errorf("%d peeks counted, want 4", n)
+	}
+}

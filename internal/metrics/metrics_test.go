@@ -26,6 +26,9 @@ type fakeStore struct {
 func (f *fakeStore) Head(context.Context, string) (s3backend.ObjectInfo, error) {
 	return s3backend.ObjectInfo{}, f.err
 }
+func (f *fakeStore) Peek(context.Context, string, int64) (s3backend.ObjectInfo, []byte, error) {
+	return s3backend.ObjectInfo{}, nil, f.err
+}
 func (f *fakeStore) List(context.Context, string, string, string, int) (s3backend.ListResult, error) {
 	return s3backend.ListResult{}, f.err
 }

@@ -65,6 +65,15 @@ func (s *store) Head(ctx context.Context, key string) (s3backend.ObjectInfo, err
 	return oi, err
 }
 
+func (s *store) Peek(ctx context.Context, key string, max int64) (s3backend.ObjectInfo, []byte, error) {
+	start := time.Now()
+	oi, body, err := s.next.Peek(ctx, key, max)
+	// On the wire it is a GET.
+	s.observe(opGet, start, err)
+	s.m.downloadBytes.Add(float64(len(body)))
+	return oi, body, err
+}
+
 func (s *store) List(ctx context.Context, prefix, delimiter, token string, maxKeys int) (s3backend.ListResult, error) {
 	start := time.Now()
 	lr, err := s.next.List(ctx, prefix, delimiter, token, maxKeys)

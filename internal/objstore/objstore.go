@@ -116,6 +116,15 @@ type ObjectStore interface {
 	// Head returns the object's size, ETag and user metadata.
 	Head(ctx context.Context, key string) (ObjectInfo, error)
 
+	// Peek returns what Head returns and, when the object holds at most max
+	// bytes, its whole content (an empty, non-nil slice for an empty
+	// object); body is nil for a bigger object. It is one request where a
+	// HEAD and then a GET are two round trips: a lookup that peeks has the
+	// bytes of a small file before its first read. An error other than
+	// ErrNotFound says nothing about the object (a store that refuses the
+	// request a HEAD would answer): callers fall back to Head.
+	Peek(ctx context.Context, key string, max int64) (info ObjectInfo, body []byte, err error)
+
 	// List returns one page of keys under prefix. With delimiter "/" it
 	// returns the immediate children: objects and common prefixes. token is
 	// the NextToken of the previous page ("" for the first). maxKeys <= 0
@@ -173,6 +182,7 @@ type Op string
 // The operations, one per ObjectStore method.
 const (
 	OpHead              Op = "Head"
+	OpPeek              Op = "Peek"
 	OpList              Op = "List"
 	OpGetRange          Op = "GetRange"
 	OpUpload            Op = "Upload"
@@ -188,7 +198,7 @@ const (
 )
 
 // Ops lists every Op.
-var Ops = []Op{OpHead, OpList, OpGetRange, OpUpload, OpCreateMultipart, OpUploadPart,
+var Ops = []Op{OpHead, OpPeek, OpList, OpGetRange, OpUpload, OpCreateMultipart, OpUploadPart,
 	OpUploadPartCopy, OpCompleteMultipart, OpAbortMultipart, OpListMultipart, OpCopy, OpDelete, OpDeleteMany}
 
 // Error is an error of a store implementation without a wire protocol of
