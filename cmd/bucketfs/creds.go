@@ -37,6 +37,15 @@ func selectCredentials(cfg *Config, env sysEnv) (credChoice, error) {
 	if cfg.useSDKChain {
 		return credChoice{Source: "the AWS SDK chain (iam_role)"}, nil
 	}
+	if id, secret := env.Getenv("AWS_ACCESS_KEY_ID"), env.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+		// What the SDK's chain would take first, taken here: static keys
+		// need no request of their own, which lets a plain-HTTP endpoint
+		// skip the CA bundle (see plainHTTPWithStaticKeys).
+		return credChoice{
+			Provider: credentials.NewStaticCredentialsProvider(id, secret, env.Getenv("AWS_SESSION_TOKEN")),
+			Source:   "AWS_ACCESS_KEY_ID in the environment",
+		}, nil
+	}
 	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE",
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
 		if env.Getenv(v) != "" {

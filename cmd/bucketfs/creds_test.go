@@ -77,6 +77,10 @@ func TestSelectCredentials(t *testing.T) {
 			fx.vars["AWS_ACCESS_KEY_ID"] = "envkey"
 			writeFile(fx.t, filepath.Join(fx.home, ".passwd-s3fs"), "HK:HS\n", 0o600)
 		}, nil, "<chain>", "AWS_ACCESS_KEY_ID in the environment"},
+		{"env key pair is static", func(fx *credsFixture) {
+			fx.vars["AWS_ACCESS_KEY_ID"], fx.vars["AWS_SECRET_ACCESS_KEY"] = "EK", "ES"
+			writeFile(fx.t, filepath.Join(fx.home, ".passwd-s3fs"), "HK:HS\n", 0o600)
+		}, nil, "EK:ES", "AWS_ACCESS_KEY_ID in the environment"},
 		{"web identity uses chain", func(fx *credsFixture) {
 			fx.vars["AWS_WEB_IDENTITY_TOKEN_FILE"] = "/tok"
 		}, nil, "<chain>", "AWS_WEB_IDENTITY_TOKEN_FILE"},

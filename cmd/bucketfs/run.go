@@ -218,11 +218,16 @@ func run(ctx context.Context, cfg *Config) error {
 	}
 	// Starting up (credentials, the SDK's tables, the mount) leaves a few
 	// MiB of garbage that the next collection, far off on an idle mount,
-	// would only then give back: give it back now.
-	debug.FreeOSMemory()
-	// Likewise the executable's pages that starting up mapped
-	// (startpages.go).
-	log.Debug("released startup pages", "bytes", releaseStartupPages())
+	// would only then give back: give it back, and likewise the
+	// executable's pages that starting up mapped (startpages.go). Not at
+	// once: the program that started the mount reads it right away, and
+	// its first requests would wait for the collection and fault back
+	// the code they run.
+	release := time.AfterFunc(startupReleaseDelay, func() {
+		debug.FreeOSMemory()
+		log.Debug("released startup pages", "bytes", releaseStartupPages())
+	})
+	defer release.Stop()
 
 	served := make(chan struct{})
 	go func() { server.Wait(); close(served) }()
@@ -712,6 +717,10 @@ func sparseEditMin(flag int64) int64 {
 // plainHTTPWithStaticKeys tells whether the daemon makes no TLS connection
 // at all: an http:// endpoint, and credentials it holds itself rather than
 // the SDK's chain (which may call STS or SSO over HTTPS).
+// startupReleaseDelay is how long after the mount answers its start-up
+// memory is given back.
+const startupReleaseDelay = 2 * time.Second
+
 func plainHTTPWithStaticKeys(endpoint string, creds aws.CredentialsProvider) bool {
 	return creds != nil && strings.HasPrefix(strings.ToLower(endpoint), "http://")
 }
