@@ -882,10 +882,17 @@ func (f *FS) keepPeeked(info s3backend.ObjectInfo, body []byte) {
 			return io.NopCloser(bytes.NewReader(body[min(off, end):end])), nil
 		})
 	defer rd.Close()
-	if _, err := rd.ReadAt(f.ctx, make([]byte, len(body)), 0); err != nil && err != io.EOF && f.ctx.Err() == nil {
+	// A cache whose budget is all in flight makes a fill wait: the lookup
+	// does not wait long for it (the read then fetches as usual).
+	ctx, cancel := context.WithTimeout(f.ctx, peekKeepWait)
+	defer cancel()
+	if _, err := rd.ReadAt(ctx, make([]byte, len(body)), 0); err != nil && err != io.EOF && f.ctx.Err() == nil {
 		f.log.Debug("lookup: keeping a small file's bytes failed", "key", info.Key, "err", err)
 	}
 }
+
+// peekKeepWait bounds how long a lookup waits for room in the block cache.
+const peekKeepWait = 50 * time.Millisecond
 
 // listedWithout reports whether n's listing is complete, within its TTL,
 // and lacks name: the name is most likely absent (a file tar or git is
