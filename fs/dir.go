@@ -861,7 +861,12 @@ func (f *FS) peek(ctx context.Context, key string) (s3backend.ObjectInfo, []byte
 		return info, nil, err
 	}
 	info, body, err := f.store.Peek(ctx, key, min(peekMax, f.blocks.BlockSize()))
-	if err == nil || errors.Is(err, s3backend.ErrNotFound) || ctx.Err() != nil {
+	switch {
+	case err == nil, ctx.Err() != nil, errors.Is(err, s3backend.ErrNotFound),
+		// What a HEAD would hit as well (a store down or throttling, the
+		// keys refused): asking again only doubles the wait.
+		errors.Is(err, s3backend.ErrUnreachable), errors.Is(err, s3backend.ErrThrottled),
+		errors.Is(err, s3backend.ErrBadCredentials), errors.Is(err, s3backend.ErrNoSuchBucket):
 		return info, body, err
 	}
 	f.log.Debug("lookup: the store refused a ranged GET; asking with a HEAD", "key", key, "err", err)

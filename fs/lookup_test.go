@@ -75,4 +75,16 @@ func TestLookupPeeks(t *testing.T) {
 	if h := r.faults.Calls(objstore.OpHead); h != 1 {
 		t.Errorf("a refused peek led to %d HEADs, want 1", h)
 	}
+
+	// A store that is down fails the lookup without a HEAD after the peek.
+	r.faults.Clear()
+	r.mem.Put("third", []byte("x"), objstore.PutOptions{})
+	r.faults.SetOutage(true)
+	if _, errno := r.lookup(rootIno, "third"); errno == 0 {
+		t.Errorf("lookup with the store down succeeded")
+	}
+	r.faults.SetOutage(false)
+	if h := r.faults.Calls(objstore.OpHead); h != 1 {
+		t.Errorf("a lookup with the store down sent %d more HEADs after its peek, want none", h-1)
+	}
 }
