@@ -853,8 +853,8 @@ const peekMax = 128 << 10
 // peekMax bytes, its content, in one request (Store.Peek): a program that
 // opens a file by its path (cat, an import, a config loader) waits for the
 // lookup, then the read; the read of a small file is then answered from
-// the block cache. Without a block cache, or when the store refuses the
-// request (an error other than not found), it is a HEAD.
+// the block cache. Without a block cache it is a HEAD, and so it is again
+// when the store refuses the ranged GET itself (see the switch below).
 func (f *FS) peek(ctx context.Context, key string) (s3backend.ObjectInfo, []byte, error) {
 	if f.blocks == nil {
 		info, err := f.store.Head(ctx, key)
