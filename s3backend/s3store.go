@@ -321,14 +321,11 @@ func (s *Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.full(key)),
 	}
-	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
-	out, err := s.client.HeadObject(ctx, in)
-	err = wrapErr("HeadObject", key, err)
-	if s.obj.ssec() && plainObjectError(err) {
-		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = nil, nil, nil
-		out, err = s.client.HeadObject(ctx, in)
-		err = wrapErr("HeadObject", key, err)
-	}
+	out, err := withCustomerKey(s, "HeadObject", key,
+		func(alg, k, md5 *string) {
+			in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = alg, k, md5
+		},
+		func() (*s3.HeadObjectOutput, error) { return s.client.HeadObject(ctx, in) })
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -359,14 +356,7 @@ func (s *Store) Peek(ctx context.Context, key string, max int64) (ObjectInfo, []
 		Key:    aws.String(s.full(key)),
 		Range:  aws.String("bytes=-" + strconv.FormatInt(max, 10)),
 	}
-	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
-	out, err := s.client.GetObject(ctx, in)
-	err = wrapErr("GetObject", key, err)
-	if s.obj.ssec() && plainObjectError(err) {
-		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = nil, nil, nil
-		out, err = s.client.GetObject(ctx, in)
-		err = wrapErr("GetObject", key, err)
-	}
+	out, err := s.getObject(ctx, key, in)
 	if err != nil {
 		return ObjectInfo{}, nil, err
 	}
@@ -562,7 +552,6 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64, ifMatch 
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.full(key)),
 	}
-	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = s.obj.customerKey()
 	switch {
 	case n > 0:
 		in.Range = aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10))
@@ -572,14 +561,8 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64, ifMatch 
 	if ifMatch != "" {
 		in.IfMatch = aws.String(ifMatch)
 	}
-	out, err := s.client.GetObject(ctx, in)
-	if err != nil && s.obj.ssec() && plainObjectError(wrapErr("GetObject", key, err)) {
-		// Written in the clear by another tool: read it without the key.
-		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = nil, nil, nil
-		out, err = s.client.GetObject(ctx, in)
-	}
+	out, err := s.getObject(ctx, key, in)
 	if err != nil {
-		err = wrapErr("GetObject", key, err)
 		if in.Range != nil && off == 0 && errors.Is(err, ErrInvalidRange) {
 			// Only an empty object makes a range starting at 0
 			// unsatisfiable. Ask again without a Range: that reads the
@@ -597,6 +580,32 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64, ifMatch 
 		return nil, err
 	}
 	return out.Body, nil
+}
+
+// getObject sends in with the mount's SSE-C key (see withCustomerKey).
+func (s *Store) getObject(ctx context.Context, key string, in *s3.GetObjectInput) (*s3.GetObjectOutput, error) {
+	return withCustomerKey(s, "GetObject", key,
+		func(alg, k, md5 *string) {
+			in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = alg, k, md5
+		},
+		func() (*s3.GetObjectOutput, error) { return s.client.GetObject(ctx, in) })
+}
+
+// withCustomerKey sends a request with the mount's SSE-C key (set puts
+// its three headers on the request; all nil without SSE-C), and once more
+// without it when the store says the object is not encrypted with one: an
+// SSE-C mount still reads objects other tools wrote in the clear. The
+// error is wrapped (wrapErr).
+func withCustomerKey[T any](s *Store, op, key string, set func(alg, k, md5 *string), send func() (T, error)) (T, error) {
+	set(s.obj.customerKey())
+	out, err := send()
+	err = wrapErr(op, key, err)
+	if s.obj.ssec() && plainObjectError(err) {
+		set(nil, nil, nil)
+		out, err = send()
+		err = wrapErr(op, key, err)
+	}
+	return out, err
 }
 
 // limitedBody reads through a limit but closes the underlying body.
