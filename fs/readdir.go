@@ -15,8 +15,9 @@ import (
 )
 
 // Reading a directory. A listing streams: entries go to the kernel page by
-// page as ListObjectsV2 returns them (in key order), the next page fetched
-// while the kernel takes this one, never more than one page ahead. Nothing
+// page as ListObjectsV2 returns them (in key order), one reply per page at
+// most, the next page fetched while the kernel takes this one, never more
+// than one page ahead. Nothing
 // holds a whole listing per handle: the entries a handle has returned are
 // kept as fuse.DirEntry (for seekdir), the directory's cached listing is
 // filled as pages arrive and marked complete at the end, and a handle
@@ -54,6 +55,9 @@ type dirHandle struct {
 	err   syscall.Errno // a failed page: returned until a rewind
 	pos   int           // index of the next entry in order, entries or tail
 	last  lastEntry     // the entry returned last, for READDIRPLUS
+	// replying: the kernel's current READDIR(PLUS) request has an entry
+	// of ours (see Readdirent), so ending it early is not end of file.
+	replying bool
 	// reading: counted in n.dir().dirReaders until Releasedir.
 	reading bool
 }
@@ -85,6 +89,19 @@ func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 
 // Readdirent returns the next entry, waiting for the listing's next page
 // when the kernel has taken every entry listed so far.
+//
+// A reply goes to the kernel as soon as the entries listed so far are in
+// it: when the next page has not arrived, Readdirent ends the request
+// (returns no entry) rather than wait for it, so the kernel and the
+// program take this page's entries while the next one is fetched; a
+// reply held until it is full (up to 1 MiB, several pages) made them
+// wait for the store and the store wait for them in turn. go-fuse calls
+// Readdirent until it returns no entry or its buffer is full, then
+// replies; a reply with no entry is end of file, so an early end is
+// allowed only once this request holds an entry of ours (replying): one
+// returned by this call's predecessor in the same request, or the one
+// that did not fit the previous reply, which go-fuse puts first in this
+// one before it calls Readdirent.
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -93,19 +110,28 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	}
 	for {
 		if de := d.next(); de != nil {
+			d.replying = true
 			return de, 0
 		}
 		switch {
 		case d.err != 0:
+			d.replying = false
 			return nil, d.err
 		case d.ended:
+			d.replying = false
 			return nil, 0
 		case d.st == nil: // the cached listing, read to its end
 			d.finish()
 			continue
 		}
-		if errno := d.more(); errno != 0 {
+		got, errno := d.more(!d.replying)
+		if errno != 0 {
+			d.replying = false
 			return nil, errno
+		}
+		if !got { // the next page is not here yet: reply with these
+			d.replying = false
+			return nil, 0
 		}
 	}
 }
@@ -234,25 +260,39 @@ func (n *Node) listedMode(name string, ent listEntry) uint32 {
 	return k.typeBits()
 }
 
-// more waits for the listing's next page and makes its entries ready to
-// return. A failed page ends the pass with its errno (the entries already
-// returned stay returned); the log says why. d.mu held.
-func (d *dirHandle) more() syscall.Errno {
+// more takes the listing's next page, waiting for it if wait, and makes
+// its entries ready to return; got is false when it did not wait and the
+// page had not arrived. A failed page ends the pass with its errno (the
+// entries already returned stay returned); the log says why. d.mu held.
+func (d *dirHandle) more(wait bool) (got bool, errno syscall.Errno) {
 	st := d.st
-	// Not cut short by an interrupt: getdents(2) failing with EINTR
-	// breaks programs (Go's runtime signals its threads all the time, and
-	// the kernel turns each signal into a FUSE interrupt), and the wait is
-	// bounded by the page's own deadline.
-	res, ok := <-st.pages
+	var (
+		res pageResult
+		ok  bool
+	)
+	if wait {
+		// Not cut short by an interrupt: getdents(2) failing with EINTR
+		// breaks programs (Go's runtime signals its threads all the
+		// time, and the kernel turns each signal into a FUSE
+		// interrupt), and the wait is bounded by the page's own
+		// deadline.
+		res, ok = <-st.pages
+	} else {
+		select {
+		case res, ok = <-st.pages:
+		default:
+			return false, 0
+		}
+	}
 	if !ok { // the filesystem is closing: its context ended the stream
 		d.err = syscall.EIO
-		return d.err
+		return false, d.err
 	}
 	if res.err != nil {
 		errno := toErrno(res.err)
 		d.n.fsys.logFailure("readdir", st.prefix, res.err, errno)
 		d.err = errno
-		return errno
+		return false, errno
 	}
 	done := res.page.NextToken == ""
 	st.merge.add(st.prefix, res.page, !d.n.fsys.cfg.ListingMetadata)
@@ -268,7 +308,7 @@ func (d *dirHandle) more() syscall.Errno {
 	if done {
 		d.finish()
 	}
-	return 0
+	return true, 0
 }
 
 // publish makes batch, the next entries of the listing in order, ready to
@@ -398,6 +438,9 @@ func (d *dirHandle) streamed(name string) bool {
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// go-fuse drops the entry the previous reply had no room for: the
+	// next request starts with whatever Readdirent returns.
+	d.replying = false
 	if off == 0 {
 		d.stop()
 		d.started, d.order, d.from, d.st = false, nil, nil, nil

@@ -63,15 +63,25 @@ func TestMergerDirWins(t *testing.T) {
 }
 
 // readAll reads a directory handle to its end, after the done entries
-// read already.
+// read already, as go-fuse and the kernel do: a reply ends at the first
+// call that returns no entry, and the listing at an empty reply.
 func readAll(t *testing.T, d *dirHandle, done int) ([]string, syscall.Errno) {
 	t.Helper()
 	var names []string
+	inReply := 0
 	for {
 		de, errno := d.Readdirent(context.Background())
-		if errno != 0 || de == nil {
+		if errno != 0 {
 			return names, errno
 		}
+		if de == nil {
+			if inReply == 0 {
+				return names, 0
+			}
+			inReply = 0
+			continue
+		}
+		inReply++
 		if de.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 			names = append(names, de.Name+"/")
 		} else {
@@ -165,6 +175,50 @@ func TestReaddirStreams(t *testing.T) {
 	}
 	if lists := r.mem.Stats()[objstore.OpList].Calls - before; lists < 11 {
 		t.Errorf("rewind sent %d listing pages, want a new listing", lists)
+	}
+}
+
+// TestReaddirRepliesPerPage: a reply holds the entries listed so far and
+// goes to the kernel without waiting for the next page; the next reply
+// waits for that page (an empty reply would be end of file), and the
+// whole listing comes, each name once.
+func TestReaddirRepliesPerPage(t *testing.T) {
+	r := newRawFS(t, rawOptions{})
+	r.fsys.listPageKeys = 3
+	var want []string
+	for i := 0; i < 8; i++ {
+		name := fmt.Sprintf("f%d", i)
+		r.mem.Put(name, nil, objstore.PutOptions{})
+		want = append(want, name)
+	}
+	// The second page is slow: the first reply must not wait for it.
+	slow := r.faults.Add(faultstore.Rule{Ops: []objstore.Op{objstore.OpList}, After: 1, Times: 1, Latency: 2 * time.Second})
+	d := openRoot(t, r)
+	var first []string
+	for {
+		de, errno := d.Readdirent(context.Background())
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		if de == nil {
+			break
+		}
+		first = append(first, de.Name)
+	}
+	// The page's last object waits for the next page (a directory of
+	// the same name would win over it).
+	if !slices.Equal(first, want[:2]) {
+		t.Fatalf("first reply: %q, want the first page's released entries %q", first, want[:2])
+	}
+	if slow.Hits() != 1 {
+		t.Fatalf("the second page was not requested before the first reply ended (%d hits)", slow.Hits())
+	}
+	rest, errno := readAll(t, d, 2)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	if got := append(first, rest...); !slices.Equal(got, want) {
+		t.Errorf("readdir:\n got %q\nwant %q", got, want)
 	}
 }
 
