@@ -77,8 +77,10 @@ func openDir(t *testing.T, path string) int {
 
 // TestReaddirStreamsPages: the first getdents of a directory of three
 // listing pages returns entries while the daemon has sent at most two
-// LISTs (the page returned and the one fetched ahead); reading on returns
-// every name once, in key order, from three pages in all.
+// LISTs (the page returned and the one fetched ahead), even with a buffer
+// as big as ls's, for which the kernel asks for a 1 MiB reply that the
+// whole directory would fit; reading on returns every name once, in key
+// order, from three pages in all.
 func TestReaddirStreamsPages(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t)
@@ -96,7 +98,7 @@ func TestReaddirStreamsPages(t *testing.T) {
 	want = keyOrder(append(want, "f01000-d/", "f01000-d.txt"))
 
 	fd := openDir(t, m.Path("big")) // its lookup's requests go before
-	buf := make([]byte, 4096)
+	buf := make([]byte, 1<<20)
 	var first, rest []string
 	var reqs map[string]float64
 	// The page fetched ahead after the first getdents may complete
