@@ -171,6 +171,31 @@ func TestBadInput(t *testing.T) {
 			cause: regexp.MustCompile(fmt.Sprintf(`(?i)(unreachable|connect|refused|127\.0\.0\.1:%d)`, port)),
 		})
 	})
+	// The staging directory is claimed while the bucket is checked: a
+	// failed check is still the reason given when both fail.
+	unusableStaging := func(t *testing.T) string {
+		file := filepath.Join(t.TempDir(), "a-file")
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(file, "staging")
+	}
+	t.Run("UnusableStaging", func(t *testing.T) {
+		t.Parallel()
+		expectMountFailure(t, failCase{
+			target: bucket, endpoint: srv.Endpoint, creds: true,
+			flags: []string{"--staging-dir", unusableStaging(t)},
+			cause: regexp.MustCompile(`(?i)staging`),
+		})
+	})
+	t.Run("MissingBucketAndUnusableStaging", func(t *testing.T) {
+		t.Parallel()
+		expectMountFailure(t, failCase{
+			target: "no-such-bucket-" + strings.ToLower(fmt.Sprint(time.Now().UnixNano())), endpoint: srv.Endpoint, creds: true,
+			flags: []string{"--staging-dir", unusableStaging(t)},
+			cause: regexp.MustCompile(`(?i)^[^/]*(no ?such ?bucket|bucket.*(not exist|not found|does not|missing))`),
+		})
+	})
 	t.Run("NonEmptyMountpoint", func(t *testing.T) {
 		t.Parallel()
 		dir := newMountDir(t)

@@ -120,18 +120,32 @@ func run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return describeStoreError(err, cfg, creds, where)
 	}
-	if err := store.CheckBucket(startCtx); err != nil {
+	// The bucket check's round trip overlaps the local set-up (staging,
+	// read cache), which needs nothing from the store: a launch to first
+	// read waits for the longer of the two, not both. Its failure is
+	// still the one reported when both fail, as when it came first.
+	checked := make(chan error, 1)
+	go func() { checked <- store.CheckBucket(startCtx) }()
+	local, localErr := setUpLocal(cfg, log)
+	if err := <-checked; err != nil {
+		local.release()
 		return describeStoreError(err, cfg, creds, where)
 	}
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := startMetrics(cfg.MetricsAddr, log)
 		if err != nil {
+			local.release()
 			return err
 		}
 		// Deferred before the final flush is: scrapes keep working while
 		// pending writes drain.
 		defer stopMetrics()
 	}
+	if localErr != nil {
+		return localErr
+	}
+	defer local.release()
+	staging, stagingSize, blocks := local.staging, local.stagingSize, local.blocks
 	buildCommit := commit
 	if buildCommit == "" {
 		buildCommit = "unknown"
@@ -140,22 +154,6 @@ func run(ctx context.Context, cfg *Config) error {
 	// The filesystem sees the store through the metrics.
 	fsStore := metrics.InstrumentStore(store)
 
-	staging, releaseStaging, err := bfs.ClaimStagingDir(stagingDirFor(cfg.StagingDir, cfg))
-	if err != nil {
-		return err
-	}
-	defer releaseStaging()
-
-	stagingSize, err := stagingSizeFor(cfg, staging, log)
-	if err != nil {
-		return err
-	}
-	raiseProcs()
-	blocks, closeBlocks, err := openReadCache(cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeBlocks()
 	fsys, err := bfs.New(bfs.Config{
 		Blocks:           blocks,
 		Store:            fsStore,
@@ -687,6 +685,49 @@ const defaultGCPercent = 50
 // memoryHeadroom is what the daemon may use beyond the read cache: FUSE
 // buffers, listings, the SDK. The Go runtime's soft limit is the sum.
 const memoryHeadroom = 96 << 20
+
+// localSetUp is what a mount holds on this machine before it mounts: its
+// staging directory (claimed) and the read cache.
+type localSetUp struct {
+	staging     string
+	stagingSize int64
+	blocks      *cache.BlockCache
+	releases    []func() // in the order taken
+}
+
+// release gives back what was taken, the last first; it may be called on
+// a partial set-up, once.
+func (l *localSetUp) release() {
+	for i := len(l.releases) - 1; i >= 0; i-- {
+		l.releases[i]()
+	}
+	l.releases = nil
+}
+
+// setUpLocal claims the staging directory and opens the read cache. On
+// an error what it had taken is released already.
+func setUpLocal(cfg *Config, log *slog.Logger) (*localSetUp, error) {
+	l := &localSetUp{}
+	staging, releaseStaging, err := bfs.ClaimStagingDir(stagingDirFor(cfg.StagingDir, cfg))
+	if err != nil {
+		return l, err
+	}
+	l.staging = staging
+	l.releases = append(l.releases, releaseStaging)
+	if l.stagingSize, err = stagingSizeFor(cfg, staging, log); err != nil {
+		l.release()
+		return l, err
+	}
+	raiseProcs()
+	blocks, closeBlocks, err := openReadCache(cfg, log)
+	if err != nil {
+		l.release()
+		return l, err
+	}
+	l.blocks = blocks
+	l.releases = append(l.releases, closeBlocks)
+	return l, nil
+}
 
 // stagingSizeFor is fs.Config's StagingSize: --staging-size, else (0) fs's
 // default, half the free space where staging lives; with ensure_diskfree
