@@ -16,6 +16,9 @@ import (
 // which cost a sleep and a wake-up of its thread: an O_DIRECT reader
 // (fio --direct=1, one job) made 2.4 context switches per 4 KiB read in
 // the daemon against s3fs's 1.7.
+//
+// Called after the mount: go-fuse sizes its pool of /dev/fuse readers from
+// GOMAXPROCS when its server is made, and that pool is best one per CPU.
 func raiseProcs() {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return

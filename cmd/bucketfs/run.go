@@ -197,6 +197,13 @@ func run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return describeMountError(err, cfg)
 	}
+	// After the mount, not before: go-fuse sizes its pool of /dev/fuse
+	// readers from GOMAXPROCS when the server is made, and one per CPU
+	// (at least two) serves better than one per P. Each reader waiting
+	// is a thread blocked in read(2); with twice as many, a request that
+	// waits on the network (an unlink, a small read) waited longer for
+	// its wake-ups, and nothing measured gained from them.
+	raiseProcs()
 	if err := waitAnswering(startCtx, server, cfg.Mountpoint); err != nil {
 		unmount(server, cfg.Mountpoint, log)
 		return err
@@ -718,7 +725,6 @@ func setUpLocal(cfg *Config, log *slog.Logger) (*localSetUp, error) {
 		l.release()
 		return l, err
 	}
-	raiseProcs()
 	blocks, closeBlocks, err := openReadCache(cfg, log)
 	if err != nil {
 		l.release()
