@@ -80,11 +80,14 @@ func openDir(t *testing.T, path string) int {
 // LISTs (the page returned and the one fetched ahead), even with a buffer
 // as big as ls's, for which the kernel asks for a 1 MiB reply that the
 // whole directory would fit; reading on returns every name once, in key
-// order, from three pages in all.
+// order, from three pages in all. The store answers through a proxy that
+// makes each page take half a second, so that "the next page has not
+// come" does not depend on how fast the machine takes the first.
 func TestReaddirStreamsPages(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t)
-	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr))
+	p := startFaultProxy(t, strings.TrimPrefix(sharedMinio.Endpoint, "http://"))
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr, "--endpoint", p.URL()))
 	const files = 2500
 	m.putMany(files, 32, func(i int) string { return fmt.Sprintf("big/f%05d", i) }, func(int) []byte { return nil })
 	var want []string
@@ -98,6 +101,8 @@ func TestReaddirStreamsPages(t *testing.T) {
 	want = keyOrder(append(want, "f01000-d/", "f01000-d.txt"))
 
 	fd := openDir(t, m.Path("big")) // its lookup's requests go before
+	// A page is some ten chunks of the proxy's: about 0.5 s each.
+	p.set(func(p *faultProxy) { p.latency = 50 * time.Millisecond })
 	buf := make([]byte, 1<<20)
 	var first, rest []string
 	var reqs map[string]float64
