@@ -798,16 +798,8 @@ func onlyBlock(k BlockKey, n, bs int64) bool { return k.Index == 0 && n < bs }
 // evicting, it is handed to its waiters but not kept.
 func (c *BlockCache) insertLocked(cl *call, ev *evictions) bool {
 	b := cl.blk
-	for c.resident+c.reserved+c.freeB+b.size > c.max {
-		if n := len(c.free); n > 0 { // to the garbage collector
-			c.free[n-1] = nil
-			c.free = c.free[:n-1]
-			c.freeB -= c.bs
-			continue
-		}
-		if !c.evictOneLocked(false, ev) {
-			return false
-		}
+	if !c.makeRoomLocked(b.size, ev) {
+		return false
 	}
 	c.resident += b.size
 	b.held = true
@@ -820,6 +812,53 @@ func (c *BlockCache) insertLocked(cl *call, ev *evictions) bool {
 	}
 	c.byObject.add(cl.key)
 	return true
+}
+
+// makeRoomLocked frees budget for size more resident bytes: recycled buffers
+// first, then the least recently read blocks (never unread prefetched
+// ones). It reports whether they fit.
+func (c *BlockCache) makeRoomLocked(size int64, ev *evictions) bool {
+	for c.resident+c.reserved+c.freeB+size > c.max {
+		if n := len(c.free); n > 0 { // to the garbage collector
+			c.free[n-1] = nil
+			c.free = c.free[:n-1]
+			c.freeB -= c.bs
+			continue
+		}
+		if !c.evictOneLocked(false, ev) {
+			return false
+		}
+	}
+	return true
+}
+
+// Put keeps data as block k in memory, as if a read had just fetched it,
+// for bytes the caller already holds and knows to be exactly the block's
+// (BlockSize of them, fewer only for the object's last block): a file the
+// mount has just uploaded, whose next read would otherwise GET what it
+// sent. The cache owns data from then on. Nothing is kept if k is in
+// memory or being fetched, if data is bigger than a block, or if it does
+// not fit after evicting blocks that have been read. Put writes nothing
+// to the disk tier. It reports whether the block was kept.
+func (c *BlockCache) Put(k BlockKey, data []byte) bool {
+	if int64(len(data)) > c.bs {
+		return false
+	}
+	var ev evictions
+	c.mu.Lock()
+	kept := false
+	if !c.closed && !c.heldLocked(k) && c.makeRoomLocked(int64(len(data)), &ev) {
+		// escaped: the buffer is not one of ours to recycle.
+		b := &block{data: data, size: int64(len(data)), held: true, escaped: true}
+		c.resident += b.size
+		c.lru.Add(k, b)
+		c.byObject.add(k)
+		kept = true
+	}
+	c.signalFreedLocked()
+	c.mu.Unlock()
+	c.reportEvictions(ev)
+	return kept
 }
 
 // dropAheadLocked takes the prefetched block b out of ahead.

@@ -781,6 +781,11 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	default:
 		etag, err = n.fsys.store.Upload(uctx, key, zeroPadded{staging, size}, size, opts)
 	}
+	var sent []byte
+	if err == nil && !streamed && base == nil {
+		// Still under dataMu: the staging file holds what was sent.
+		sent = n.fsys.smallUploaded(key, staging, size)
+	}
 	n.mu.Lock()
 	n.endUploadLocked(gen, etag, err, time.Now())
 	if err == nil {
@@ -811,6 +816,9 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	}
 	// The previous version's blocks can never be read again: free them.
 	n.fsys.blocks.Invalidate(key)
+	if sent != nil {
+		n.fsys.blocks.Put(cache.BlockKey{Key: key, ETag: etag}, sent)
+	}
 	return 0, created
 }
 

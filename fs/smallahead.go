@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"io"
+	"os"
 	"time"
 
 	"github.com/novitalabs/bucketfs/cache"
@@ -184,4 +185,28 @@ func (f *FS) fetchAhead(j smallAheadJob) {
 		// Its open reads it as usual and reports what fails then.
 		f.log.Debug("small-file read-ahead failed", "key", j.key, "err", err)
 	}
+}
+
+// keepUploadedMax is the largest uploaded file whose bytes stay in the
+// block cache (smallUploaded).
+const keepUploadedMax = smallAheadMax
+
+// smallUploaded returns the bytes of a small file just uploaded whole from
+// its staging file, for the block cache to keep as the version the upload
+// made: reading it back (a build reading what it wrote, grep -r after an
+// untar) then does not GET what the mount has just sent. The kernel's page
+// cache does not keep it for us: the next stat shows a new mtime, and the
+// kernel drops the pages of a file whose mtime changed. It returns nil for
+// a file too big to keep. staging must not change while this runs (dataMu
+// held).
+func (f *FS) smallUploaded(key string, staging *os.File, size int64) []byte {
+	if f.blocks == nil || size <= 0 || size > keepUploadedMax || size > f.blocks.BlockSize() {
+		return nil
+	}
+	buf := make([]byte, size)
+	if _, err := (zeroPadded{staging, size}).ReadAt(buf, 0); err != nil && err != io.EOF {
+		f.log.Debug("cannot keep an uploaded file's bytes in the cache", "key", key, "err", err)
+		return nil
+	}
+	return buf
 }
