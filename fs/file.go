@@ -116,6 +116,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	n.openCount++
 	n.mu.Unlock()
 	if h.writable && flags&syscall.O_TRUNC != 0 {
+		n.killSuidFor(ctx)
 		errno := n.truncate(ctx, 0)
 		if testHookOpenTruncated != nil {
 			testHookOpenTruncated(n)
@@ -374,6 +375,7 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	if errno := n.ensureStagedLocked(ctx); errno != 0 {
 		return 0, errno
 	}
+	n.killSuidFor(ctx)
 	n.mu.Lock()
 	if h, ok := f.(*handle); ok && h.append {
 		off = n.size // O_APPEND: always at the end we know, whatever the kernel thinks

@@ -552,7 +552,8 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 			return errno
 		}
 	}
-	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID|fuse.FATTR_ATIME|fuse.FATTR_MTIME|fuse.FATTR_ATIME_NOW|fuse.FATTR_MTIME_NOW) != 0 {
+	kill := killRequested(in) && n.hasSuid()
+	if kill || in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID|fuse.FATTR_ATIME|fuse.FATTR_MTIME|fuse.FATTR_ATIME_NOW|fuse.FATTR_MTIME_NOW) != 0 {
 		// The rewrite below carries every header: a node known only from
 		// a listing (--metadata listing, or not stat-ed yet) loads the
 		// object's first, or chmod would reset the owner, the times,
@@ -577,6 +578,9 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	}
 	if gid, ok := in.GetGID(); ok {
 		n.attrs.gid = gid
+		metaChanged = true
+	}
+	if kill && n.killSuidLocked() {
 		metaChanged = true
 	}
 	if atime, ok := in.GetATime(); ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -579,5 +580,69 @@ func TestStableInodes(t *testing.T) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSuidClearedAsOnLinux: the mount clears set-user-ID and set-group-ID
+// bits itself (FUSE_HANDLE_KILLPRIV_V2), where Linux clears them on a
+// local filesystem: a write, an O_TRUNC open or a truncate by a user
+// without CAP_FSETID, and any chown; root's writes keep them, and the
+// set-group-ID bit of a file its group cannot execute stays. stat shows
+// the new mode at once, and the object stores it.
+func TestSuidClearedAsOnLinux(t *testing.T) {
+	t.Parallel()
+	dir := newMountDir(t)
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil { // let others reach the mountpoint
+		t.Fatal(err)
+	}
+	m := mount(t, onDir(dir), withFlags("--allow-other"), withTTL(time.Minute))
+	if err := os.Mkdir(m.Path("d"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(m.Path("d"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	nobody := func(script string) {
+		t.Helper()
+		if out, err := tryRun(m.Dir, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script); err != nil {
+			t.Fatalf("as nobody: %s: %v %s", script, err, out)
+		}
+	}
+	cases := []struct {
+		name       string
+		mode, want uint32
+		do         func(path string)
+	}{
+		{"root appends", 0o6777, 0o6777, func(p string) { run(t, m.Dir, "sh", "-c", "echo root >> "+p) }},
+		{"nobody appends", 0o6777, 0o777, func(p string) { nobody("echo x >> " + p) }},
+		{"nobody appends, group cannot execute", 0o6767, 0o2767, func(p string) { nobody("echo x >> " + p) }},
+		{"nobody opens with O_TRUNC", 0o6777, 0o777, func(p string) { nobody(": > " + p) }},
+		{"nobody truncates", 0o6777, 0o777, func(p string) { nobody("truncate -s 1 " + p) }},
+		{"root truncates", 0o6777, 0o6777, func(p string) { run(t, m.Dir, "truncate", "-s", "1", p) }},
+		{"root chowns", 0o6777, 0o777, func(p string) {
+			if err := os.Chown(p, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"root chowns to -1 -1", 0o6777, 0o777, func(p string) {
+			if err := os.Chown(p, -1, -1); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for i, c := range cases {
+		name := fmt.Sprintf("d/f%d", i)
+		writeFile(t, m.Path(name), []byte("content\n"))
+		// syscall's: os.Chmod leaves out bits 07000 of a plain number.
+		if err := syscall.Chmod(m.Path(name), c.mode); err != nil {
+			t.Fatal(err)
+		}
+		c.do(m.Path(name))
+		if got := lstat(t, m.Path(name)).Mode & 0o7777; got != c.want {
+			t.Errorf("%s: stat shows %o, want %o", c.name, got, c.want)
+		}
+		if got := m.Head(name).Metadata["mode"]; got != fmt.Sprint(c.want|syscall.S_IFREG) {
+			t.Errorf("%s: the object's x-amz-meta-mode is %s, want %d", c.name, got, c.want|syscall.S_IFREG)
+		}
 	}
 }
