@@ -73,7 +73,8 @@ func (n *Node) killSuidFor(ctx context.Context) {
 		n.mu.Unlock()
 		return
 	}
-	if caller, ok := fuse.FromContext(ctx); ok && caller.Uid == 0 {
+	caller, fromKernel := fuse.FromContext(ctx)
+	if fromKernel && caller.Uid == 0 {
 		n.mu.Unlock()
 		return
 	}
@@ -82,7 +83,7 @@ func (n *Node) killSuidFor(ctx context.Context) {
 		n.markDirtyLocked()
 	}
 	n.mu.Unlock()
-	if killed {
+	if killed && fromKernel { // a request from the kernel: the node is in its tree
 		// A negative offset: the attributes only, no page is touched
 		// (the write in progress holds its pages locked).
 		n.NotifyContent(-1, 0)
