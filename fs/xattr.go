@@ -31,7 +31,8 @@ import (
 // for getfacl, cp -p and s3fs, and the kernel's mode bits stay the only
 // access check). security.* and trusted.* are refused: a capability or a
 // label set here would be honoured by nothing, and the kernel asks for
-// security.capability on every write, which is answered from memory.
+// security.capability before the first write to each inode (suid.go),
+// which is answered from memory.
 const (
 	metaXattr = "xattr"
 
@@ -240,8 +241,8 @@ func (n *Node) loadMeta(ctx context.Context) syscall.Errno {
 }
 
 // xattrs returns n's attributes, loaded or refreshed first for a name that
-// may have been written elsewhere (the kernel's security.capability probes,
-// one per write, are answered from memory). With --metadata listing, the
+// may have been written elsewhere (the kernel's security.capability probes
+// are answered from memory). With --metadata listing, the
 // POSIX ACL probes ls -l and cp make of every file are answered from what
 // is known too: that mode sends no HEAD for a listing, and an ACL another
 // tool stored shows once the file's headers are loaded (a user xattr read,
