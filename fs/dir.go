@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"sync"
 	"syscall"
@@ -542,6 +543,7 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 		byName[name] = ents[i]
 	}
 	n.dir().listPrefetch = lp
+	gen := n.dir().listGen
 	n.mu.Unlock()
 	prefix := n.childKey("")
 	token, pages, reached := "", 0, ""
@@ -605,6 +607,18 @@ func (n *Node) prefetchByListing(names []string, ents []listEntry) ([]string, []
 	n.moveWaitersLocked(lp, nil)
 	if n.dir().listPrefetch == lp {
 		n.dir().listPrefetch = nil
+		if len(lp.ahead) > 0 && !n.dir().listingDone && n.dir().listGen == gen {
+			// It ran ahead of a reader that paused for longer than
+			// prefetchAheadWait: what it brought for entries not
+			// published yet stays for publish, or a page of them would
+			// each be HEADed (a CI run under load: 1,004 HEADs for
+			// 20,000 objects).
+			if n.dir().headersAhead == nil {
+				n.dir().headersAhead = lp.ahead
+			} else {
+				maps.Copy(n.dir().headersAhead, lp.ahead)
+			}
+		}
 	}
 	var restNames []string
 	var restEnts []listEntry
@@ -744,6 +758,7 @@ func (n *Node) invalidateListing() {
 	n.mu.Lock()
 	n.dir().listing = nil
 	n.dir().listGen++ // a listing streaming stops filling it
+	n.dir().headersAhead = nil
 	n.fsys.listBound.setLocked(n, 0)
 	n.mu.Unlock()
 }

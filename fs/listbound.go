@@ -119,5 +119,6 @@ func (n *Node) dropListing() {
 	defer n.mu.Unlock()
 	n.dir().listing, n.dir().listingOrder, n.dir().listingDone = nil, nil, false
 	n.dir().listGen++ // a listing streaming stops filling it
+	n.dir().headersAhead = nil
 	n.fsys.listBound.setLocked(n, 0)
 }

@@ -151,6 +151,10 @@ type dirState struct {
 	fetching   map[string]chan struct{}
 	// listPrefetch: a prefetch by listing is running (dir.go).
 	listPrefetch *listPrefetch
+	// headersAhead: the headers a prefetch by listing brought, before it
+	// ended, for entries the listing (still streaming, paced by a reader
+	// that paused) had not published yet; publish takes them from here.
+	headersAhead map[string]listEntry
 	lastLooked   int
 	streak       int
 	prefetching  bool

@@ -186,6 +186,7 @@ func (n *Node) installTreeLocked(tl *treeListing) []*Node {
 		order = append(order, p.name)
 	}
 	n.dir().listGen++
+	n.dir().headersAhead = nil
 	n.dir().listing, n.dir().listingOrder, n.dir().listingDone, n.dir().listingDirs = listing, order, true, tl.dirs
 	n.dir().listingUntil = tl.listedAt.Add(n.fsys.cfg.StatCacheTTL)
 	n.dir().lastLooked, n.dir().streak, n.dir().prefetching, n.dir().prefetchSem = -1, 0, false, nil
@@ -204,6 +205,7 @@ func (d *dirHandle) startStreamLocked() {
 	// the stream reads its metadata without the lock.
 	previous := n.dir().listing
 	n.dir().listGen++
+	n.dir().headersAhead = nil
 	n.dir().listing, n.dir().listingOrder, n.dir().listingDone, n.dir().listingDirs = make(map[string]listEntry), nil, false, 0
 	n.fsys.listBound.setLocked(n, 0) // the replaced listing no longer counts
 	n.dir().listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
@@ -333,6 +335,15 @@ func (d *dirHandle) publish(batch []pendEntry, done bool) {
 				n.dir().listingDirs++
 			}
 			if n.dir().prefetching && !p.ent.hasMeta && n.fsys.needsMeta(p.ent) {
+				if e, ok := n.dir().headersAhead[p.name]; ok {
+					// A prefetch by listing that has ended brought it.
+					delete(n.dir().headersAhead, p.name)
+					if !p.ent.needStat && sameObject(p.ent, e) {
+						e.idx = p.ent.idx
+						n.dir().listing[p.name] = e
+						continue
+					}
+				}
 				if lp := n.dir().listPrefetch; lp != nil && p.ent.kind == kindFile {
 					if e, ok := lp.ahead[p.name]; ok {
 						// Its headers came before it did.
@@ -356,6 +367,7 @@ func (d *dirHandle) publish(batch []pendEntry, done bool) {
 		if done {
 			n.dir().listingDone = true
 			n.dir().listingUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+			n.dir().headersAhead = nil
 		}
 		victims = n.noteListingLocked()
 	}
