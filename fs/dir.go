@@ -789,6 +789,29 @@ func (n *Node) listingRemove(name string) {
 	dropListings(victims)
 }
 
+// listingChanged marks name's entry in n's cached listing (if any) as no
+// longer the store's word, as for a name we made: the child's object
+// changed through us (its data uploaded, its headers rewritten), and the
+// entry describes it as it was. A lookup answered from the entry after
+// the kernel forgot the child would show the old attributes (the
+// reliability model found a chmod undone so, under drop_caches).
+func (n *Node) listingChanged(name string) {
+	n.mu.Lock()
+	if e, ok := n.dir().listing[name]; ok && !e.needStat {
+		e.needStat = true
+		n.dir().listing[name] = e
+	}
+	n.mu.Unlock()
+}
+
+// changedInParent is listingChanged for n in its parent. None of n's
+// locks held (go-fuse's tree is asked).
+func (n *Node) changedInParent() {
+	if name, parent := n.Parent(); parent != nil {
+		parent.Operations().(*Node).listingChanged(name)
+	}
+}
+
 // entryAdded records that we made name in n (a create, mkdir, mknod,
 // symlink or rename): the cached listing has it and n's mtime and ctime
 // move.

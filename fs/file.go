@@ -702,26 +702,29 @@ func (n *Node) hasPending() bool {
 // not abort it half-way. Only uploads, renames, unlinks and metadata
 // rewrites hold uploadMu.
 func (n *Node) upload(ctx context.Context, why string) syscall.Errno {
-	errno, created := n.uploadLocking(why)
-	if created {
+	errno, created, sent := n.uploadLocking(why)
+	switch {
+	case created:
 		// A listing loaded while the file was pending lacks it, and it is
 		// no longer pending: put it in the parent's cached listing. Done
 		// here, with none of our locks held, as go-fuse's tree is asked.
 		if name, parent := n.Parent(); parent != nil {
 			parent.Operations().(*Node).listingAdd(name, n.kind)
 		}
+	case sent:
+		n.changedInParent()
 	}
 	return errno
 }
 
 // uploadLocking is upload's locked part; created reports that the object
-// did not exist in the bucket before.
-func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
+// did not exist in the bucket before, sent that the object changed.
+func (n *Node) uploadLocking(why string) (errno syscall.Errno, created, sent bool) {
 	n.uploadMu.Lock()
 	defer n.uploadMu.Unlock()
 	defer n.enterMoves()()
 	if errno := n.prepareUpload(); errno != 0 {
-		return errno, false
+		return errno, false, false
 	}
 
 	// dataMu (read) is held from the snapshot below until the outcome is
@@ -734,14 +737,14 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	if !n.hasPendingLocked() || n.retired || n.staging == nil {
 		n.mu.Unlock()
 		n.dataMu.RUnlock()
-		return 0, false
+		return 0, false, false
 	}
 	if why == "retry" && n.openDirtyLocked() {
 		// Opened since the retry loop picked it (an O_TRUNC open may
 		// have emptied it): its own close uploads it.
 		n.mu.Unlock()
 		n.dataMu.RUnlock()
-		return 0, false
+		return 0, false, false
 	}
 	if why == "close" {
 		if err := n.recentFailureLocked(time.Now()); err != nil {
@@ -750,7 +753,7 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 			n.dataMu.RUnlock()
 			errno := toErrno(err)
 			n.fsys.log.Debug("close: the upload of this data failed just now; answered without trying again", "key", key, "errno", errno.Error())
-			return errno, false
+			return errno, false, false
 		}
 	}
 	created = n.etag == ""
@@ -783,10 +786,10 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	default:
 		etag, err = n.fsys.store.Upload(uctx, key, zeroPadded{staging, size}, size, opts)
 	}
-	var sent []byte
+	var keep []byte
 	if err == nil && !streamed && base == nil {
 		// Still under dataMu: the staging file holds what was sent.
-		sent = n.fsys.smallUploaded(key, staging, size)
+		keep = n.fsys.smallUploaded(key, staging, size)
 	}
 	n.mu.Lock()
 	n.endUploadLocked(gen, etag, err, time.Now())
@@ -814,14 +817,14 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created bool) {
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("upload ("+why+")", key, err, errno)
-		return errno, false
+		return errno, false, false
 	}
 	// The previous version's blocks can never be read again: free them.
 	n.fsys.blocks.Invalidate(key)
-	if sent != nil {
-		n.fsys.blocks.Put(cache.BlockKey{Key: key, ETag: etag}, sent)
+	if keep != nil {
+		n.fsys.blocks.Put(cache.BlockKey{Key: key, ETag: etag}, keep)
 	}
-	return 0, created
+	return 0, created, true
 }
 
 // giveUp moves a file the retry loop could not upload within its window

@@ -688,6 +688,7 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 	}
 	n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	n.mu.Unlock()
+	n.changedInParent()
 	return 0
 }
 

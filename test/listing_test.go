@@ -776,3 +776,40 @@ func TestListingHeadersSurviveAPausedReader(t *testing.T) {
 		t.Errorf("%.0f HEADs, want a few (before the prefetch by listing starts)", reqs["head"])
 	}
 }
+
+// TestListingForgetsWhatChangedHere: a directory's cached listing holds
+// its entries' headers once they were stat-ed; a chmod (or an upload)
+// through the mount changes the object, and a lookup after the kernel
+// forgot the node must show the new attributes, not the listing's (the
+// reliability model, under drop_caches, saw a directory's chmod undone).
+// The entries are in the mount's root, whose node (and listing) the
+// kernel never forgets.
+func TestListingForgetsWhatChangedHere(t *testing.T) {
+	t.Parallel()
+	m := mount(t, withTTL(time.Minute))
+	if err := os.Mkdir(m.Path("sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, m.Path("f"), []byte("first"))
+	if err := syscall.Chmod(m.Path("f"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// The listing, and the headers of its entries from the store.
+	dropKernelCaches(t)
+	run(t, m.Dir, "ls", "-l", ".")
+	if err := syscall.Chmod(m.Path("sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(m.Path("f"), 0o604); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, m.Path("f"), []byte("second, longer"))
+	dropKernelCaches(t)
+	if st := lstat(t, m.Path("sub")); st.Mode&0o7777 != 0o755 {
+		t.Errorf("sub after chmod 755 and a forget: mode %o", st.Mode&0o7777)
+	}
+	if st := lstat(t, m.Path("f")); st.Mode&0o7777 != 0o604 || st.Size != int64(len("second, longer")) {
+		t.Errorf("f after chmod 604, an overwrite and a forget: mode %o size %d", st.Mode&0o7777, st.Size)
+	}
+	sameBytes(t, "f", readFile(t, m.Path("f")), []byte("second, longer"))
+}
