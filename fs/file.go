@@ -375,14 +375,17 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	if errno := n.ensureStagedLocked(ctx); errno != 0 {
 		return 0, errno
 	}
-	n.killSuidFor(ctx)
 	n.mu.Lock()
+	killed := n.killSuidForLocked(ctx)
 	if h, ok := f.(*handle); ok && h.append {
 		off = n.size // O_APPEND: always at the end we know, whatever the kernel thinks
 	}
 	m := n.mem
 	toMem := m != nil && off == n.size && m.st == n.stream && m.st.key == n.key
 	n.mu.Unlock()
+	if killed {
+		n.forgetKernelAttrs()
+	}
 	took := 0
 	if toMem {
 		var errno syscall.Errno

@@ -62,30 +62,42 @@ func (n *Node) killSuidLocked() bool {
 	return true
 }
 
-// killSuidFor clears the bits before a write or an O_TRUNC open by ctx's
-// caller, unless it is root. The data it comes with makes the file dirty,
-// so its upload carries the new mode. The kernel keeps the mode it cached
-// after such a write (it refreshes only the size and times), so it is told
-// to forget the inode's attributes.
+// killSuidFor clears the bits before an O_TRUNC open by ctx's caller,
+// unless it is root (killSuidForLocked), and tells the kernel.
 func (n *Node) killSuidFor(ctx context.Context) {
 	n.mu.Lock()
+	notify := n.killSuidForLocked(ctx)
+	n.mu.Unlock()
+	if notify {
+		n.forgetKernelAttrs()
+	}
+}
+
+// killSuidForLocked clears the bits before a write or an O_TRUNC open by
+// ctx's caller, unless it is root. The data it comes with makes the file
+// dirty, so its upload carries the new mode. The kernel keeps the mode it
+// cached after such a write (it refreshes only the size and times): when
+// it reports true, the caller, once n.mu is released, tells the kernel to
+// forget the inode's attributes (forgetKernelAttrs). n.mu held.
+func (n *Node) killSuidForLocked(ctx context.Context) bool {
 	if n.kind != kindFile || n.attrs.perm&(syscall.S_ISUID|syscall.S_ISGID) == 0 {
-		n.mu.Unlock()
-		return
+		return false
 	}
 	caller, fromKernel := fuse.FromContext(ctx)
 	if fromKernel && caller.Uid == 0 {
-		n.mu.Unlock()
-		return
+		return false
 	}
 	killed := n.killSuidLocked()
 	if killed && n.up.state.pending() {
 		n.markDirtyLocked()
 	}
-	n.mu.Unlock()
-	if killed && fromKernel { // a request from the kernel: the node is in its tree
-		// A negative offset: the attributes only, no page is touched
-		// (the write in progress holds its pages locked).
-		n.NotifyContent(-1, 0)
-	}
+	// Only for a request from the kernel: the node is in its tree.
+	return killed && fromKernel
+}
+
+// forgetKernelAttrs has the kernel drop n's cached attributes. A negative
+// offset: the attributes only, no page is touched (a write in progress
+// holds its pages locked). No lock of n held.
+func (n *Node) forgetKernelAttrs() {
+	n.NotifyContent(-1, 0)
 }
