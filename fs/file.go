@@ -54,6 +54,10 @@ type handle struct {
 	pinned       cache.Object
 	pinnedCount  uint64 // Node.replaced when pinned
 	pinnedLoaded bool
+
+	// unflushed: written through since its last FLUSH (guarded by the
+	// node's mu, counted in Node.unflushed).
+	unflushed bool
 }
 
 // pin records obj as the version this handle serves, once.
@@ -377,8 +381,11 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	}
 	n.mu.Lock()
 	killed := n.killSuidForLocked(ctx)
-	if h, ok := f.(*handle); ok && h.append {
-		off = n.size // O_APPEND: always at the end we know, whatever the kernel thinks
+	if h, ok := f.(*handle); ok {
+		if h.append {
+			off = n.size // O_APPEND: always at the end we know, whatever the kernel thinks
+		}
+		n.writtenThroughLocked(h)
 	}
 	m := n.mem
 	toMem := m != nil && off == n.size && m.st == n.stream && m.st.key == n.key
@@ -633,10 +640,37 @@ func downloadInto(ctx context.Context, store s3backend.ObjectStore, key, etag st
 // Flush runs at every close of a descriptor: upload if there is anything
 // new. The upload's error is close()'s error.
 func (n *Node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
-	if h, ok := f.(*handle); ok && !h.writable {
+	h, ok := f.(*handle)
+	if ok && !h.writable {
 		return 0
 	}
+	if ok {
+		n.mu.Lock()
+		n.flushedLocked(h)
+		n.mu.Unlock()
+	}
 	return n.upload(ctx, "close")
+}
+
+// writtenThroughLocked records a write through h: a FLUSH of h is to come
+// (the close of the descriptor it came through), and its upload carries
+// whatever changes until then (see Setattr). n.mu held.
+func (n *Node) writtenThroughLocked(h *handle) {
+	if !h.unflushed {
+		h.unflushed = true
+		n.unflushed++
+	}
+}
+
+// flushedLocked records that h's writes so far are flushed: a later FLUSH
+// of h comes only if it is written again (another descriptor of the same
+// open file). Also at release, for writes no close followed (a shared
+// mapping's pages written back after the last close). n.mu held.
+func (n *Node) flushedLocked(h *handle) {
+	if h.unflushed {
+		h.unflushed = false
+		n.unflushed--
+	}
 }
 
 // Fsync uploads dirty data and reports the result.
@@ -658,6 +692,9 @@ func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 		}
 	}
 	n.mu.Lock()
+	if h, ok := f.(*handle); ok {
+		n.flushedLocked(h)
+	}
 	n.openCount--
 	last := n.openCount == 0
 	pending := n.hasPendingLocked()

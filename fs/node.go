@@ -51,7 +51,12 @@ type Node struct {
 	stage     string       // the staging file's id in the staging directory (staging.go)
 	up        uploadRecord // the upload state machine (state.go)
 	gen       uint64       // bumped on every change, so an upload knows if it is still current
-	openCount int          // open file handles
+	openCount int32        // open file handles
+	// unflushed: open handles written through since their last FLUSH;
+	// while there are any, a close is still to come whose upload carries
+	// the file's attributes too (Setattr). Beside openCount: the two
+	// share a word (a Node stays within its size class).
+	unflushed int32
 	// editBase, dirty: a sparse staging file's base object and the ranges
 	// written since (edit.go); editBase nil: staging holds every byte.
 	editBase *editBase
@@ -608,19 +613,29 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if dirty && metaChanged {
 		n.markDirtyLocked() // the pending upload carries the new attributes
 	}
-	// Through a descriptor (ftruncate, fchmod…) the writer's close will
-	// upload it all. By path (truncate(2), chmod(2), utimensat) there may
-	// be no flush to come: the kernel sends RELEASE asynchronously, so
-	// openCount cannot tell. A dirty file is then uploaded here, with
-	// whatever the open descriptors have written so far.
+	// Through a descriptor the writer's close will upload it all. The
+	// kernel names the handle only for ftruncate; fchmod, fchown and
+	// futimens come as by path, like chmod(2) and utimensat. Those
+	// change metadata only, and wait for the close too while a handle
+	// has been written through since its last FLUSH: that FLUSH is to
+	// come (tar, cp -p and cp -a set the times, owner and mode of each
+	// file before closing it, which would otherwise cost an upload and
+	// two copies). Otherwise there may be no flush to come (openCount
+	// cannot tell: the kernel sends RELEASE asynchronously, after the
+	// FLUSH), and a dirty file is uploaded here, with whatever the open
+	// descriptors have written so far.
 	viaHandle := f != nil
-	deferred := dirty && viaHandle
-	uploadNow := dirty && !viaHandle
+	flushComing := n.unflushed > 0 && !hasSize
+	deferred := dirty && (viaHandle || flushComing)
+	uploadNow := dirty && !deferred
 	n.mu.Unlock()
 
 	var errno syscall.Errno
 	switch {
 	case deferred:
+		if metaChanged {
+			n.saveSidecar() // a restart uploads the file with them
+		}
 	case uploadNow:
 		// truncate(2) by path, or a retry after a failed upload: nobody
 		// will flush this file, so persist it here.

@@ -199,6 +199,8 @@ func (f *FS) checkInvariants() []string {
 			bad = append(bad, k+": registered node has no staging file")
 		case n.up.state == stateRecovered:
 			bad = append(bad, k+": registered node is recovered")
+		case n.unflushed < 0 || n.unflushed > n.openCount:
+			bad = append(bad, fmt.Sprintf("%s: %d handles written since their flush, %d open", k, n.unflushed, n.openCount))
 		}
 		n.mu.Unlock()
 	}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // TestCpMvLs: cp (also -r and -p), mv within the mount and out of it, and
@@ -106,19 +109,7 @@ func TestTarExtract(t *testing.T) {
 		"proj/deep/a/b/c.t": {[]byte("deep"), 0o644, time.Date(2020, 2, 2, 2, 2, 2, 0, time.UTC)},
 	}
 	for name, f := range files {
-		p := filepath.Join(src, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, f.mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(p, f.mtime, f.mtime); err != nil {
-			t.Fatal(err)
-		}
+		writeTreeFile(t, filepath.Join(src, name), f.data, f.mode, f.mtime)
 	}
 	if err := os.Mkdir(filepath.Join(src, "proj/emptydir"), 0o700); err != nil {
 		t.Fatal(err)
@@ -230,4 +221,105 @@ func TestDd(t *testing.T) {
 	out := filepath.Join(tmp, "out")
 	run(t, m.Dir, "dd", "if=zeros", "of="+out, "bs=1000", "skip=7", "count=5", "status=none")
 	sameBytes(t, "dd read", readFile(t, out), patch)
+}
+
+// TestArchiveAttributesRideTheClose: tar run as root and cp -a set each
+// file's times, owner and mode through its descriptor before closing it
+// (futimens, fchown, fchmod or an ACL). Those wait for the close, whose one
+// upload carries them: no server-side copy per attribute, and every object
+// holds the archive's owner, mode and mtime. A file big enough to stream
+// costs one copy after its multipart upload (the metadata of a multipart
+// upload is fixed when it starts).
+func TestArchiveAttributesRideTheClose(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	m := mount(t, withFlags("--metrics-addr", addr))
+	src := t.TempDir()
+	type file struct {
+		data     []byte
+		mode     os.FileMode
+		uid, gid int
+		mtime    time.Time
+	}
+	files := map[string]file{
+		"arch/owned.txt":  {[]byte("owned\n"), 0o640, 1234, 5678, time.Date(2019, 1, 2, 3, 4, 5, 0, time.UTC)},
+		"arch/bin/run.sh": {[]byte("#!/bin/sh\n"), 0o751, 4321, 8765, time.Date(2018, 5, 6, 7, 8, 9, 0, time.UTC)},
+		"arch/secret":     {randBytes(5, 3000), 0o600, 0, 0, time.Date(2017, 8, 9, 10, 11, 12, 0, time.UTC)},
+		"arch/big.bin":    {randBytes(6, 40<<20), 0o644, 1234, 5678, time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}
+	for name, f := range files {
+		p := filepath.Join(src, name)
+		if err := os.Chown(writeTreeFile(t, p, f.data, f.mode, f.mtime), f.uid, f.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	archive := filepath.Join(t.TempDir(), "a.tar")
+	run(t, src, "tar", "--numeric-owner", "-cf", archive, "arch")
+
+	check := func(tool, dir string) {
+		t.Helper()
+		for name, f := range files {
+			name = dir + strings.TrimPrefix(name, "arch")
+			h := m.Head(name)
+			want := map[string]string{
+				"mode":  fmt.Sprint(uint32(f.mode) | syscall.S_IFREG),
+				"uid":   fmt.Sprint(f.uid),
+				"gid":   fmt.Sprint(f.gid),
+				"mtime": fmt.Sprint(f.mtime.Unix()),
+			}
+			for k, v := range want {
+				if got := h.Metadata[k]; got != v {
+					t.Errorf("%s: object %s has x-amz-meta-%s %q, want %q", tool, name, k, got, v)
+				}
+			}
+			if aws.ToInt64(h.ContentLength) != int64(len(f.data)) {
+				t.Errorf("%s: object %s is %d bytes, want %d", tool, name, aws.ToInt64(h.ContentLength), len(f.data))
+			}
+			if len(f.data) < 1<<20 {
+				sameBytes(t, tool+" "+name, m.Get(name), f.data)
+			}
+			st := lstat(t, m.Path(name))
+			if os.FileMode(st.Mode&0o7777) != f.mode || int(st.Uid) != f.uid || int(st.Gid) != f.gid || st.Mtim.Sec != f.mtime.Unix() {
+				t.Errorf("%s: %s shows mode %#o owner %d:%d mtime %d, want %#o %d:%d %d", tool, name,
+					st.Mode&0o7777, st.Uid, st.Gid, st.Mtim.Sec, f.mode, f.uid, f.gid, f.mtime.Unix())
+			}
+		}
+	}
+
+	reqs := countRequests(t, addr, func() { run(t, m.Dir, "tar", "--numeric-owner", "-xf", archive) })
+	t.Logf("tar -x as root: %v", reqs)
+	// One copy: big.bin's attributes after its multipart upload.
+	if reqs["copy"] > 1 {
+		t.Errorf("tar -x sent %v copies, want at most 1 (the streamed file's): each file's attributes should ride its upload", reqs["copy"])
+	}
+	check("tar", "arch")
+	if out, err := tryRun(m.Dir, "tar", "--numeric-owner", "-df", archive); err != nil {
+		t.Errorf("tar -d reports differences: %v\n%s", err, out)
+	}
+
+	reqs = countRequests(t, addr, func() { run(t, "/", "cp", "-a", filepath.Join(src, "arch"), m.Path("cpa")) })
+	t.Logf("cp -a: %v", reqs)
+	if reqs["copy"] > 1 {
+		t.Errorf("cp -a sent %v copies, want at most 1 (the streamed file's)", reqs["copy"])
+	}
+	check("cp -a", "cpa")
+}
+
+// writeTreeFile writes p (making its directories) with exactly mode and
+// mtime, and returns p.
+func writeTreeFile(t *testing.T, p string, data []byte, mode os.FileMode, mtime time.Time) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
