@@ -30,6 +30,26 @@ func tarAttrs() []fuse.SetAttrIn {
 	return []fuse.SetAttrIn{mtime, owner, mode}
 }
 
+// setattrs sends each of ins, failing the test on an error.
+func (r *rawFS) setattrs(node uint64, ins []fuse.SetAttrIn) {
+	r.t.Helper()
+	for _, in := range ins {
+		if errno := r.setattr(node, in); errno != 0 {
+			r.t.Fatalf("setattr %#x: %v", in.Valid, errno)
+		}
+	}
+}
+
+// setattrsBeforeClose sends ins to a file the test has just written or
+// created, and checks that nothing reached the bucket: its close is to come.
+func (r *rawFS) setattrsBeforeClose(node uint64, ins []fuse.SetAttrIn) {
+	r.t.Helper()
+	r.setattrs(node, ins)
+	if n := r.mutations(); n != 0 {
+		r.t.Errorf("%d requests changed the bucket before the close, want none", n)
+	}
+}
+
 // mustTarAttrs checks that key's object carries tarAttrs.
 func (r *rawFS) mustTarAttrs(key string) {
 	r.t.Helper()
@@ -49,14 +69,7 @@ func TestRawAttrsBeforeCloseRideTheUpload(t *testing.T) {
 	r := newRawFS(t, rawOptions{})
 	node, fh := r.create("f")
 	r.write(node, fh, 0, []byte("data"))
-	for _, in := range tarAttrs() {
-		if errno := r.setattr(node, in); errno != 0 {
-			t.Fatalf("setattr %#x: %v", in.Valid, errno)
-		}
-	}
-	if n := r.mutations(); n != 0 {
-		t.Errorf("%d requests changed the bucket before the close, want none", n)
-	}
+	r.setattrsBeforeClose(node, tarAttrs())
 	if errno := r.close(node, fh); errno != 0 {
 		t.Fatalf("close: %v", errno)
 	}
@@ -105,11 +118,7 @@ func TestRawDeferredAttrsSurviveAFailedClose(t *testing.T) {
 	fail := r.failUploadsOf("f")
 	node, fh := r.create("f")
 	r.write(node, fh, 0, []byte("data"))
-	for _, in := range tarAttrs() {
-		if errno := r.setattr(node, in); errno != 0 {
-			t.Fatalf("setattr %#x: %v", in.Valid, errno)
-		}
-	}
+	r.setattrs(node, tarAttrs())
 	if errno := r.close(node, fh); errno != syscall.EIO {
 		t.Fatalf("close with failing uploads = %v, want EIO", errno)
 	}
@@ -119,4 +128,52 @@ func TestRawDeferredAttrsSurviveAFailedClose(t *testing.T) {
 	r.waitObject("f", []byte("data"))
 	r.waitSettled()
 	r.mustTarAttrs("f")
+}
+
+// An empty file made by tar gets its attributes before any write: they
+// wait for the close too, which stores the empty object once.
+func TestRawAttrsOfAnEmptyNewFileRideTheUpload(t *testing.T) {
+	r := newRawFS(t, rawOptions{})
+	node, fh := r.create("empty")
+	r.setattrsBeforeClose(node, tarAttrs())
+	if errno := r.close(node, fh); errno != 0 {
+		t.Fatalf("close: %v", errno)
+	}
+	r.waitObject("empty", nil)
+	r.mustStoredOnce()
+	r.mustTarAttrs("empty")
+}
+
+// open(O_TRUNC) then fchmod before the first write: the old object stays
+// whole until the close, which stores the new content with the new mode.
+func TestRawAttrsAfterOTruncWaitForTheClose(t *testing.T) {
+	r := newRawFS(t, rawOptions{})
+	node, fh := r.create("f")
+	r.write(node, fh, 0, []byte("old content"))
+	if errno := r.close(node, fh); errno != 0 {
+		t.Fatalf("first close: %v", errno)
+	}
+	before := r.mutations()
+	fh, errno := r.open(node, syscall.O_WRONLY|syscall.O_TRUNC)
+	if errno != 0 {
+		t.Fatalf("open O_TRUNC: %v", errno)
+	}
+	r.setattrs(node, tarAttrs()[1:]) // owner and mode: the write sets the mtime
+	if n := r.mutations() - before; n != 0 {
+		t.Errorf("%d requests changed the bucket between open(O_TRUNC) and the first write, want none", n)
+	}
+	if b, _ := r.object("f"); string(b) != "old content" {
+		t.Errorf("object before the close = %q, want the old content", b)
+	}
+	r.write(node, fh, 0, []byte("new"))
+	if errno := r.close(node, fh); errno != 0 {
+		t.Fatalf("close: %v", errno)
+	}
+	r.waitObject("f", []byte("new"))
+	if n := r.mutations() - before; n != 1 {
+		t.Errorf("%d requests changed the bucket for the rewrite, want the one upload", n)
+	}
+	if _, info, _ := r.mem.Object("f"); info.Metadata["mode"] != fmt.Sprint(syscall.S_IFREG|0o751) || info.Metadata["uid"] != "1234" {
+		t.Errorf("object after the close: mode %q uid %q, want %d 1234", info.Metadata["mode"], info.Metadata["uid"], syscall.S_IFREG|0o751)
+	}
 }

@@ -1223,6 +1223,9 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	child.openCount++
 	if h.writable {
 		child.pushes().holds++ // released with the handle; nothing to fence yet
+		// Its close uploads the new file: attributes set before (tar
+		// and cp -a, an empty file's too) wait for it.
+		child.writtenThroughLocked(h)
 	}
 	child.mu.Unlock()
 	n.entryAdded(name, kindFile)

@@ -116,10 +116,17 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	// would send the emptied file over the old object, which must change
 	// only at this handle's close (CI caught it: TestWritebackOTruncIsAtomic
 	// found an empty object).
+	// An O_TRUNC open changes the file as a write through the handle
+	// does: its close is to come, and uploads attributes set before
+	// (Setattr), never the emptied file on its own.
+	truncating := h.writable && flags&syscall.O_TRUNC != 0
 	n.mu.Lock()
 	n.openCount++
+	if truncating {
+		n.writtenThroughLocked(h)
+	}
 	n.mu.Unlock()
-	if h.writable && flags&syscall.O_TRUNC != 0 {
+	if truncating {
 		n.killSuidFor(ctx)
 		errno := n.truncate(ctx, 0)
 		if testHookOpenTruncated != nil {
@@ -127,7 +134,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 		if errno != 0 {
 			n.releasePushes()
-			n.uncountOpen()
+			n.uncountOpen(h)
 			return nil, 0, errno
 		}
 	}
@@ -159,10 +166,11 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 // O_TRUNC open emptied the file, before the handle exists.
 var testHookOpenTruncated func(*Node)
 
-// uncountOpen takes back the count of an open that failed after it was
-// counted, as Release would for its last handle.
-func (n *Node) uncountOpen() {
+// uncountOpen takes back the count of h's open, which failed after it
+// was counted, as Release would for its last handle.
+func (n *Node) uncountOpen(h *handle) {
 	n.mu.Lock()
+	n.flushedLocked(h)
 	n.openCount--
 	wake := n.openCount == 0 && n.hasPendingLocked()
 	n.mu.Unlock()
