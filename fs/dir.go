@@ -1076,6 +1076,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, errno
 	}
 	child.hasMarker = true
+	child.metaLoaded = true // the marker's headers are what opts said
 	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	// A new directory is empty: with a negative TTL, creates in it need
 	// not ask the store.
@@ -1323,6 +1324,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	}
 	child.etag = etag
 	child.size = int64(len(target))
+	child.metaLoaded = true
 	child.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
 	n.entryAdded(name, kindSymlink)
 	inode := n.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFLNK, Ino: child.ino})

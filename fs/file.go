@@ -844,6 +844,9 @@ func (n *Node) uploadLocking(why string) (errno syscall.Errno, created, sent boo
 	if err == nil {
 		n.afterUploadLocked(key, etag, size, false) // dataMu held since the snapshot
 		n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+		// The object's headers are what opts said: a rewrite needs no
+		// HEAD first (until the stat cache says to look again).
+		n.metaLoaded = true
 	}
 	n.mu.Unlock()
 	n.dataMu.RUnlock()

@@ -108,9 +108,10 @@ type Node struct {
 	// the next metadata update replaces it with "key/", as s3fs does,
 	// and rmdir and rename remove it.
 	oldStyle bool
-	// metaLoaded: attrs and foreign came from the object's headers (a
-	// HEAD), not from a listing, which carries none (xattr.go loads
-	// them before a rewrite could drop them).
+	// metaLoaded: attrs and foreign are the object's headers, from a
+	// HEAD or because this node wrote them (an upload, a metadata
+	// rewrite, mkdir, symlink), not from a listing, which carries none
+	// (xattr.go loads them before a rewrite could drop them).
 	metaLoaded bool
 	unlinked   bool // removed from the namespace: never upload again
 	removing   bool // an unlink or rename over it is under way: start no stream (set and cleared under uploadMu)
@@ -702,6 +703,7 @@ func (n *Node) persistMeta(ctx context.Context) syscall.Errno {
 		n.etag = newETag
 	}
 	n.validUntil = time.Now().Add(n.fsys.cfg.StatCacheTTL)
+	n.metaLoaded = true // the headers just written
 	n.mu.Unlock()
 	n.changedInParent()
 	return 0

@@ -323,3 +323,50 @@ func writeTreeFile(t *testing.T, p string, data []byte, mode os.FileMode, mtime 
 	}
 	return p
 }
+
+// TestOwnHeadersNeedNoHead: the mount knows the headers of what it has
+// just written (a file's upload, a directory's marker, a symlink, a
+// metadata rewrite), so chmod, chown and utimes right after rewrite the
+// object without asking the store for its headers first.
+func TestOwnHeadersNeedNoHead(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr))
+	writeFile(t, m.Path("f"), []byte("data"))
+	if err := os.Mkdir(m.Path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("f", m.Path("l")); err != nil {
+		t.Fatal(err)
+	}
+	when := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	reqs := countRequests(t, addr, func() {
+		for _, name := range []string{"f", "d"} {
+			if err := os.Chmod(m.Path(name), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(m.Path(name), when, when); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Lchown(m.Path("l"), 1234, 5678); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("requests: %v", reqs)
+	if reqs["head"] != 0 || reqs["get"] != 0 || reqs["list"] != 0 {
+		t.Errorf("rewrites after our own writes asked the store %v HEADs, %v GETs, %v LISTs, want none", reqs["head"], reqs["get"], reqs["list"])
+	}
+	if reqs["copy"]+reqs["upload"] != 5 {
+		t.Errorf("%v copies and %v uploads, want one per change (5)", reqs["copy"], reqs["upload"])
+	}
+	for name, want := range map[string]string{"f": fmt.Sprint(syscall.S_IFREG | 0o700), "d/": fmt.Sprint(syscall.S_IFDIR | 0o700)} {
+		h := m.Head(name)
+		if h.Metadata["mode"] != want || h.Metadata["mtime"] != fmt.Sprint(when.Unix()) {
+			t.Errorf("object %s: mode %q mtime %q, want %s %d", name, h.Metadata["mode"], h.Metadata["mtime"], want, when.Unix())
+		}
+	}
+	if h := m.Head("l"); h.Metadata["uid"] != "1234" || h.Metadata["gid"] != "5678" {
+		t.Errorf("symlink object: uid %q gid %q, want 1234 5678", h.Metadata["uid"], h.Metadata["gid"])
+	}
+}
