@@ -49,7 +49,11 @@ func (m *Mount) Put(name string, body []byte, meta map[string]string) {
 
 func putObject(t testing.TB, c *s3.Client, bucket, key string, body []byte, meta map[string]string) {
 	t.Helper()
-	ctx, cancel := s3ctx()
+	// A big body gets a second per MiB beyond s3ctx's minute: two CI runs
+	// at once on two cores once stalled MinIO's disk for two minutes, and
+	// a 256 MiB setup PUT ran out of its minute (the test itself, slow,
+	// would have passed, as it did in the other run).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second+time.Duration(len(body)>>20)*time.Second)
 	defer cancel()
 	in := &s3.PutObjectInput{
 		Bucket:   aws.String(bucket),
