@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,8 +22,21 @@ import (
 // ready file, stale mounts, the shutdown deadline, metrics and secrets.
 
 // freeAddr returns a 127.0.0.1:PORT nothing listens on, for --metrics-addr.
+// The port is below the kernel's ephemeral range (32768 and up here), which
+// outgoing connections take their ports from: a test that remounts on the
+// same address after an unmount once found its port taken in between, by
+// some connection of the two CI runs beside it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return fmt.Sprintf("127.0.0.1:%d", port)
+	}
 	return fmt.Sprintf("127.0.0.1:%d", closedPort(t))
 }
 
