@@ -395,25 +395,28 @@ func TestSandboxShutdownDeadline(t *testing.T) {
 			data := randBytes(620, 3<<20+5)
 			// The test process is the writer, so the descriptor stays open
 			// (a child process would close it on exit, which uploads).
-			f, err := os.Create(m.Path("pending.bin"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close() // after the daemon is gone: the error does not matter
-			if _, err := f.Write(data); err != nil {
-				t.Fatal(err)
-			}
-
-			if tc.hang {
-				pid := findMinioPID(t, srv)
-				if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+			var f *os.File
+			withoutForks(func() {
+				var err error
+				f, err = os.Create(m.Path("pending.bin"))
+				if err != nil {
 					t.Fatal(err)
 				}
-				// Thawed before StartT's cleanup stops it.
-				t.Cleanup(func() { _ = unix.Kill(pid, unix.SIGCONT) })
-			} else if err := srv.Kill(); err != nil {
-				t.Fatal(err)
-			}
+				if _, err := f.Write(data); err != nil {
+					t.Fatal(err)
+				}
+				if tc.hang {
+					pid := findMinioPID(t, srv)
+					if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+						t.Fatal(err)
+					}
+					// Thawed before StartT's cleanup stops it.
+					t.Cleanup(func() { _ = unix.Kill(pid, unix.SIGCONT) })
+				} else if err := srv.Kill(); err != nil {
+					t.Fatal(err)
+				}
+			})
+			defer f.Close() // after the daemon is gone: the error does not matter
 			if tc.close {
 				// The errno is TestUploadErrorReported's business; here
 				// only that close reported the failure.

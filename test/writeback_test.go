@@ -40,17 +40,19 @@ func storeDown(p *faultProxy) (restore func()) {
 func failedCloses(t *testing.T, m *Mount, p *faultProxy, files map[string][]byte) (restore func()) {
 	t.Helper()
 	open := map[string]*os.File{}
-	for name, data := range files {
-		f, err := os.Create(m.Path(name))
-		if err != nil {
-			t.Fatal(err)
+	withoutForks(func() {
+		for name, data := range files {
+			f, err := os.Create(m.Path(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			open[name] = f
 		}
-		if _, err := f.Write(data); err != nil {
-			t.Fatal(err)
-		}
-		open[name] = f
-	}
-	restore = storeDown(p)
+		restore = storeDown(p)
+	})
 	for name, f := range open {
 		wantErrno(t, "close of "+name+" with the store down", f.Close(), syscall.EIO)
 	}
@@ -198,20 +200,22 @@ func TestWritebackOTruncIsAtomic(t *testing.T) {
 		t.Fatal("read before truncate")
 	}
 	before, _ := scrape(t, addr)
-	f, err := os.OpenFile(m.Path("f"), os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Nothing changed in the bucket at open.
-	if got := m.Get("f"); !bytes.Equal(got, oldData) {
-		t.Errorf("after open(O_TRUNC) the bucket has %d bytes, want the old %d: the object changed before any close", len(got), len(oldData))
-	}
-	if _, err := f.Write([]byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	withoutForks(func() { // (CI caught another process's close uploading early)
+		f, err := os.OpenFile(m.Path("f"), os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Nothing changed in the bucket at open.
+		if got := m.Get("f"); !bytes.Equal(got, oldData) {
+			t.Errorf("after open(O_TRUNC) the bucket has %d bytes, want the old %d: the object changed before any close", len(got), len(oldData))
+		}
+		if _, err := f.Write([]byte("new")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	after, _ := scrape(t, addr)
 	const puts = `bucketfs_s3_requests_total{op="upload",outcome="ok"}`
 	if n := after[puts] - before[puts]; n != 1 {
@@ -224,14 +228,19 @@ func TestWritebackOTruncIsAtomic(t *testing.T) {
 	// With the store down, a failed overwrite leaves the old object whole.
 	m.Put("g", oldData, nil)
 	readFile(t, m.Path("g"))
-	g, err := os.OpenFile(m.Path("g"), os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.Write([]byte("doomed")); err != nil {
-		t.Fatal(err)
-	}
-	restore := storeDown(p)
+	var g *os.File
+	var restore func()
+	withoutForks(func() {
+		var err error
+		g, err = os.OpenFile(m.Path("g"), os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Write([]byte("doomed")); err != nil {
+			t.Fatal(err)
+		}
+		restore = storeDown(p)
+	})
 	wantErrno(t, "overwrite with the store down", g.Close(), syscall.EIO)
 	if got, err := m.TryGet("g"); err != nil || !bytes.Equal(got, oldData) {
 		t.Errorf("after a failed overwrite the bucket has %d bytes (%v), want the old object whole", len(got), err)
@@ -315,16 +324,20 @@ func TestWritebackOutageKeepsFileInMount(t *testing.T) {
 	recovery := filepath.Join(t.TempDir(), "recovery")
 	m := mount(t, onServer(srv), withFlags("--recovery-dir", recovery, "--stat-cache-ttl", "1s"))
 	data := randBytes(120, 20<<20+7)
-	f, err := os.Create(m.Path("big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	var f *os.File
+	withoutForks(func() {
+		var err error
+		f, err = os.Create(m.Path("big"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	wantErrno(t, "close with MinIO down", f.Close(), syscall.EIO)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -354,20 +367,23 @@ func TestWritebackStreamingUpload(t *testing.T) {
 	t.Parallel()
 	m, p := mountBehindProxy(t)
 	data := randBytes(130, 100<<20+17)
-	writeChunks := func(name string, body []byte, afterEach func(written int)) *os.File {
+	writeChunks := func(name string, body []byte, afterEach func(written int)) (f *os.File) {
 		t.Helper()
-		f, err := os.Create(m.Path(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for off := 0; off < len(body); off += 1 << 20 {
-			if _, err := f.Write(body[off:min(len(body), off+1<<20)]); err != nil {
-				t.Fatalf("%s: write at %d: %v", name, off, err)
+		withoutForks(func() {
+			var err error
+			f, err = os.Create(m.Path(name))
+			if err != nil {
+				t.Fatal(err)
 			}
-			if afterEach != nil {
-				afterEach(off + 1<<20)
+			for off := 0; off < len(body); off += 1 << 20 {
+				if _, err := f.Write(body[off:min(len(body), off+1<<20)]); err != nil {
+					t.Fatalf("%s: write at %d: %v", name, off, err)
+				}
+				if afterEach != nil {
+					afterEach(off + 1<<20)
+				}
 			}
-		}
+		})
 		return f
 	}
 
