@@ -1219,10 +1219,16 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	h := newHandle(child, flags)
+	var openerPid uint32
+	var opener int32
+	if h.writable {
+		openerPid, opener = child.opener(ctx)
+	}
 	child.mu.Lock()
 	child.markDirtyLocked() // an empty file must exist as an empty object
 	child.openCount++
 	if h.writable {
+		child.noteOpenerLocked(h, openerPid, opener)
 		child.pushes().holds++ // released with the handle; nothing to fence yet
 		// Its close uploads the new file: attributes set before (tar
 		// and cp -a, an empty file's too) wait for it.

@@ -58,6 +58,12 @@ type handle struct {
 	// unflushed: written through since its last FLUSH (guarded by the
 	// node's mu, counted in Node.unflushed).
 	unflushed bool
+
+	// owners: the processes that opened this description for writing or
+	// wrote through it (flushowner.go; guarded by the node's mu), and
+	// lastWriter the thread of the last write whose process they hold.
+	owners     owners
+	lastWriter atomic.Uint32
 }
 
 // pin records obj as the version this handle serves, once.
@@ -120,8 +126,16 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	// does: its close is to come, and uploads attributes set before
 	// (Setattr), never the emptied file on its own.
 	truncating := h.writable && flags&syscall.O_TRUNC != 0
+	var openerPid uint32
+	var opener int32
+	if h.writable {
+		openerPid, opener = n.opener(ctx)
+	}
 	n.mu.Lock()
 	n.openCount++
+	if h.writable {
+		n.noteOpenerLocked(h, openerPid, opener)
+	}
 	if truncating {
 		n.writtenThroughLocked(h)
 	}
@@ -387,13 +401,23 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	if errno := n.ensureStagedLocked(ctx); errno != 0 {
 		return 0, errno
 	}
+	h, _ := f.(*handle)
+	pid := callerPid(ctx)
+	var writer int32
+	known := true
+	if h != nil {
+		writer, known = h.writerOf(pid)
+	}
 	n.mu.Lock()
 	killed := n.killSuidForLocked(ctx)
-	if h, ok := f.(*handle); ok {
+	if h != nil {
 		if h.append {
 			off = n.size // O_APPEND: always at the end we know, whatever the kernel thinks
 		}
 		n.writtenThroughLocked(h)
+		n.noteWriterLocked(h, pid, writer, known)
+	} else {
+		n.anonWrites = true
 	}
 	m := n.mem
 	toMem := m != nil && off == n.size && m.st == n.stream && m.st.key == n.key
@@ -650,6 +674,11 @@ func downloadInto(ctx context.Context, store s3backend.ObjectStore, key, etag st
 func (n *Node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	h, ok := f.(*handle)
 	if ok && !h.writable {
+		return 0
+	}
+	if ok && n.flushByBystander(ctx, h) {
+		// A process that inherited the descriptor closed its copy
+		// (flushowner.go): the owners' closes upload.
 		return 0
 	}
 	if ok {

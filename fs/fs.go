@@ -25,6 +25,8 @@ package fs
 //	                a leaf, taken holding a directory's Node.mu
 //	treeWalks.mu    walks of subtrees and the listings they keep
 //	                (treewalk.go); a leaf, taken holding a Node.mu
+//	tgidCache.mu    threads' processes (flushowner.go); a leaf, taken
+//	                holding a Node.dataMu at most
 //
 // go-fuse's tree methods (GetChild, NewInode, Children…) and Notify* are never
 // called while holding Node.mu or FS.mu. The page-cache fill (kernelfill.go)
@@ -77,6 +79,9 @@ type FS struct {
 	listBound *listBound
 	// treeWalks: listings of whole subtrees (treewalk.go).
 	treeWalks treeWalks
+	// tgids caches the processes of the threads that open files for
+	// writing and write (flushowner.go).
+	tgids tgidCache
 
 	// mu guards files, recovered, dirChanged and walked (a leaf).
 	mu sync.Mutex

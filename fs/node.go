@@ -120,6 +120,9 @@ type Node struct {
 	// retired: the registry moved this node's state into a newer node
 	// (adopt); nothing may act on it any more.
 	retired bool
+	// anonWrites: a write came with no process known (page writeback of
+	// a shared mapping): every FLUSH uploads (flushowner.go).
+	anonWrites bool
 }
 
 // dirState is what only a directory node needs: its listing cache and the

@@ -163,12 +163,15 @@ func readFile(t *testing.T, path string) []byte {
 
 // withoutForks runs fn while no goroutine of this test process can fork.
 // A fork copies every descriptor of the process, and the child's exec
-// closes the copies; each close of a mount's file sends FLUSH, which
-// uploads whatever the file holds then, as any close must. Parallel tests
-// fork all the time (mounts, shell tools), so a test that asserts on what
-// its own close uploads, or on a close's error, holds this from its open
-// until that close or until the store is taken down. fn must not fork
-// itself, nor wait long: other tests' commands wait for it.
+// closes the copies; each close of a mount's file sends FLUSH. The mount
+// uploads nothing for a process that only inherited the descriptor
+// (fs/flushowner.go), but where it cannot tell the processes apart such a
+// close uploads what the file holds then, as any close must. Parallel
+// tests fork all the time (mounts, shell tools), so a test that asserts on
+// what its own close uploads, or on a close's error, holds this from its
+// open until that close or until the store is taken down, and does not
+// depend on that. fn must not fork itself, nor wait long: other tests'
+// commands wait for it.
 func withoutForks(fn func()) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()

@@ -35,6 +35,19 @@ const writerHelperEnv = "BUCKETFS_TEST_WRITER"
 //	                   N bytes, those written so far
 //	pause FILE         create FILE and wait until it is removed
 //	close              close; its error is the exit status (5 for EIO)
+//	openrw PATH        create or truncate PATH for reading and writing
+//	spawn N            run /bin/true N times (each a fork whose exec closes
+//	                   its copy of the descriptor)
+//	child STR          run a child process that writes STR through its
+//	                   inherited copy of the descriptor and exits
+//	mapchild OFF STR   run a child process that writes STR at OFF through a
+//	                   shared mapping of its inherited copy and exits
+//	fd N               (in a child) take inherited descriptor N
+//	writestr STR       write STR
+//	mapwrite OFF STR   write STR at OFF through a shared mapping
+//
+// The descriptor and the program that writes it are this helper's, not
+// the test process's: see writerHelperEnv.
 func runWriterHelper(script string) int {
 	var f *os.File
 	var written []byte
@@ -72,6 +85,35 @@ func runWriterHelper(script string) int {
 					}
 					time.Sleep(20 * time.Millisecond)
 				}
+			}
+		case "openrw":
+			f, err = os.OpenFile(w[1], os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+		case "spawn":
+			n, _ := strconv.Atoi(w[1])
+			for i := 0; i < n && err == nil; i++ {
+				err = exec.Command("/bin/true").Run()
+			}
+		case "child", "mapchild":
+			child := "fd 3;writestr " + w[1]
+			if w[0] == "mapchild" {
+				child = "fd 3;mapwrite " + w[1] + " " + w[2]
+			}
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), writerHelperEnv+"="+child)
+			cmd.ExtraFiles = []*os.File{f}
+			cmd.Stderr = os.Stderr
+			err = cmd.Run()
+		case "fd":
+			n, _ := strconv.Atoi(w[1])
+			f = os.NewFile(uintptr(n), "inherited")
+		case "writestr":
+			_, err = f.WriteString(w[1])
+		case "mapwrite":
+			off, _ := strconv.Atoi(w[1])
+			var m []byte
+			if m, err = unix.Mmap(int(f.Fd()), 0, off+len(w[2]), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err == nil {
+				copy(m[off:], w[2])
+				err = unix.Munmap(m)
 			}
 		case "close":
 			if err = f.Close(); err != nil {
