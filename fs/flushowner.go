@@ -30,7 +30,8 @@ import (
 //     the daemon's PID namespace), or its /proc entry cannot be read;
 //   - a write came without a known caller (Node.anonWrites): a shared
 //     mapping's pages may hold another process's data;
-//   - a description has more owners than maxOwners.
+//   - a description has more owners than maxOwners;
+//   - /proc is not this daemon's PID namespace's (procIsOurs).
 //
 // The kernel names the calling thread, not its process: owners are thread
 // group IDs, read from /proc/TID/status, so a program that writes on one
@@ -102,6 +103,15 @@ func (o *owners) excludes(tgid int32, still []int32) bool {
 	}
 	return true
 }
+
+// procIsOurs reports whether /proc shows this daemon's PID namespace, in
+// which the kernel gives callers' IDs: a daemon in a container whose /proc
+// is another namespace's would read other processes there, so then every
+// FLUSH uploads.
+var procIsOurs = sync.OnceValue(func() bool {
+	self, err := os.Readlink("/proc/self")
+	return err == nil && self == strconv.Itoa(os.Getpid())
+})
 
 // callerPid is the thread ID the kernel gave for ctx's request, 0 if none.
 func callerPid(ctx context.Context) uint32 {
@@ -226,8 +236,11 @@ func (n *Node) noteWriterLocked(h *handle, pid uint32, tgid int32, known bool) {
 // it uploads nothing.
 func (n *Node) flushByBystander(ctx context.Context, h *handle) bool {
 	pid := callerPid(ctx)
+	if pid == 0 || !procIsOurs() {
+		return false
+	}
 	n.mu.Lock()
-	if pid == 0 || n.anonWrites || h.owners.lost || h.owners.has(pid) {
+	if n.anonWrites || h.owners.lost || h.owners.has(pid) {
 		n.mu.Unlock()
 		return false
 	}

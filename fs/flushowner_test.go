@@ -20,6 +20,9 @@ func TestStatusTgid(t *testing.T) {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}
+	if !procIsOurs() {
+		t.Error("procIsOurs: false in the test's own namespace")
+	}
 	// This very thread: its process.
 	if got := tgidOf(uint32(os.Getpid())); got != int32(os.Getpid()) {
 		t.Errorf("tgidOf(own pid) = %d, want %d", got, os.Getpid())
