@@ -692,6 +692,9 @@ func (n *Node) applyEntryLocked(ent listEntry) {
 	if n.kind == kindDir {
 		n.hasMarker = ent.marker
 		if !ent.marker {
+			// hasMeta: known to have no marker; else a listing's common
+			// prefix, which does not tell (loadMeta asks).
+			n.metaLoaded = ent.hasMeta
 			if n.attrs.mtime.IsZero() {
 				n.attrs = defaultAttrs(&n.fsys.cfg, kindDir, time.Time{})
 			}
@@ -871,7 +874,8 @@ func (f *FS) statRemote(ctx context.Context, key string) (listEntry, bool, sysca
 		}
 		return listEntry{}, false, f.lookupErrno(key+"/", err)
 	case listErr == nil && len(list.Objects)+len(list.CommonPrefixes) > 0:
-		return listEntry{kind: kindDir}, true, 0
+		// No marker: it would have come first.
+		return listEntry{kind: kindDir, hasMeta: true}, true, 0
 	case objErr == nil:
 		k := kindOf(obj)
 		if k == kindFile && len(body) > 0 {
@@ -1039,7 +1043,8 @@ func (f *FS) statListed(ctx context.Context, key string) (listEntry, bool, sysca
 	case dirErr == nil && len(dir.Objects) > 0 && dir.Objects[0].Key == key+"/":
 		return objEntry(kindDir, dir.Objects[0], false, true), true, 0
 	case dirErr == nil && len(dir.Objects)+len(dir.CommonPrefixes) > 0:
-		return listEntry{kind: kindDir}, true, 0
+		// No marker: it would have come first.
+		return listEntry{kind: kindDir, hasMeta: true}, true, 0
 	case objErr == nil && len(obj.Objects) > 0 && obj.Objects[0].Key == key:
 		return objEntry(kindFile, obj.Objects[0], false, false), true, 0
 	}

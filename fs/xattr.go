@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"maps"
 	"sort"
 	"strings"
@@ -12,6 +13,8 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
+
+	"github.com/novitalabs/bucketfs/s3backend"
 )
 
 // Extended attributes, stored as s3fs stores them (its use_xattr option),
@@ -213,13 +216,17 @@ func storableName(name string) syscall.Errno {
 func (n *Node) loadMeta(ctx context.Context) syscall.Errno {
 	n.mu.Lock()
 	var key string
+	probe := false
 	switch {
 	case n.metaLoaded || n.isRoot || n.unlinked || n.staging != nil || n.up.state.pending():
 	case n.kind == kindDir && n.hasMarker && n.oldStyle:
 		key = n.key
-	case n.kind == kindDir && n.hasMarker:
-		key = n.key + "/"
-	case n.kind != kindDir && n.etag != "":
+	case n.kind == kindDir:
+		// A marker may exist though none is known: a listing's common
+		// prefix does not tell (--metadata listing). Rewritten without
+		// its headers, it would lose its xattrs and other tools' keys.
+		key, probe = n.key+"/", !n.hasMarker
+	case n.etag != "":
 		key = n.key
 	}
 	n.mu.Unlock()
@@ -229,6 +236,17 @@ func (n *Node) loadMeta(ctx context.Context) syscall.Errno {
 	mctx, cancel := n.fsys.metaContext(ctx)
 	defer cancel()
 	info, err := n.fsys.store.Head(mctx, key)
+	if probe && (errors.Is(err, s3backend.ErrNotFound) || errors.Is(err, s3backend.ErrInvalidKey)) {
+		n.mu.Lock()
+		n.metaLoaded = true // an implicit directory: no headers to keep
+		n.mu.Unlock()
+		return 0
+	}
+	if err == nil && probe {
+		n.mu.Lock()
+		n.hasMarker = true
+		n.mu.Unlock()
+	}
 	if err != nil {
 		errno := toErrno(err)
 		n.fsys.logFailure("xattr-head", key, err, errno)

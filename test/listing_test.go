@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,6 +286,40 @@ func TestListingMetadataMode(t *testing.T) {
 	}
 	if st := lstat(t, m2.Path("l/sub")); st.Mode&0o170000 != 0o040000 {
 		t.Errorf("cold lstat l/sub: mode %#o, want a directory", st.Mode)
+	}
+}
+
+// TestListingModeKeepsMarkerHeaders: with --metadata listing a directory
+// known from its parent's listing (a common prefix, which does not say
+// whether a marker exists) keeps its marker's xattrs and other tools' keys
+// when chmod rewrites the marker, and shows the xattrs stored there; an
+// implicit directory gets a marker, as before.
+func TestListingModeKeepsMarkerHeaders(t *testing.T) {
+	t.Parallel()
+	m := mount(t, withTTL(time.Minute), withFlags("--metadata", "listing", "-o", "use_xattr"))
+	xattr := `{"user.a":"YQ=="}` // s3fs's format: base64 values
+	m.Put("p/d/", nil, map[string]string{"mode": strconv.Itoa(0o40755), "foreign": "keepme", "xattr": url.QueryEscape(xattr)})
+	m.Put("p/d/f", []byte("x"), nil)
+	m.Put("p/implicit/f", []byte("x"), nil)
+	lsLong(t, m.Path("p")) // d and implicit are known from this listing only
+	buf := make([]byte, 64)
+	if n, err := unix.Getxattr(m.Path("p/d"), "user.a", buf); err != nil || string(buf[:n]) != "a" {
+		t.Errorf("getxattr user.a of a directory listed only: %q, %v; want \"a\" from its marker", buf[:max(n, 0)], err)
+	}
+	for _, name := range []string{"p/d", "p/implicit"} {
+		if err := os.Chmod(m.Path(name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := m.Head("p/d/")
+	if h.Metadata["foreign"] != "keepme" || !strings.Contains(h.Metadata["xattr"], "user.a") {
+		t.Errorf("marker after chmod: %v, want foreign=keepme and the xattr kept", h.Metadata)
+	}
+	if h.Metadata["mode"] != strconv.Itoa(0o40700) {
+		t.Errorf("marker mode after chmod: %q, want %d", h.Metadata["mode"], 0o40700)
+	}
+	if h := m.Head("p/implicit/"); h.Metadata["mode"] != strconv.Itoa(0o40700) {
+		t.Errorf("implicit directory's new marker: mode %q, want %d", h.Metadata["mode"], 0o40700)
 	}
 }
 
