@@ -560,6 +560,15 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if hasSize && n.kind != kindFile {
 		return syscall.EISDIR
 	}
+	if h, ok := f.(*handle); ok && hasSize {
+		// ftruncate changes the data as a write does: its caller's close
+		// of the descriptor uploads it (flushowner.go).
+		pid := callerPid(ctx)
+		tgid, known := h.writerOf(pid)
+		n.mu.Lock()
+		n.noteWriterLocked(h, pid, tgid, known)
+		n.mu.Unlock()
+	}
 	if hasSize {
 		if errno := n.truncate(ctx, int64(size)); errno != 0 {
 			return errno

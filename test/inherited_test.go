@@ -12,7 +12,8 @@ import (
 // of its descriptor (fs/flushowner.go): a program that runs commands while
 // it holds a file (a log, a results file) no longer uploads the file at
 // every command. A child that wrote, through the descriptor or a shared
-// mapping, still has its data stored when it exits.
+// mapping, or truncated through it, still has its data stored when it
+// exits.
 func TestInheritedDescriptorCloses(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t)
@@ -56,6 +57,19 @@ func TestInheritedDescriptorCloses(t *testing.T) {
 		want := randBytes(74, 8192)
 		copy(want[100:], "XYZ")
 		sameBytes(t, "after the mapping child's exit", m.Get("mapped"), want)
+		if err := os.Remove(pause); err != nil {
+			t.Fatal(err)
+		}
+		if code := exitCode(t, cmd); code != 0 {
+			t.Fatalf("writer exited with %d", code)
+		}
+	})
+
+	t.Run("a child that truncates", func(t *testing.T) {
+		pause := filepath.Join(dir, "pause-trunc")
+		cmd := writer(t, "open "+m.Path("cut")+";write 100 76;truncchild 10;pause "+pause+";close")
+		waitFile(t, pause)
+		sameBytes(t, "after the truncating child's exit", m.Get("cut"), randBytes(76, 100)[:10])
 		if err := os.Remove(pause); err != nil {
 			t.Fatal(err)
 		}

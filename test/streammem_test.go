@@ -42,9 +42,12 @@ const writerHelperEnv = "BUCKETFS_TEST_WRITER"
 //	                   inherited copy of the descriptor and exits
 //	mapchild OFF STR   run a child process that writes STR at OFF through a
 //	                   shared mapping of its inherited copy and exits
+//	truncchild N       run a child process that truncates the file to N
+//	                   bytes through its inherited copy and exits
 //	fd N               (in a child) take inherited descriptor N
 //	writestr STR       write STR
 //	mapwrite OFF STR   write STR at OFF through a shared mapping
+//	truncate N         ftruncate to N bytes
 //
 // The descriptor and the program that writes it are this helper's, not
 // the test process's: see writerHelperEnv.
@@ -93,10 +96,13 @@ func runWriterHelper(script string) int {
 			for i := 0; i < n && err == nil; i++ {
 				err = exec.Command("/bin/true").Run()
 			}
-		case "child", "mapchild":
+		case "child", "mapchild", "truncchild":
 			child := "fd 3;writestr " + w[1]
-			if w[0] == "mapchild" {
+			switch w[0] {
+			case "mapchild":
 				child = "fd 3;mapwrite " + w[1] + " " + w[2]
+			case "truncchild":
+				child = "fd 3;truncate " + w[1]
 			}
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), writerHelperEnv+"="+child)
@@ -106,6 +112,9 @@ func runWriterHelper(script string) int {
 		case "fd":
 			n, _ := strconv.Atoi(w[1])
 			f = os.NewFile(uintptr(n), "inherited")
+		case "truncate":
+			n, _ := strconv.Atoi(w[1])
+			err = f.Truncate(int64(n))
 		case "writestr":
 			_, err = f.WriteString(w[1])
 		case "mapwrite":
