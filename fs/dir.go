@@ -1233,7 +1233,8 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	child.markDirtyLocked() // an empty file must exist as an empty object
 	child.openCount++
 	if h.writable {
-		child.noteOpenerLocked(h, openerPid, opener)
+		// Its opener owns it (flushowner.go).
+		h.owners.add(openerPid, opener)
 		child.pushes().holds++ // released with the handle; nothing to fence yet
 		// Its close uploads the new file: attributes set before (tar
 		// and cp -a, an empty file's too) wait for it.

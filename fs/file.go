@@ -134,7 +134,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	n.mu.Lock()
 	n.openCount++
 	if h.writable {
-		n.noteOpenerLocked(h, openerPid, opener)
+		h.owners.add(openerPid, opener) // an owner: flushowner.go
 	}
 	if truncating {
 		n.writtenThroughLocked(h)

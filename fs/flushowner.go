@@ -195,17 +195,11 @@ func (c *tgidCache) of(tid uint32) int32 {
 	return tgid
 }
 
-// opener resolves the thread that opens a file for writing, for
-// noteOpenerLocked. No lock held.
+// opener resolves the thread that opens a file for writing, an owner of
+// its handle (handle.owners). No lock held.
 func (n *Node) opener(ctx context.Context) (uint32, int32) {
 	pid := callerPid(ctx)
 	return pid, n.fsys.tgids.of(pid)
-}
-
-// noteOpenerLocked records thread pid of process tgid (from opener)
-// opening h for writing. n.mu held.
-func (n *Node) noteOpenerLocked(h *handle, pid uint32, tgid int32) {
-	h.owners.add(pid, tgid)
 }
 
 // writerOf resolves the process of a write through h by thread pid, unless

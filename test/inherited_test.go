@@ -36,46 +36,32 @@ func TestInheritedDescriptorCloses(t *testing.T) {
 		sameBytes(t, "log", m.Get("log"), append(want, randBytes(73, 4096)...))
 	})
 
-	t.Run("a child that writes", func(t *testing.T) {
-		pause := filepath.Join(dir, "pause-child")
-		cmd := writer(t, "open "+m.Path("shared")+";write 100 73;child hello;pause "+pause+";close")
+	// Each child exits while the parent writer still holds the file
+	// (paused): the child's exit must have stored what it changed.
+	afterChild := func(t *testing.T, name, steps string, want []byte) {
+		t.Helper()
+		pause := filepath.Join(dir, "pause-"+name)
+		cmd := writer(t, steps+";pause "+pause+";close")
 		waitFile(t, pause)
-		// The parent still holds the file: the child's exit stored it.
-		sameBytes(t, "after the child's exit", m.Get("shared"), append(randBytes(73, 100), "hello"...))
+		sameBytes(t, name+" after the child's exit", m.Get(name), want)
 		if err := os.Remove(pause); err != nil {
 			t.Fatal(err)
 		}
 		if code := exitCode(t, cmd); code != 0 {
 			t.Fatalf("writer exited with %d", code)
 		}
+	}
+	t.Run("a child that writes", func(t *testing.T) {
+		afterChild(t, "shared", "open "+m.Path("shared")+";write 100 73;child hello",
+			append(randBytes(73, 100), "hello"...))
 	})
-
 	t.Run("a child that writes through a shared mapping", func(t *testing.T) {
-		pause := filepath.Join(dir, "pause-map")
-		cmd := writer(t, "openrw "+m.Path("mapped")+";write 8192 74;mapchild 100 XYZ;pause "+pause+";close")
-		waitFile(t, pause)
 		want := randBytes(74, 8192)
 		copy(want[100:], "XYZ")
-		sameBytes(t, "after the mapping child's exit", m.Get("mapped"), want)
-		if err := os.Remove(pause); err != nil {
-			t.Fatal(err)
-		}
-		if code := exitCode(t, cmd); code != 0 {
-			t.Fatalf("writer exited with %d", code)
-		}
+		afterChild(t, "mapped", "openrw "+m.Path("mapped")+";write 8192 74;mapchild 100 XYZ", want)
 	})
-
 	t.Run("a child that truncates", func(t *testing.T) {
-		pause := filepath.Join(dir, "pause-trunc")
-		cmd := writer(t, "open "+m.Path("cut")+";write 100 76;truncchild 10;pause "+pause+";close")
-		waitFile(t, pause)
-		sameBytes(t, "after the truncating child's exit", m.Get("cut"), randBytes(76, 100)[:10])
-		if err := os.Remove(pause); err != nil {
-			t.Fatal(err)
-		}
-		if code := exitCode(t, cmd); code != 0 {
-			t.Fatalf("writer exited with %d", code)
-		}
+		afterChild(t, "cut", "open "+m.Path("cut")+";write 100 76;truncchild 10", randBytes(76, 100)[:10])
 	})
 
 	t.Run("threads of one process", func(t *testing.T) {
