@@ -558,22 +558,30 @@ func (c *BlockCache) unpin(bs ...*block) {
 	c.mu.Unlock()
 }
 
-// dropConsumed takes the blocks pins[j] with a key in keys[j] (the zero
-// key: none) out of memory, as Slices.Release does for DropConsumed: each
-// one that is still in the LRU as that block, fully fetched and pinned by
-// this read alone leaves it; the caller's unpin then recycles its buffer.
-func (c *BlockCache) dropConsumed(keys []BlockKey, pins []*block) {
+// dropConsumed records that r's sequential run read the blocks keys to
+// their end (Slices.Release, once the read's pins are released): the block
+// r consumed before them leaves memory now, and the last of them when r
+// consumes a later one or closes (Reader.DropConsumed says why one block
+// stays).
+func (c *BlockCache) dropConsumed(r *Reader, keys []BlockKey) {
 	c.mu.Lock()
 	n := 0
-	for j, b := range pins {
-		if b == nil || keys[j] == (BlockKey{}) || !b.held || b.fetching || b.escaped || b.pins != 1 {
+	for _, k := range keys {
+		switch {
+		case r.closed:
+			// Released after its Reader closed: nothing keeps it.
+		case !r.hasConsumed:
+			r.consumed, r.hasConsumed = k, true
 			continue
+		case k.Index == r.consumed.Index:
+			continue
+		case k.Index < r.consumed.Index:
+			// A request the kernel sent out of order, reading an
+			// earlier block to its end: that one goes now.
+		default:
+			k, r.consumed = r.consumed, k
 		}
-		if cur, ok := c.lru.Peek(keys[j]); ok && cur == b {
-			c.lru.Remove(keys[j])
-			b.held = false
-			b.owner = nil
-			c.resident -= b.size
+		if c.dropHeldLocked(k) {
 			n++
 		}
 	}
@@ -582,6 +590,19 @@ func (c *BlockCache) dropConsumed(keys []BlockKey, pins []*block) {
 	}
 	c.mu.Unlock()
 	c.ctr.consumedDropped.Add(int64(n))
+}
+
+// dropHeldLocked takes block k out of memory if the LRU holds it, fully
+// fetched, with no read pinning it and not handed out (escaped), and
+// reports whether it did.
+func (c *BlockCache) dropHeldLocked(k BlockKey) bool {
+	b, ok := c.lru.Peek(k)
+	if !ok || b.fetching || b.escaped || b.pins > 0 {
+		return false
+	}
+	c.lru.Remove(k)
+	c.dropLocked(b)
+	return true
 }
 
 // evictOneLocked evicts the least recently read block, or for a foreground

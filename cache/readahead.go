@@ -119,6 +119,7 @@ type Window struct {
 	started bool       // a read was observed
 	hiEnd   int64      // furthest byte offset the reads of this run reached
 	hiLast  int64      // furthest block the reads of this run touched
+	runFrom int64      // lowest byte offset the reads of this run started at
 	run     int        // consecutive sequential reads, counting the first of the run
 	win     int64      // window in blocks; 0 = not fetching ahead
 	ahead   int64      // blocks below this index have been handed out for fetching
@@ -149,11 +150,13 @@ func (w *Window) Observe(off, n int64) []int64 {
 	switch {
 	case !w.started:
 		w.run = 1
+		w.runFrom = off
 		if off == 0 {
 			w.openLocked()
 		}
 	case seq:
 		w.run++
+		w.runFrom = min(w.runFrom, off)
 		if w.win == 0 {
 			if w.run >= 2 {
 				w.openLocked()
@@ -163,6 +166,7 @@ func (w *Window) Observe(off, n int64) []int64 {
 		}
 	default:
 		w.run = 1
+		w.runFrom = off
 		w.collapseLocked()
 	}
 	if w.started && seq {
@@ -212,6 +216,16 @@ func (w *Window) Blocks() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.win
+}
+
+// SequentialFrom reports whether the window is open (the reader is
+// sequential) and, if so, the lowest offset its current run of sequential
+// reads started at: the blocks from there on are the ones the run has read
+// from their start.
+func (w *Window) SequentialFrom() (int64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.runFrom, w.win > 0
 }
 
 // Close releases the window's share of the policy. Idempotent.

@@ -32,17 +32,27 @@ type Reader struct {
 	// Guarded by the cache lock.
 	runs   map[*run]struct{} // prefetch runs this reader owns a share of
 	closed bool
+	// consumed is the last block a DropConsumed read of this reader read
+	// to its end, kept in memory until the reader reads a later block to
+	// its end (or closes): the kernel may still deliver, out of order, a
+	// request for an earlier part of it, which must not fetch it again.
+	consumed    BlockKey
+	hasConsumed bool
 }
 
-// DropConsumed makes the blocks that a sequential read (one with the
-// readahead window open) reads to their end leave the memory tier when its
-// Slices are released, unless another read holds them: for a caller that
+// DropConsumed makes the blocks that a sequential run of reads (one with
+// the readahead window open) read from their start to their end leave the
+// memory tier, unless another read holds them: for a caller that
 // keeps those bytes itself, as the kernel's page cache does for a buffered
 // FUSE reader. A stream through a big object then holds about its
 // readahead window in memory instead of filling the whole budget, pushes
 // out nothing that random readers come back to, and reuses buffers that
-// are still in the CPU's caches. Random reads, and blocks read only in
-// part, stay as before. Call it before the first read.
+// are still in the CPU's caches. A block leaves once the run has read a
+// later block to its end (or the Reader closes), not at once: the kernel's
+// readahead requests for a file are served concurrently and may arrive out
+// of order, and a request for the middle of a block answered after the
+// block's end would otherwise fetch it again. Random reads, and blocks read
+// only in part, stay as before. Call it before the first read.
 func (r *Reader) DropConsumed() { r.dropConsumed = true }
 
 // NewReader returns a Reader of obj. fetch opens a ranged stream of obj;
@@ -159,10 +169,11 @@ type Slices struct {
 	pins     []*block
 	buf      *[]byte // a disk range read's buffer, from c.rangeBufs
 	released atomic.Bool
-	// consumed[j] is the key of pins[j] when the read consumed that
-	// block and it is to leave memory at Release (DropConsumed); nil
-	// when none is.
+	// consumed lists the keys of the blocks the read consumed, which are
+	// to leave memory (DropConsumed) after the reader's next one; nil
+	// when none is. rd is the Reader that read them.
 	consumed []BlockKey
+	rd       *Reader
 }
 
 // Len returns the number of bytes in Vecs.
@@ -178,10 +189,10 @@ func (s *Slices) Len() int {
 // sent; later calls do nothing. Vecs must not be used after it.
 func (s *Slices) Release() {
 	if s.c != nil && s.released.CompareAndSwap(false, true) {
-		if s.consumed != nil {
-			s.c.dropConsumed(s.consumed, s.pins)
-		}
 		s.c.unpin(s.pins...)
+		if s.consumed != nil {
+			s.c.dropConsumed(s.rd, s.consumed)
+		}
 		if s.buf != nil {
 			s.c.rangeBufs.put(s.buf)
 			s.buf = nil
@@ -218,19 +229,22 @@ func (r *Reader) ReadSlices(ctx context.Context, off int64, n int) (*Slices, err
 		r.c.unpin(pins...)
 		return nil, err
 	}
-	var consumed []BlockKey
-	if r.dropConsumed && r.win != nil && r.win.Blocks() > 0 {
-		consumed = make([]BlockKey, k)
+	// Blocks this read ends and that its sequential run read from
+	// their start.
+	runFrom, sequential := int64(0), false
+	if r.dropConsumed && r.win != nil {
+		runFrom, sequential = r.win.SequentialFrom()
 	}
+	var consumed []BlockKey
 	for i, b := range data {
 		j := first + int64(i)
 		from, to := r.within(j, off, m, b)
 		data[i] = b[from:to]
-		if consumed != nil && to == r.blockLen(j) {
-			consumed[i] = r.blockKey(j)
+		if sequential && to == r.blockLen(j) && j*r.c.bs >= runFrom {
+			consumed = append(consumed, r.blockKey(j))
 		}
 	}
-	s := &Slices{Vecs: data, c: r.c, pins: pins, consumed: consumed}
+	s := &Slices{Vecs: data, c: r.c, pins: pins, consumed: consumed, rd: r}
 	if m < int64(n) {
 		return s, io.EOF
 	}
@@ -278,6 +292,13 @@ func (r *Reader) Close() {
 			}
 		}
 		clear(r.runs)
+		if r.hasConsumed {
+			r.hasConsumed = false
+			if c.dropHeldLocked(r.consumed) {
+				c.ctr.consumedDropped.Add(1)
+				c.signalFreedLocked()
+			}
+		}
 		for k, b := range c.ahead {
 			if b.owner == r {
 				delete(c.ahead, k)

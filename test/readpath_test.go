@@ -111,13 +111,25 @@ func TestReadPathReplacedWhileOpen(t *testing.T) {
 
 // TestReadPathFetchesEachByteOnce: with a cache that holds the object,
 // random reads all over it and then a full read fetch every byte from the
-// store at most once.
+// store at most once; also without the disk tier, where only memory keeps
+// what was read (the full read's requests arrive concurrently, out of
+// order: a block read to its end must not leave memory while a request for
+// its middle is still to come).
 func TestReadPathFetchesEachByteOnce(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct{ name, cacheSize string }{{"disk tier", "auto"}, {"memory only", "0"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fetchEachByteOnce(t, tc.cacheSize)
+		})
+	}
+}
+
+func fetchEachByteOnce(t *testing.T, cacheSize string) {
 	const size = 8 << 20
 	data := randBytes(99, size)
 	addr := freeAddr(t)
-	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr, "--memory-cache-size", "64MiB"))
+	m := mount(t, withTTL(time.Minute), withFlags("--metrics-addr", addr, "--memory-cache-size", "64MiB", "--cache-size", cacheSize))
 	m.Put("r.bin", data, nil)
 	before, _ := scrape(t, addr)
 
