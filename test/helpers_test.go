@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // run runs a command (a shell tool, as a user would) in dir and returns its
@@ -104,6 +106,26 @@ func lstat(t *testing.T, path string) syscall.Stat_t {
 	t.Helper()
 	var st syscall.Stat_t
 	if err := syscall.Lstat(path, &st); err != nil {
+		t.Fatalf("lstat %s: %v", path, err)
+	}
+	return st
+}
+
+// pinnedLstat is lstat through an O_PATH descriptor kept open for the
+// rest of the test: the kernel keeps the inode (and its entry) known, so
+// that another test's drop_caches cannot make the next access look it up
+// afresh (a test counting the requests of that access saw a second cold
+// lookup). An O_PATH open sends no request of its own, and the
+// descriptor is closed before the unmount (cleanups run in reverse).
+func pinnedLstat(t *testing.T, path string) syscall.Stat_t {
+	t.Helper()
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("lstat %s: %v", path, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
 		t.Fatalf("lstat %s: %v", path, err)
 	}
 	return st

@@ -446,7 +446,7 @@ func TestColdLookupRequests(t *testing.T) {
 		{"marked", 1, 0o40710, 4321, 0},
 	} {
 		var st syscall.Stat_t
-		reqs := countRequests(t, addr, func() { st = lstat(t, m2.Path(tc.name)) })
+		reqs := countRequests(t, addr, func() { st = pinnedLstat(t, m2.Path(tc.name)) })
 		if reqs["head"] != tc.heads || reqs["list"] != 1 || reqs["get"] != 1 {
 			t.Errorf("cold lookup of %s sent %v, want 1 GET, 1 LIST and %.0f HEAD", tc.name, reqs, tc.heads)
 		}

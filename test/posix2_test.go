@@ -372,7 +372,7 @@ func TestContentType(t *testing.T) {
 func TestMode0000(t *testing.T) {
 	t.Parallel()
 	m := mount(t)
-	fd, err := syscall.Open(m.Path("f"), syscall.O_CREAT|syscall.O_WRONLY, 0)
+	fd, err := syscall.Open(m.Path("f"), syscall.O_CREAT|syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("create with mode 0000: %v", err)
 	}

@@ -374,7 +374,7 @@ func TestReadPathDirectReaderNoFill(t *testing.T) {
 	m.Put("buffered.bin", buffered, nil)
 	read := []int{5, 1, 7, 3}
 
-	fd, err := unix.Open(m.Path("direct.bin"), unix.O_RDONLY|unix.O_DIRECT, 0)
+	fd, err := unix.Open(m.Path("direct.bin"), unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("open O_DIRECT: %v", err)
 	}
