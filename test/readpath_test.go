@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Read-path tests: the block cache, readahead, ETag pinning and the disk
@@ -411,16 +409,10 @@ func TestReadBackWhatWasWritten(t *testing.T) {
 	}
 	for i := range n {
 		writeFile(t, m.Path(name(i)), body(i, 0))
-		// Pinned (an O_PATH descriptor sends nothing to the daemon):
-		// another test's drop_caches would make the kernel forget the
-		// file, and its next lookup GETs the tail of the object. Not
-		// inherited (O_CLOEXEC): a long-lived child of another test
-		// (a daemon) holding it kept this mount busy at its unmount.
-		fd, err := syscall.Open(m.Path(name(i)), unix.O_PATH|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer syscall.Close(fd)
+		// Pinned: another test's drop_caches would make the kernel
+		// forget the file, and its next lookup GETs the tail of the
+		// object.
+		pinnedLstat(t, m.Path(name(i)))
 	}
 	reqs := countRequests(t, addr, func() {
 		for i := range n {
