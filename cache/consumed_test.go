@@ -184,6 +184,9 @@ func TestReaderDropConsumedOutOfOrder(t *testing.T) {
 	for off := bs; off < 2*bs; off += q {
 		readSlice(t, rd, data, off, q)
 	}
+	// A read returns once its bytes are in, before the block is counted
+	// as held: wait for the fetches to end.
+	settle(t, c, 1)
 	if inMemory(c, rd, 0) || !inMemory(c, rd, 1) {
 		t.Fatalf("after block 1 was consumed: block 0 in memory %v (want false), block 1 %v (want true)", inMemory(c, rd, 0), inMemory(c, rd, 1))
 	}
@@ -211,7 +214,11 @@ func TestReaderDropConsumedOnlyWholeRuns(t *testing.T) {
 		t.Fatal("the window did not open on two sequential reads")
 	}
 	readSlice(t, rd, data, 4*bs, bs) // block 4, whole
+	// Blocks are held once their fetches end, a little after the reads
+	// that waited for their bytes: only a held block can be dropped.
+	settle(t, c, 1)
 	readSlice(t, rd, data, 5*bs, bs) // block 5, whole: block 4 may go, block 3 must stay
+	settle(t, c, 1)
 	if !inMemory(c, rd, 3) {
 		t.Error("block 3, of which the run read only the end, left memory")
 	}
